@@ -1,0 +1,1 @@
+"""The ``dcs`` command line (click). Entry point: :func:`pscalib.cli.main.main`."""

@@ -1,0 +1,66 @@
+"""Helpers shared by the command modules: time arguments, store opening, JSON output."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import numpy as np
+
+from ..errors import PscalibError
+from ..store import DCStore
+from ..timestamps import to_ns, to_ns_or_none
+
+__all__ = ["TimeParam", "OptionalTimeParam", "open_store", "echo_json", "lock_timeout"]
+
+
+class TimeParam(click.ParamType):
+    """A time: ISO 8601 or Unix seconds -> int ns."""
+    name = "TIME"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            return to_ns(value)
+        except PscalibError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class OptionalTimeParam(TimeParam):
+    """Like TimeParam, but 'end'/'open' give None (open end)."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return to_ns_or_none(value)
+        except PscalibError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def lock_timeout(ctx: Optional[click.Context] = None) -> Optional[float]:
+    ctx = ctx or click.get_current_context(silent=True)
+    obj = (ctx.find_root().obj or {}) if ctx else {}
+    return obj.get("lock_timeout")
+
+
+def open_store(spec: str, mode: str = "r", tsp: Any = None) -> DCStore:
+    """Open STORE given as a file path, detname or alias (resolved like the library)."""
+    p = Path(spec)
+    if p.suffix == ".h5" or p.is_file() or "/" in spec:
+        return DCStore(p, mode=mode, lock_timeout=lock_timeout(), tsp=tsp)
+    return DCStore(None, spec, mode=mode, lock_timeout=lock_timeout(), tsp=tsp)
+
+
+def _default(o: Any):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=_default))

@@ -1,0 +1,160 @@
+"""The one exception hierarchy of pscalib.
+
+Every error raised on purpose by the library derives from :class:`PscalibError`, so
+``except pscalib.errors.PscalibError`` catches all of them. Each message says what was
+wrong and, where there is one, what to do about it. The ``dcs`` command turns these into a
+one-line message on stderr and exit status 1.
+
+Hierarchy::
+
+    PscalibError
+    ├── InvalidInputError (also ValueError)      bad argument: fix the call
+    │   ├── InvalidTimeError                     a time stamp that cannot be used
+    │   ├── InvalidNameError                     detname, dettype, detid, ctype, alias, par key
+    │   ├── InvalidPayloadError                  constants that cannot be stored
+    │   └── InvalidParameterError                dictpars value of an unsupported type
+    ├── NotFoundError (also LookupError)         something asked for does not exist
+    │   ├── StoreNotFoundError                   no store file for that name/path
+    │   ├── CtypeNotFoundError
+    │   ├── RangeNotFoundError
+    │   ├── VersionNotFoundError
+    │   ├── NoValidConstantsError                no range covers the requested time
+    │   └── AliasNotFoundError
+    ├── StoreFormatError                         file is not a (readable) store
+    │   ├── CorruptStoreError                    damaged or inconsistent file
+    │   ├── UnsupportedFormatVersionError        written by a newer pscalib
+    │   └── LegacyFormatError                    an original-DCS file that breaks its layout
+    ├── StoreExistsError                         refusing to overwrite an existing store
+    ├── ReadOnlyError                            change asked on a store opened read-only
+    ├── StorePermissionError (also PermissionError)
+    ├── StoreIOError (also OSError)              disk full, I/O failure during a write
+    ├── LockError
+    │   ├── LockTimeoutError                     another writer held the lock too long
+    │   └── LockUnavailableError                 filesystem cannot lock; nothing written
+    ├── AliasFileError                           malformed or conflicting alias file
+    ├── ConflictError                            merge found diverging content
+    └── IntegrityError                           verify found problems
+"""
+from __future__ import annotations
+
+__all__ = [
+    "PscalibError", "InvalidInputError", "InvalidTimeError", "InvalidNameError",
+    "InvalidPayloadError", "InvalidParameterError", "NotFoundError", "StoreNotFoundError",
+    "CtypeNotFoundError", "RangeNotFoundError", "VersionNotFoundError",
+    "NoValidConstantsError", "AliasNotFoundError", "StoreFormatError", "CorruptStoreError",
+    "UnsupportedFormatVersionError", "LegacyFormatError", "StoreExistsError",
+    "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
+    "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
+    "IntegrityError",
+]
+
+
+class PscalibError(Exception):
+    """Base class of every error pscalib raises on purpose."""
+
+
+class InvalidInputError(PscalibError, ValueError):
+    """An argument has a wrong value or type; fix the call."""
+
+
+class InvalidTimeError(InvalidInputError):
+    """A time stamp that cannot be interpreted or is out of the supported range."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A detector name, calibration type, alias or parameter key breaks a naming rule."""
+
+
+class InvalidPayloadError(InvalidInputError):
+    """Calibration constants that cannot be stored (dtype, emptiness, encoding, size)."""
+
+
+class InvalidParameterError(InvalidInputError):
+    """A dictpars value of an unsupported type."""
+
+
+class NotFoundError(PscalibError, LookupError):
+    """Something asked for does not exist."""
+
+    def __str__(self) -> str:  # LookupError/KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreNotFoundError(NotFoundError):
+    """No store file exists for the given path or detector name."""
+
+
+class CtypeNotFoundError(NotFoundError):
+    """The store has no calibration type of that name."""
+
+
+class RangeNotFoundError(NotFoundError):
+    """The calibration type has no such validity range."""
+
+
+class VersionNotFoundError(NotFoundError):
+    """The range has no such version."""
+
+
+class NoValidConstantsError(NotFoundError):
+    """No validity range of the calibration type covers the requested time."""
+
+
+class AliasNotFoundError(NotFoundError):
+    """An alias that no alias file defines (at the requested time)."""
+
+
+class StoreFormatError(PscalibError):
+    """The file is not a calibration store pscalib can read."""
+
+
+class CorruptStoreError(StoreFormatError):
+    """The file is damaged or its metadata is inconsistent."""
+
+
+class UnsupportedFormatVersionError(StoreFormatError):
+    """The file was written in a newer format version than this release knows."""
+
+
+class LegacyFormatError(StoreFormatError):
+    """A file that looks like an original LCLS DCS file but breaks its layout."""
+
+
+class StoreExistsError(PscalibError, FileExistsError):
+    """Refusing to create a store where one already exists."""
+
+
+class ReadOnlyError(PscalibError):
+    """A change was asked of a store opened read-only (open it with mode='a')."""
+
+
+class StorePermissionError(PscalibError, PermissionError):
+    """The operating system refused access to a store, lock or directory."""
+
+
+class StoreIOError(PscalibError, OSError):
+    """An I/O failure (such as a full disk) stopped a write; the store is unchanged."""
+
+
+class LockError(PscalibError):
+    """Base class of locking problems."""
+
+
+class LockTimeoutError(LockError, TimeoutError):
+    """Another writer held a store's lock for longer than the timeout."""
+
+
+class LockUnavailableError(LockError):
+    """The filesystem cannot lock files, so no write was attempted."""
+
+
+class AliasFileError(PscalibError):
+    """An alias file is malformed or a change would make it inconsistent."""
+
+
+class ConflictError(PscalibError):
+    """Two stores disagree in a way that needs a human decision."""
+
+
+class IntegrityError(PscalibError):
+    """A store failed verification; the message lists the problems."""

@@ -1,0 +1,87 @@
+"""The read interface every store backend provides.
+
+The model classes (:mod:`pscalib.store.model`) never touch HDF5 objects directly; they ask
+a backend. Objects are addressed by *keys*::
+
+    ()                               the store (file root)
+    (ctype,)                         a calibration type
+    (ctype, tsbegin, tsend)          a validity range (int ns)
+    (ctype, tsbegin, tsend, version) a version
+
+:class:`~pscalib.store.native.NativeBackend` reads and writes the pscalib format; the
+legacy reader (:mod:`pscalib.legacy`) implements the same read methods for files of the
+original LCLS DCS. The conformance tests run the same read checks against every backend.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from .history import HistoryRecord
+from .payload import Payload
+
+Key = Tuple
+
+__all__ = ["Backend", "RangeTable", "VersionInfo", "Key"]
+
+
+class RangeTable(NamedTuple):
+    """All ranges of one ctype: parallel int64 arrays (unordered)."""
+    tsbegin: np.ndarray
+    tsend: np.ndarray
+    defaultv: np.ndarray
+
+
+class VersionInfo(NamedTuple):
+    version: int
+    tsprod: int
+    kind: str            # 'ndarray' or 'text'
+    sha256: Optional[str]
+    dtype: Optional[np.dtype]
+    shape: Optional[Tuple[int, ...]]
+    nbytes: int
+
+
+class Backend:
+    """Abstract read interface (see module docstring)."""
+
+    #: True when range ends are inclusive (legacy DCS files); False for half-open.
+    end_inclusive: bool = False
+    #: True if the format can be written by pscalib (native); False for read-only formats.
+    writable_format: bool = False
+    #: True if this backend object has its file open for writing (inside a transaction).
+    writable: bool = False
+    #: Human-readable format name, e.g. 'pscalib-dcs v1' or 'legacy LCLS DCS'.
+    format_description: str = ""
+
+    def meta(self) -> Dict[str, Any]:
+        """Root metadata: dettype, detid, detname, tscfile (ns), predecessor, successor."""
+        raise NotImplementedError
+
+    def ctypes(self) -> List[str]:
+        raise NotImplementedError
+
+    def has_ctype(self, ctype: str) -> bool:
+        return ctype in self.ctypes()
+
+    def range_table(self, ctype: str) -> RangeTable:
+        raise NotImplementedError
+
+    def versions(self, ctype: str, tsbegin: int, tsend: int) -> List[int]:
+        raise NotImplementedError
+
+    def version_info(self, key: Key) -> VersionInfo:
+        raise NotImplementedError
+
+    def payload(self, key: Key) -> Payload:
+        raise NotImplementedError
+
+    def dictpars(self, key: Key) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def history(self, key: Key) -> List[HistoryRecord]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError

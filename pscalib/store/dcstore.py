@@ -1,0 +1,705 @@
+"""DCStore: one detector's calibration file, its lookup and its management methods."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+import h5py
+import numpy as np
+
+from ..errors import (CtypeNotFoundError, InvalidInputError, NoValidConstantsError,
+                      PscalibError, RangeNotFoundError, ReadOnlyError, StoreExistsError,
+                      StoreFormatError, StoreNotFoundError, StorePermissionError,
+                      VersionNotFoundError, InvalidTimeError)
+from ..names import split_detname, validate_ctype, validate_detname, validate_parkey
+from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
+from ..txn.atomic import os_error
+from ..txn.transaction import FileTransaction
+from . import layout as L
+from .backend import Backend, RangeTable
+from .dcbase import DCBase
+from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
+from .native import NativeBackend, is_native
+from .payload import Payload, checksum, normalize_payload, payload_kind
+from .selection import RangeIndex
+from .values import encode_par
+
+__all__ = ["DCStore", "open_backend"]
+
+PathLike = Union[str, Path]
+
+
+def _describe_payload(data: Payload) -> str:
+    if isinstance(data, str):
+        return f"text, {len(data.encode('utf-8'))} bytes"
+    return f"{data.dtype} {tuple(data.shape)}"
+
+
+def open_backend(path: Path) -> Backend:
+    """Open ``path`` read-only and return the backend that understands it."""
+    try:
+        f = h5py.File(path, "r", locking=False)
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"store file {path} does not exist") from None
+    except PermissionError:
+        raise StorePermissionError(f"no permission to read {path}") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{path} is a directory, not a store file") from None
+    except OSError as exc:
+        size = path.stat().st_size if path.exists() else -1
+        what = "an empty file" if size == 0 else "not an HDF5 file or a damaged one"
+        raise StoreFormatError(f"{path} is {what} ({exc}); is it a calibration store?") from None
+    try:
+        if is_native(f):
+            return NativeBackend(f)
+        from ..legacy import is_legacy, LegacyBackend  # optional reader of original DCS files
+        if is_legacy(f):
+            return LegacyBackend(f)
+    except ImportError:
+        pass
+    except BaseException:
+        f.close()
+        raise
+    f.close()
+    raise StoreFormatError(
+        f"{path} is an HDF5 file but not a calibration store (no '{L.A_FORMAT}' root "
+        f"attribute and not an original LCLS DCS file)")
+
+
+class DCStore(DCBase):
+    """One detector's calibration store (one HDF5 file).
+
+    Parameters
+    ----------
+    cpath
+        A store file, or a calib directory (with ``detname``), or None for the configured
+        repository (see :mod:`pscalib.paths`).
+    detname
+        Detector name ``<dettype>-<detid>`` or an alias; optional when ``cpath`` is a file.
+    mode
+        ``'r'`` read-only (default); ``'a'`` read and change, creating the file if missing;
+        ``'x'`` create, failing if the file exists. (``'w'`` is refused: it would truncate.)
+    lock_timeout
+        Seconds a writer waits for the lock (default ``PSCALIB_LOCK_TIMEOUT`` or 120).
+    tsp
+        Time for resolving a time-dependent alias in ``detname``.
+
+    Examples
+    --------
+    >>> with DCStore("calib/cspad/cspad-0001.h5", mode="a") as cs:   # doctest: +SKIP
+    ...     cs.add_constants("pedestals", peds, "2024-05-01T00:00:00")
+    ...     peds_now = cs.get("pedestals", "2024-06-01T12:00:00")
+    """
+
+    __slots__ = ("path", "mode", "resolved", "_backend", "_lock_timeout", "_txn",
+                 "_txn_depth", "_compact_on_commit", "_tables", "_stat", "_file_mode")
+
+    def __init__(self, cpath: Optional[PathLike] = None, detname: Optional[str] = None,
+                 mode: str = "r", *, lock_timeout: Optional[float] = None,
+                 tsp: Optional[TimeLike] = None, file_mode: Optional[int] = None):
+        super().__init__(self, ())
+        if mode == "w":
+            raise InvalidInputError("mode 'w' would truncate an existing store; use 'a' to "
+                                    "open or create, or 'x' to create a new one")
+        if mode not in ("r", "a", "x"):
+            raise InvalidInputError(f"mode must be 'r', 'a' or 'x', got {mode!r}")
+        from ..paths import resolve_store
+        self.resolved = resolve_store(cpath, detname, mode=mode, tsp=tsp)
+        self.path: Path = Path(self.resolved.path)
+        self.mode = mode
+        self._lock_timeout = lock_timeout
+        self._file_mode = file_mode
+        self._backend: Optional[Backend] = None
+        self._txn: Optional[FileTransaction] = None
+        self._txn_depth = 0
+        self._compact_on_commit = False
+        self._tables: Dict[str, Tuple[RangeTable, RangeIndex]] = {}
+        self._stat: Optional[tuple] = None
+        if mode == "x" and self.path.exists():
+            raise StoreExistsError(f"{self.path} already exists; open it with mode='a'")
+        if mode in ("a", "x") and not self.path.exists():
+            self._create(self.resolved.detname)
+        self._open_reader()
+        if mode != "r" and not self._backend.writable_format:  # type: ignore[union-attr]
+            self.close()
+            raise ReadOnlyError(f"{self.path} is in {self._backend_desc()} and can only be "
+                                f"read; convert it with 'dcs import-legacy'")
+
+    # ------------------------------------------------------------------ opening
+    def _backend_desc(self) -> str:
+        return getattr(self._backend, "format_description", "an unknown format")
+
+    def _create(self, detname: Optional[str]) -> None:
+        if detname is None:
+            stem = self.path.name[:-3] if self.path.name.endswith(".h5") else self.path.stem
+            try:
+                detname = validate_detname(stem)
+            except PscalibError as exc:
+                raise InvalidInputError(
+                    f"cannot create {self.path}: give detname=... (the file name is not a "
+                    f"detector name: {exc})") from None
+        dettype, detid = split_detname(detname)
+        parent = self.path.parent
+        if not parent.is_dir():
+            try:
+                from ..paths import make_dirs
+                make_dirs(parent)
+            except ImportError:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise os_error(exc, "create directory", parent) from None
+        txn = FileTransaction(self.path, self._lock_timeout, new_file_mode=self._file_mode)
+        txn.begin()
+        if txn.existed:  # another process created it while we waited for the lock
+            txn.abort()
+            return
+        try:
+            with h5py.File(txn.tmp, "x", libver=L.LIBVER, locking=False) as f:
+                tsc = now_ns()
+                NativeBackend.init_root(f, dettype, detid, detname, tsc)
+                NativeBackend(f).append_history((), "create_store",
+                                                f"created store for {detname}")
+        except BaseException as exc:
+            txn.abort()
+            if isinstance(exc, OSError):
+                raise os_error(exc, "create", self.path) from None
+            raise
+        txn.commit()
+
+    def _open_reader(self) -> None:
+        self._backend = open_backend(self.path)
+        try:
+            st = os.stat(self.path)
+            self._stat = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            self._stat = None
+        self._tables.clear()
+
+    def refresh(self) -> bool:
+        """Reopen the file if another process changed it; True if it did.
+
+        An open store keeps reading a consistent snapshot (the file it opened) until it is
+        refreshed or reopened.
+        """
+        if self._txn is not None:
+            return False
+        try:
+            st = os.stat(self.path)
+            now = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            now = None
+        if now == self._stat:
+            return False
+        self._close_backend()
+        self._open_reader()
+        return True
+
+    def _close_backend(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        self._tables.clear()
+
+    def close(self) -> None:
+        """Close the file (a store in a transaction cannot be closed)."""
+        if self._txn is not None:
+            raise InvalidInputError("cannot close a store inside a transaction")
+        self._close_backend()
+
+    def __enter__(self) -> "DCStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._txn is None:
+            self.close()
+
+    def _backend_for_read(self) -> Backend:
+        if self._backend is None:
+            raise InvalidInputError(f"store {self.path} is closed")
+        return self._backend
+
+    @property
+    def backend(self) -> Backend:
+        """The backend object (native or legacy) reading this file."""
+        return self._backend_for_read()
+
+    # ------------------------------------------------------------ transactions
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["DCStore"]:
+        """Group changes into one atomic, locked transaction.
+
+        On normal exit every change appears in the file at once; on an exception (or a
+        kill) the file stays exactly as it was. Nested calls join the outer transaction.
+        """
+        if self._txn is not None:
+            self._txn_depth += 1
+            try:
+                yield self
+            finally:
+                self._txn_depth -= 1
+            return
+        if self.mode == "r":
+            raise ReadOnlyError(f"{self.path} is open read-only; open it with mode='a' to "
+                                f"change it")
+        self._close_backend()
+        txn = FileTransaction(self.path, self._lock_timeout)
+        try:
+            txn.begin()
+        except BaseException:
+            self._open_reader()
+            raise
+        if not txn.existed:
+            txn.abort()
+            self._open_reader_or_missing()
+            raise StoreNotFoundError(f"{self.path} was removed by another process")
+        self._txn = txn
+        f = None
+        try:
+            try:
+                f = h5py.File(txn.tmp, "r+", locking=False)
+            except OSError as exc:
+                raise os_error(exc, "open a copy of", self.path) from None
+            self._backend = NativeBackend(f)
+            yield self
+            try:
+                f.flush()
+                f.close()
+            except OSError as exc:
+                raise os_error(exc, "write", self.path) from None
+            txn.commit(compact=self._compact_on_commit)
+        except BaseException:
+            if f is not None:
+                try:
+                    f.close()
+                except Exception:
+                    pass
+            txn.abort()
+            raise
+        finally:
+            self._txn = None
+            self._compact_on_commit = False
+            self._backend = None
+            self._open_reader_or_missing()
+
+    def _open_reader_or_missing(self) -> None:
+        try:
+            self._open_reader()
+        except StoreNotFoundError:
+            self._backend = None
+
+    def _writer(self) -> NativeBackend:
+        if self._txn is None or not isinstance(self._backend, NativeBackend):
+            raise RuntimeError("internal error: write outside a transaction")
+        return self._backend
+
+    def compact(self) -> Tuple[int, int]:
+        """Rewrite the file to reclaim space of deleted objects; returns (before, after) bytes."""
+        before = self.path.stat().st_size
+        with self.transaction():
+            self._compact_on_commit = True
+            self._writer().append_history((), "compact", f"rewrote file ({before} bytes before)")
+        return before, self.path.stat().st_size
+
+    # ------------------------------------------------------------------ metadata
+    def _meta(self) -> Dict[str, Any]:
+        return self._backend_for_read().meta()
+
+    def dettype(self) -> str:
+        return self._meta()[L.A_DETTYPE]
+
+    def detid(self) -> str:
+        return self._meta()[L.A_DETID]
+
+    def detname(self) -> str:
+        return self._meta()[L.A_DETNAME]
+
+    def tscfile(self) -> int:
+        """Creation time of the file, int ns since the epoch."""
+        return self._meta()[L.A_TSCFILE]
+
+    def predecessor(self) -> Optional[str]:
+        return self._meta()[L.A_PREDECESSOR]
+
+    def successor(self) -> Optional[str]:
+        return self._meta()[L.A_SUCCESSOR]
+
+    def _set_link(self, which: str, detname: Optional[str]) -> None:
+        if detname is not None:
+            validate_detname(detname)
+        with self.transaction():
+            be = self._writer()
+            old = be.meta()[which]
+            be.set_meta(which, detname)
+            be.append_history((), f"set_{which}", f"{old!r} -> {detname!r}")
+
+    def set_predecessor(self, detname: Optional[str]) -> None:
+        """Set (or with None remove) the detector this one replaced."""
+        self._set_link(L.A_PREDECESSOR, detname)
+
+    def set_successor(self, detname: Optional[str]) -> None:
+        """Set (or with None remove) the detector that replaced this one."""
+        self._set_link(L.A_SUCCESSOR, detname)
+
+    def _describe(self) -> str:
+        return f"store {self.path}"
+
+    def format_version(self) -> int:
+        return int(getattr(self._backend_for_read(), "format_version", 0))
+
+    # ------------------------------------------------------------------ types
+    def ctypes(self) -> List[str]:
+        """Names of the calibration types in the store, sorted."""
+        return self._backend_for_read().ctypes()
+
+    def ctypeobj(self, ctype: str) -> DCType:
+        """The :class:`DCType` of that name (error if absent)."""
+        self._require_ctype(validate_ctype(ctype))
+        return DCType(self, ctype)
+
+    __getitem__ = ctypeobj
+
+    def __contains__(self, ctype: object) -> bool:
+        return isinstance(ctype, str) and self._backend_for_read().has_ctype(ctype)
+
+    def __iter__(self):
+        return iter(self.ctypes())
+
+    def _require_ctype(self, ctype: str) -> None:
+        if not self._backend_for_read().has_ctype(ctype):
+            have = self.ctypes()
+            raise CtypeNotFoundError(f"{self.path} has no calibration type {ctype!r}; it has "
+                                     f"{', '.join(have) if have else 'none'}")
+
+    def _require_range(self, key: tuple) -> None:
+        self._require_ctype(key[0])
+        tab = self._table(key[0])
+        if not np.any((tab.tsbegin == key[1]) & (tab.tsend == key[2])):
+            raise RangeNotFoundError(f"{key[0]!r} has no range {L.range_name(key[1], key[2])}")
+
+    def _require_version(self, key: tuple) -> None:
+        self._require_range(key[:3])
+        if key[3] not in self._backend_for_read().versions(*key[:3]):
+            raise VersionNotFoundError(f"range {L.range_name(key[1], key[2])} of {key[0]!r} "
+                                       f"has no version {key[3]}")
+
+    def add_ctype(self, ctype: str) -> DCType:
+        """Create an empty calibration type (``add_constants`` does this as needed)."""
+        validate_ctype(ctype)
+        with self.transaction():
+            self._ensure_ctype(ctype)
+        return DCType(self, ctype)
+
+    def _ensure_ctype(self, ctype: str) -> None:
+        be = self._writer()
+        if not be.has_ctype(ctype):
+            be.create_ctype(ctype)
+            be.append_history((), "add_ctype", ctype)
+            self._tables.pop(ctype, None)
+
+    def del_ctype(self, ctype: str) -> None:
+        """Delete a calibration type with all its ranges and versions."""
+        validate_ctype(ctype)
+        with self.transaction():
+            self._require_ctype(ctype)
+            be = self._writer()
+            n = len(be.range_table(ctype).tsbegin)
+            be.delete_ctype(ctype)
+            be.append_history((), "del_ctype", f"{ctype} ({n} ranges)")
+            self._tables.pop(ctype, None)
+            self._compact_on_commit = True
+
+    # ------------------------------------------------------------------ lookup
+    def _table(self, ctype: str) -> RangeTable:
+        return self._indexed(ctype)[0]
+
+    def _indexed(self, ctype: str) -> Tuple[RangeTable, RangeIndex]:
+        hit = self._tables.get(ctype)
+        if hit is None:
+            be = self._backend_for_read()
+            if not be.has_ctype(ctype):
+                self._require_ctype(ctype)
+            tab = be.range_table(ctype)
+            # empty ranges (defaultv 0) are not candidates of the selection rule
+            live = tab.defaultv > 0
+            idx = (RangeIndex(tab.tsbegin.tolist(), tab.tsend.tolist(), be.end_inclusive)
+                   if live.all() else _LiveIndex(tab, live, be.end_inclusive))
+            hit = (tab, idx)
+            self._tables[ctype] = hit
+        return hit
+
+    def _select(self, ctype: str, t: int) -> Tuple[int, int, int]:
+        tab, idx = self._indexed(ctype)
+        i = idx.find(t)
+        if i is None:
+            raise NoValidConstantsError(
+                f"no {ctype!r} constants valid at {format_ns(t)} in {self.path} "
+                f"({len(tab.tsbegin)} ranges{_span(tab)})")
+        return int(tab.tsbegin[i]), int(tab.tsend[i]), int(tab.defaultv[i])
+
+    def _default_of(self, rkey: tuple) -> int:
+        tab = self._table(rkey[0])
+        hit = np.nonzero((tab.tsbegin == rkey[1]) & (tab.tsend == rkey[2]))[0]
+        if len(hit) == 0:
+            raise RangeNotFoundError(f"{rkey[0]!r} has no range {L.range_name(*rkey[1:3])}")
+        return int(tab.defaultv[hit[0]])
+
+    def get(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
+            tsprod: Optional[TimeLike] = None) -> Payload:
+        """The constants of ``ctype`` valid at ``tsp``.
+
+        Parameters
+        ----------
+        ctype
+            Calibration type, e.g. ``'pedestals'``.
+        tsp
+            The time (any form :func:`pscalib.timestamps.to_ns` accepts).
+        vers
+            None for the range's default version, or a version number (``3``/``'v0003'``).
+        tsprod
+            Instead of ``vers``: the newest version of the range produced at or before this
+            time (reproduce what was current then).
+
+        Returns
+        -------
+        numpy.ndarray or str
+
+        Raises
+        ------
+        NoValidConstantsError
+            No range covers ``tsp``.
+        CtypeNotFoundError, VersionNotFoundError
+        """
+        validate_ctype(ctype)
+        t = to_ns(tsp)
+        if vers is not None and tsprod is not None:
+            raise InvalidInputError("give either vers or tsprod, not both")
+        b, e, v = self._select(ctype, t)
+        be = self._backend_for_read()
+        if tsprod is not None:
+            v = DCRange(self, ctype, b, e).version_at(tsprod).version()
+        elif vers is not None:
+            v = _parse_vers(vers)
+            if v not in be.versions(ctype, b, e):
+                raise VersionNotFoundError(
+                    f"range {L.range_name(b, e)} of {ctype!r} (valid at {format_ns(t)}) has no "
+                    f"version {v}; it has {be.versions(ctype, b, e)}")
+        return be.payload((ctype, b, e, v))
+
+    def version_at(self, ctype: str, tsp: TimeLike, vers: Any = None) -> DCVersion:
+        """The :class:`DCVersion` that :meth:`get` would read."""
+        b, e, v = self._select(validate_ctype(ctype), to_ns(tsp))
+        rng = DCRange(self, ctype, b, e)
+        return rng.versobj(v if vers is None else vers)
+
+    def pedestals(self, tsp: TimeLike, vers: Any = None) -> Payload:
+        return self.get("pedestals", tsp, vers)
+
+    def pixel_status(self, tsp: TimeLike, vers: Any = None) -> Payload:
+        return self.get("pixel_status", tsp, vers)
+
+    def pixel_rms(self, tsp: TimeLike, vers: Any = None) -> Payload:
+        return self.get("pixel_rms", tsp, vers)
+
+    def pixel_gain(self, tsp: TimeLike, vers: Any = None) -> Payload:
+        return self.get("pixel_gain", tsp, vers)
+
+    def pixel_mask(self, tsp: TimeLike, vers: Any = None) -> Payload:
+        return self.get("pixel_mask", tsp, vers)
+
+    def pixel_bkgd(self, tsp: TimeLike, vers: Any = None) -> Payload:
+        return self.get("pixel_bkgd", tsp, vers)
+
+    def common_mode(self, tsp: TimeLike, vers: Any = None) -> Payload:
+        return self.get("common_mode", tsp, vers)
+
+    def geometry(self, tsp: TimeLike, vers: Any = None) -> Payload:
+        return self.get("geometry", tsp, vers)
+
+    # ------------------------------------------------------------------ changes
+    def add_constants(self, ctype: str, data: Any, tsbegin: TimeLike,
+                      tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
+                      comment: Optional[str] = None, *, make_default: bool = True,
+                      tsprod: Optional[TimeLike] = None, version: Optional[int] = None
+                      ) -> DCVersion:
+        """Add a new version of constants, creating the type and range as needed.
+
+        Parameters
+        ----------
+        ctype
+            Calibration type (``[a-z0-9_]+``).
+        data
+            numpy array (numeric or bool, any shape) or str (text such as geometry).
+        tsbegin, tsend
+            Validity range; ``tsend=None`` means open (valid forever). Half-open:
+            ``tsbegin <= t < tsend``.
+        dictpars
+            Parameters of the new version.
+        comment
+            Text added to the history record.
+        make_default
+            Make the new version the range's default (the first version of a range always
+            becomes the default).
+        tsprod
+            Production time stamp (default: now).
+        version
+            Explicit version number (default: one above the highest ever used in the range).
+
+        Returns
+        -------
+        DCVersion
+        """
+        validate_ctype(ctype)
+        payload = normalize_payload(data)
+        b = to_ns(tsbegin)
+        e = to_ns_or_none(tsend)
+        e = OPEN_END if e is None else e
+        if e <= b:
+            raise InvalidTimeError(f"range end {format_ns(e)} is not after its begin {format_ns(b)}")
+        tp = now_ns() if tsprod is None else to_ns(tsprod)
+        pars = dict(dictpars or {})
+        if dictpars is not None and not isinstance(dictpars, dict):
+            raise InvalidInputError(f"dictpars must be a dict, got {type(dictpars).__name__}")
+        for k, val in pars.items():
+            validate_parkey(k)
+            encode_par(k, val)
+        if version is not None:
+            version = _parse_vers(version)
+        if comment is not None and not isinstance(comment, str):
+            raise InvalidInputError("comment must be a string")
+        sha = checksum(payload)
+        nbytes = len(payload.encode()) if isinstance(payload, str) else payload.nbytes
+        with self.transaction():
+            self._txn.check_space(nbytes)  # type: ignore[union-attr]
+            return self._add_version(ctype, payload, b, e, tp, sha, pars, comment,
+                                     make_default, version)
+
+    def _add_version(self, ctype: str, payload: Payload, b: int, e: int, tp: int, sha: str,
+                     pars: Dict[str, Any], comment: Optional[str], make_default: bool,
+                     version: Optional[int], link_to: Optional[tuple] = None) -> DCVersion:
+        be = self._writer()
+        self._ensure_ctype(ctype)
+        rkey = (ctype, b, e)
+        tab = be.range_table(ctype)
+        exists = bool(np.any((tab.tsbegin == b) & (tab.tsend == e)))
+        if not exists:
+            be.create_range(ctype, b, e)
+            be.append_history((ctype,), "add_range", L.range_name(b, e))
+            current_default = 0
+        else:
+            current_default = self._default_in(tab, b, e)
+        if version is None:
+            version = be.last_version(ctype, b, e) + 1
+        elif version in be.versions(ctype, b, e):
+            raise InvalidInputError(f"range {L.range_name(b, e)} of {ctype!r} already has "
+                                    f"version {version}")
+        key = rkey + (version,)
+        be.create_version(key, payload, tp, sha, link_to=link_to)
+        for k, val in pars.items():
+            be.set_par(key, k, val)
+        becomes_default = make_default or current_default == 0
+        if becomes_default:
+            be.set_default(ctype, b, e, version)
+        rec = (f"{L.version_name(version)} {_describe_payload(payload)} sha256:{sha[:16]} "
+               f"tsprod {format_ns(tp)}{' (default)' if becomes_default else ''}")
+        if comment:
+            rec += f" - {comment}"
+        be.append_history(rkey, "add_version", rec)
+        self._tables.pop(ctype, None)
+        return DCVersion(self, key)
+
+    @staticmethod
+    def _default_in(tab: RangeTable, b: int, e: int) -> int:
+        hit = np.nonzero((tab.tsbegin == b) & (tab.tsend == e))[0]
+        return int(tab.defaultv[hit[0]]) if len(hit) else 0
+
+    def _add_range(self, ctype: str, tsbegin: TimeLike, tsend: Optional[TimeLike]) -> DCRange:
+        validate_ctype(ctype)
+        b = to_ns(tsbegin)
+        e = to_ns_or_none(tsend)
+        e = OPEN_END if e is None else e
+        if e <= b:
+            raise InvalidTimeError(f"range end {format_ns(e)} is not after its begin {format_ns(b)}")
+        with self.transaction():
+            self._ensure_ctype(ctype)
+            be = self._writer()
+            tab = be.range_table(ctype)
+            if np.any((tab.tsbegin == b) & (tab.tsend == e)):
+                raise InvalidInputError(f"{ctype!r} already has range {L.range_name(b, e)}")
+            be.create_range(ctype, b, e)
+            be.append_history((ctype,), "add_range", L.range_name(b, e))
+            self._tables.pop(ctype, None)
+        return DCRange(self, ctype, b, e)
+
+    def _del_range(self, rng: DCRange) -> None:
+        with self.transaction():
+            rng._require_exists()
+            be = self._writer()
+            vs = be.versions(*rng._key)
+            be.delete_range(*rng._key)
+            be.append_history((rng.ctype(),), "del_range",
+                              f"{rng.range()} (versions {vs or 'none'})")
+            self._tables.pop(rng.ctype(), None)
+            self._compact_on_commit = True
+
+    def _set_default(self, rkey: tuple, version: int) -> None:
+        with self.transaction():
+            self._require_range(rkey)
+            be = self._writer()
+            if version not in be.versions(*rkey):
+                raise VersionNotFoundError(
+                    f"cannot make version {version} the default of range "
+                    f"{L.range_name(*rkey[1:3])} of {rkey[0]!r}: it has versions "
+                    f"{be.versions(*rkey) or 'none'}")
+            old = self._default_of(rkey)
+            if old == version:
+                return
+            be.set_default(*rkey, version)
+            be.append_history(rkey, "set_default", f"v{old:04d} -> v{version:04d}")
+            self._tables.pop(rkey[0], None)
+
+    def _del_version(self, ver: DCVersion) -> None:
+        with self.transaction():
+            ver._require_exists()
+            be = self._writer()
+            rkey = ver._key[:3]
+            old_default = self._default_of(rkey)
+            be.delete_version(ver._key)
+            rest = be.versions(*rkey)
+            note = ""
+            if old_default == ver.version():
+                new = max(rest) if rest else 0
+                be.set_default(*rkey, new)
+                note = (f"; default is now v{new:04d}" if new else
+                        "; range has no versions left and is ignored by get")
+            be.append_history(rkey, "del_version", f"{L.version_name(ver.version())}{note}")
+            self._tables.pop(rkey[0], None)
+            self._compact_on_commit = True
+
+    def __repr__(self) -> str:
+        state = "closed" if self._backend is None else self.mode
+        return f"<DCStore {self.path} ({state})>"
+
+
+def _span(tab: RangeTable) -> str:
+    if len(tab.tsbegin) == 0:
+        return ""
+    lo = int(tab.tsbegin.min())
+    hi = int(tab.tsend.max())
+    return f" spanning {format_ns(lo)} .. {format_ns(hi)}"
+
+
+class _LiveIndex:
+    """RangeIndex over the subset of ranges that have versions (maps back to table rows)."""
+
+    __slots__ = ("_rows", "_idx")
+
+    def __init__(self, tab: RangeTable, live: np.ndarray, end_inclusive: bool):
+        self._rows = np.nonzero(live)[0]
+        self._idx = RangeIndex(tab.tsbegin[live].tolist(), tab.tsend[live].tolist(),
+                               end_inclusive)
+
+    def find(self, t: int) -> Optional[int]:
+        i = self._idx.find(t)
+        return None if i is None else int(self._rows[i])

@@ -1,0 +1,87 @@
+"""Names and constants of the on-disk format (see docs/format.rst).
+
+Everything a reader without pscalib needs is here: attribute and object names, the
+version-group naming rule and the range-group naming rule.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional, Tuple
+
+from ..timestamps import OPEN_END, compact_ns
+
+#: Root attribute ``pscalib_format`` identifies a native store.
+FORMAT_NAME = "pscalib-dcs"
+#: Root attribute ``format_version``; bumped on incompatible changes. Readers refuse files
+#: with a higher number than they know.
+FORMAT_VERSION = 1
+
+#: HDF5 library version bounds for every file pscalib writes. Never 'latest': files written
+#: with it cannot be reopened after a killed writer until h5clear is run.
+LIBVER = ("v108", "v110")
+
+# Root attributes
+A_FORMAT = "pscalib_format"
+A_FORMAT_VERSION = "format_version"
+A_DETTYPE = "dettype"
+A_DETID = "detid"
+A_DETNAME = "detname"
+A_TSCFILE = "tscfile"
+A_PREDECESSOR = "predecessor"
+A_SUCCESSOR = "successor"
+ROOT_META = (A_DETTYPE, A_DETID, A_DETNAME, A_TSCFILE, A_PREDECESSOR, A_SUCCESSOR)
+
+# Range attributes
+A_TSBEGIN = "tsbegin"
+A_TSEND = "tsend"
+A_DEFAULTV = "defaultv"
+A_LASTV = "lastv"
+
+# Version attributes
+A_VERSION = "version"
+A_TSPROD = "tsprod"
+A_KIND = "kind"
+A_SHA256 = "sha256"
+KIND_NDARRAY = "ndarray"
+KIND_TEXT = "text"
+
+# Child objects of every level (names start with '_' so they never clash with ctypes,
+# ranges or versions, whose names cannot start with '_').
+N_DICTPARS = "_dictpars"
+N_HISTORY = "_history"
+#: Per-ctype index of ranges: compound (tsbegin i8, tsend i8, defaultv i8), unordered.
+N_RANGE_INDEX = "_ranges"
+#: Payload dataset inside a version group.
+N_DATA = "data"
+
+INDEX_CHUNK = 1024
+HISTORY_CHUNK = 64
+
+_VERSION_RE = re.compile(r"^v(\d{4,})$")
+
+
+def version_name(version: int) -> str:
+    """Group name of a version: ``v0001`` ... ``v9999``, ``v10000`` ..."""
+    return f"v{int(version):04d}"
+
+
+def parse_version_name(name: str) -> Optional[int]:
+    """Inverse of :func:`version_name`; None if ``name`` is not a version group name."""
+    m = _VERSION_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def range_name(tsbegin: int, tsend: int) -> str:
+    """Deterministic, readable range group name: ``<begin>_<end>`` in compact UTC.
+
+    E.g. ``20240501T120000Z_20240601T000000Z`` or ``20240501T120000.5Z_end``.
+    """
+    return f"{compact_ns(tsbegin)}_{compact_ns(tsend)}"
+
+
+def range_key(tsbegin: int, tsend: int) -> Tuple[int, int]:
+    return (int(tsbegin), int(tsend))
+
+
+__all__ = [n for n in dir() if n.isupper() or n in (
+    "version_name", "parse_version_name", "range_name", "range_key")] + ["OPEN_END"]

@@ -1,0 +1,264 @@
+"""Backend for the native pscalib format (read and write), see docs/format.rst."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, List, Optional
+
+import h5py
+import numpy as np
+
+from ..errors import (CorruptStoreError, PscalibError, StoreFormatError,
+                      UnsupportedFormatVersionError)
+from . import layout as L
+from .backend import Backend, Key, RangeTable, VersionInfo
+from .history import HistoryRecord, append_history, read_history
+from .payload import Payload, read_payload, write_payload
+from .values import decode_par, encode_par
+
+__all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path"]
+
+INDEX_DTYPE = np.dtype([("tsbegin", "<i8"), ("tsend", "<i8"), ("defaultv", "<i8")])
+
+
+def h5path(key: Key) -> str:
+    """HDF5 path of the object addressed by ``key``."""
+    n = len(key)
+    if n == 0:
+        return "/"
+    if n == 1:
+        return key[0]
+    rn = L.range_name(key[1], key[2])
+    if n == 3:
+        return f"{key[0]}/{rn}"
+    return f"{key[0]}/{rn}/{L.version_name(key[3])}"
+
+
+def is_native(f: h5py.File) -> bool:
+    return L.A_FORMAT in f.attrs
+
+
+def _guard(method):
+    """Turn low-level h5py failures on a damaged file into CorruptStoreError."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except PscalibError:
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise CorruptStoreError(
+                f"{self.filename}: cannot {method.__name__.replace('_', ' ')} "
+                f"{'/'.join(str(a) for a in args[:1])}: {exc}; run 'dcs verify' on the file "
+                f"and restore it from a copy if it is damaged") from exc
+    return wrapper
+
+
+class NativeBackend(Backend):
+    """Reads and (on a writable h5py file) writes the native format."""
+
+    end_inclusive = False
+    writable_format = True
+    format_description = f"{L.FORMAT_NAME} v{L.FORMAT_VERSION}"
+
+    def __init__(self, f: h5py.File):
+        self.f = f
+        self.filename = f.filename
+        self.writable = f.mode == "r+"
+        try:
+            fmt = f.attrs.get(L.A_FORMAT)
+            ver = f.attrs.get(L.A_FORMAT_VERSION)
+        except Exception as exc:
+            raise CorruptStoreError(f"{self.filename}: cannot read root attributes: {exc}") from exc
+        if fmt != L.FORMAT_NAME:
+            raise StoreFormatError(f"{self.filename}: root attribute {L.A_FORMAT}={fmt!r}, "
+                                   f"expected {L.FORMAT_NAME!r}")
+        try:
+            ver = int(ver)
+        except (TypeError, ValueError):
+            raise CorruptStoreError(f"{self.filename}: format_version attribute is missing or "
+                                    f"not an integer ({ver!r})") from None
+        if ver > L.FORMAT_VERSION:
+            raise UnsupportedFormatVersionError(
+                f"{self.filename} has format version {ver}, this pscalib reads up to "
+                f"{L.FORMAT_VERSION}: upgrade pscalib (pip install -U pscalib)")
+        if ver < 1:
+            raise CorruptStoreError(f"{self.filename}: invalid format version {ver}")
+        self.format_version = ver
+
+    # ---------------------------------------------------------------- reading
+    def _group(self, key: Key) -> h5py.Group:
+        return self.f[h5path(key)] if key else self.f
+
+    @_guard
+    def meta(self) -> Dict[str, Any]:
+        a = self.f.attrs
+        out = {name: decode_par(a[name]) if name in a else None for name in L.ROOT_META}
+        if out[L.A_TSCFILE] is not None:
+            out[L.A_TSCFILE] = int(out[L.A_TSCFILE])
+        return out
+
+    @_guard
+    def ctypes(self) -> List[str]:
+        return sorted(k for k in self.f.keys() if not k.startswith("_"))
+
+    @_guard
+    def has_ctype(self, ctype: str) -> bool:
+        return ctype in self.f
+
+    @_guard
+    def range_table(self, ctype: str) -> RangeTable:
+        ds = self.f[ctype][L.N_RANGE_INDEX]
+        rows = ds[...]
+        if rows.dtype.names != INDEX_DTYPE.names:
+            raise CorruptStoreError(f"{self.filename}: {ctype}/{L.N_RANGE_INDEX} has fields "
+                                    f"{rows.dtype.names}, expected {INDEX_DTYPE.names}")
+        return RangeTable(rows["tsbegin"].astype(np.int64), rows["tsend"].astype(np.int64),
+                          rows["defaultv"].astype(np.int64))
+
+    @_guard
+    def versions(self, ctype: str, tsbegin: int, tsend: int) -> List[int]:
+        g = self.f[h5path((ctype, tsbegin, tsend))]
+        return sorted(v for v in (L.parse_version_name(k) for k in g.keys()) if v is not None)
+
+    @_guard
+    def version_info(self, key: Key) -> VersionInfo:
+        g = self.f[h5path(key)]
+        a = g.attrs
+        ds = g[L.N_DATA]
+        kind = decode_par(a[L.A_KIND])
+        sha = decode_par(a[L.A_SHA256]) if L.A_SHA256 in a else None
+        if kind == L.KIND_TEXT:
+            raw = ds[()]
+            return VersionInfo(int(a[L.A_VERSION]), int(a[L.A_TSPROD]), kind, sha, None, None,
+                               len(raw) if isinstance(raw, bytes) else len(str(raw).encode()))
+        return VersionInfo(int(a[L.A_VERSION]), int(a[L.A_TSPROD]), kind, sha, ds.dtype,
+                           tuple(ds.shape), int(ds.dtype.itemsize * int(np.prod(ds.shape))))
+
+    @_guard
+    def payload(self, key: Key) -> Payload:
+        ds = self.f[h5path(key) + "/" + L.N_DATA]
+        # the dataset type says text or array: no attribute read on the hot path
+        kind = L.KIND_TEXT if h5py.check_string_dtype(ds.dtype) else L.KIND_NDARRAY
+        return read_payload(ds, kind)
+
+    @_guard
+    def dictpars(self, key: Key) -> Dict[str, Any]:
+        g = self._group(key).get(L.N_DICTPARS)
+        if g is None:
+            return {}
+        return {k: decode_par(v) for k, v in g.attrs.items()}
+
+    @_guard
+    def history(self, key: Key) -> List[HistoryRecord]:
+        return read_history(self._group(key))
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except Exception:  # closing a damaged file must not mask the original error
+            pass
+
+    # ---------------------------------------------------------------- writing
+    @staticmethod
+    def init_root(f: h5py.File, dettype: str, detid: str, detname: str, tscfile: int) -> None:
+        a = f.attrs
+        a[L.A_FORMAT] = L.FORMAT_NAME
+        a[L.A_FORMAT_VERSION] = np.int64(L.FORMAT_VERSION)
+        a[L.A_DETTYPE] = dettype
+        a[L.A_DETID] = detid
+        a[L.A_DETNAME] = detname
+        a[L.A_TSCFILE] = np.int64(tscfile)
+
+    def set_meta(self, name: str, value: Optional[str]) -> None:
+        if value is None:
+            if name in self.f.attrs:
+                del self.f.attrs[name]
+        else:
+            self.f.attrs[name] = value
+
+    def create_ctype(self, ctype: str) -> None:
+        g = self.f.create_group(ctype)
+        g.create_dataset(L.N_RANGE_INDEX, shape=(0,), maxshape=(None,),
+                         chunks=(L.INDEX_CHUNK,), dtype=INDEX_DTYPE)
+
+    def delete_ctype(self, ctype: str) -> None:
+        del self.f[ctype]
+
+    def _index_row(self, ctype: str, tsbegin: int, tsend: int) -> int:
+        ds = self.f[ctype][L.N_RANGE_INDEX]
+        rows = ds[...]
+        hit = np.nonzero((rows["tsbegin"] == tsbegin) & (rows["tsend"] == tsend))[0]
+        if len(hit) != 1:
+            raise CorruptStoreError(f"{self.filename}: range index of {ctype!r} has "
+                                    f"{len(hit)} rows for range {L.range_name(tsbegin, tsend)}")
+        return int(hit[0])
+
+    def create_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
+        g = self.f[ctype].create_group(L.range_name(tsbegin, tsend))
+        g.attrs[L.A_TSBEGIN] = np.int64(tsbegin)
+        g.attrs[L.A_TSEND] = np.int64(tsend)
+        g.attrs[L.A_DEFAULTV] = np.int64(0)
+        g.attrs[L.A_LASTV] = np.int64(0)
+        ds = self.f[ctype][L.N_RANGE_INDEX]
+        n = ds.shape[0]
+        ds.resize((n + 1,))
+        ds[n] = (tsbegin, tsend, 0)
+
+    def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
+        i = self._index_row(ctype, tsbegin, tsend)
+        ds = self.f[ctype][L.N_RANGE_INDEX]
+        n = ds.shape[0]
+        if i != n - 1:  # move the last row into the hole: the index is unordered
+            ds[i] = ds[n - 1]
+        ds.resize((n - 1,))
+        del self.f[ctype][L.range_name(tsbegin, tsend)]
+
+    def set_default(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_DEFAULTV] = np.int64(version)
+        ds = self.f[ctype][L.N_RANGE_INDEX]
+        i = self._index_row(ctype, tsbegin, tsend)
+        row = ds[i]
+        row["defaultv"] = version
+        ds[i] = row
+
+    def last_version(self, ctype: str, tsbegin: int, tsend: int) -> int:
+        return int(self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_LASTV])
+
+    def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
+                       link_to: Optional[Key] = None) -> None:
+        ctype, tsbegin, tsend, version = key
+        rg = self.f[h5path((ctype, tsbegin, tsend))]
+        g = rg.create_group(L.version_name(version))
+        a = g.attrs
+        a[L.A_VERSION] = np.int64(version)
+        a[L.A_TSPROD] = np.int64(tsprod)
+        a[L.A_KIND] = L.KIND_TEXT if isinstance(data, str) else L.KIND_NDARRAY
+        a[L.A_SHA256] = sha256
+        if link_to is not None:  # identical payload stored once: HDF5 hard link
+            g[L.N_DATA] = self.f[h5path(link_to) + "/" + L.N_DATA]
+        else:
+            write_payload(g, data)
+        if version > int(rg.attrs[L.A_LASTV]):
+            rg.attrs[L.A_LASTV] = np.int64(version)
+
+    def delete_version(self, key: Key) -> None:
+        del self.f[h5path(key)]
+
+    def set_par(self, key: Key, name: str, value: Any) -> None:
+        data, dtype = encode_par(name, value)
+        g = self._group(key)
+        pg = g.get(L.N_DICTPARS)
+        if pg is None:
+            pg = g.create_group(L.N_DICTPARS)
+        if name in pg.attrs:
+            del pg.attrs[name]
+        if dtype is None:
+            pg.attrs[name] = data
+        else:
+            pg.attrs.create(name, data, dtype=dtype)
+
+    def del_par(self, key: Key, name: str) -> None:
+        del self._group(key)[L.N_DICTPARS].attrs[name]
+
+    def append_history(self, key: Key, action: str, record: str, **kw) -> HistoryRecord:
+        return append_history(self._group(key), action, record, **kw)

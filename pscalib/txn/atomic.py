@@ -1,0 +1,138 @@
+"""Atomic file replacement: private copies, fsync, rename, leftovers."""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import socket
+from pathlib import Path
+from typing import Callable, List, Optional, Union
+
+from ..errors import StoreIOError, StorePermissionError
+
+__all__ = ["TMP_MARK", "tmp_path_for", "copy_file", "fsync_file", "fsync_dir",
+           "atomic_replace", "cleanup_leftovers", "os_error"]
+
+#: Temporary copies are ``.<name>.pscalib-tmp-<host>-<pid>-<random>`` beside the target.
+TMP_MARK = ".pscalib-tmp-"
+_FICLONE = 0x40049409  # ioctl request number of FICLONE on Linux (btrfs, xfs reflinks)
+
+PathLike = Union[str, Path]
+
+
+def os_error(exc: OSError, action: str, path: PathLike) -> Exception:
+    """Map an OSError during a write to a pscalib error that says what to do."""
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorePermissionError(
+            f"cannot {action} {path}: {exc.strerror or exc}; check write permission on "
+            f"{Path(path).parent} (nothing was changed)")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return StoreIOError(f"cannot {action} {path}: {exc.strerror or exc}; free some space "
+                            f"(nothing was changed)")
+    return StoreIOError(f"cannot {action} {path}: {exc} (nothing was changed)")
+
+
+def tmp_path_for(path: PathLike) -> Path:
+    p = Path(path)
+    host = socket.gethostname().split(".")[0][:20] or "host"
+    return p.with_name(f".{p.name}{TMP_MARK}{host}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _try_reflink(src_fd: int, dst_fd: int) -> bool:
+    try:
+        fcntl.ioctl(dst_fd, _FICLONE, src_fd)
+        return True
+    except OSError:
+        return False
+
+
+def copy_file(src: PathLike, dst: PathLike, mode: Optional[int] = None) -> str:
+    """Copy ``src`` to new file ``dst`` as cheaply as the OS allows; return the method used.
+
+    Tries a reflink (copy-on-write clone), then ``os.copy_file_range`` (in-kernel, may
+    share extents on NFS 4.2 / XFS), then a plain read/write copy.
+    """
+    with open(src, "rb") as fs:
+        size = os.fstat(fs.fileno()).st_size
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is None else mode)
+        with os.fdopen(fd, "wb") as fd_out:
+            if _try_reflink(fs.fileno(), fd_out.fileno()):
+                return "reflink"
+            if hasattr(os, "copy_file_range"):
+                try:
+                    done = 0
+                    while done < size:
+                        n = os.copy_file_range(fs.fileno(), fd_out.fileno(), size - done)
+                        if n == 0:
+                            break
+                        done += n
+                    if done == size:
+                        return "copy_file_range"
+                    fs.seek(done)
+                    fd_out.seek(done)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP,
+                                         errno.EINVAL, errno.EBADF):
+                        raise
+                    fs.seek(0)
+                    fd_out.seek(0)
+                    fd_out.truncate()
+            shutil.copyfileobj(fs, fd_out, 8 * 1024 * 1024)
+            return "copy"
+
+
+def fsync_file(path: PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: PathLike) -> None:
+    """fsync a directory so a rename in it is durable (ignored where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_replace(tmp: PathLike, target: PathLike) -> None:
+    """fsync ``tmp``, rename it over ``target`` and fsync the directory."""
+    fsync_file(tmp)
+    os.replace(tmp, target)
+    fsync_dir(Path(target).parent)
+
+
+def cleanup_leftovers(path: PathLike, log: Optional[Callable[[str], None]] = None) -> List[Path]:
+    """Remove temporary copies that killed writers left beside ``path``.
+
+    Must only be called while holding the file's lock: only the lock holder creates
+    temporary copies, so every one found then belongs to a dead writer. They are deleted,
+    never renamed, so they can never shadow or replace a newer file.
+    """
+    p = Path(path)
+    removed = []
+    prefix = f".{p.name}{TMP_MARK}"
+    try:
+        entries = list(os.scandir(p.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(prefix):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+                if log:
+                    log(f"removed leftover {entry.path}")
+            except FileNotFoundError:
+                pass
+    return removed
