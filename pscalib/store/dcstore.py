@@ -9,22 +9,23 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 import h5py
 import numpy as np
 
-from ..errors import (CtypeNotFoundError, InvalidInputError, NoValidConstantsError,
+from ..errors import (CtypeNotFoundError, InvalidInputError, InvalidPayloadError, NoValidConstantsError,
                       PscalibError, RangeNotFoundError, ReadOnlyError, StoreExistsError,
                       StoreFormatError, StoreNotFoundError, StorePermissionError,
                       VersionNotFoundError, InvalidTimeError)
 from ..names import split_detname, validate_ctype, validate_detname, validate_parkey
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
 from ..txn.atomic import os_error
-from ..txn.transaction import FileTransaction
+from ..txn.transaction import FileTransaction, check_free_space
 from . import layout as L
 from .backend import Backend, RangeTable
 from .dcbase import DCBase
 from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
 from .native import NativeBackend, is_native
-from .payload import Payload, checksum, normalize_payload, payload_kind
+from . import payindex
+from .payload import Payload, checksum, normalize_payload, payload_kind, payloads_equal
 from .selection import RangeIndex
-from .values import encode_par
+from .values import decode_par, encode_par, pars_equal
 
 __all__ = ["DCStore", "open_backend"]
 
@@ -105,12 +106,34 @@ class DCStore(DCBase):
                                     "open or create, or 'x' to create a new one")
         if mode not in ("r", "a", "x"):
             raise InvalidInputError(f"mode must be 'r', 'a' or 'x', got {mode!r}")
+        if cpath is not None and not isinstance(cpath, (str, os.PathLike)):
+            raise InvalidInputError(f"store path must be a str or path, got "
+                                    f"{type(cpath).__name__} {cpath!r}")
+        if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(
+                lock_timeout, (int, float)) or not lock_timeout >= 0):  # NaN fails >= too
+            raise InvalidInputError(f"lock_timeout must be a number of seconds >= 0, got "
+                                    f"{lock_timeout!r}")
+        if cpath is not None and not isinstance(cpath, (str, os.PathLike)):
+            raise InvalidInputError(f"store path must be a str or path, got "
+                                    f"{type(cpath).__name__} {cpath!r}")
+        if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(
+                lock_timeout, (int, float)) or not lock_timeout >= 0):  # NaN fails >= too
+            raise InvalidInputError(f"lock_timeout must be a number of seconds >= 0, got "
+                                    f"{lock_timeout!r}")
+        if cpath is not None and not isinstance(cpath, (str, os.PathLike)):
+            raise InvalidInputError(f"store path must be a str or path, got "
+                                    f"{type(cpath).__name__} {cpath!r}")
+        if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(
+                lock_timeout, (int, float)) or not lock_timeout >= 0):  # NaN fails >= too
+            raise InvalidInputError(f"lock_timeout must be a number of seconds >= 0, got "
+                                    f"{lock_timeout!r}")
         from ..paths import resolve_store
         self.resolved = resolve_store(cpath, detname, mode=mode, tsp=tsp)
         self.path: Path = Path(self.resolved.path)
         self.mode = mode
         self._lock_timeout = lock_timeout
-        self._file_mode = file_mode
+        # explicit file_mode wins, else PSCALIB_FILE_MODE via the resolver's config
+        self._file_mode = file_mode if file_mode is not None else self.resolved.file_mode
         self._backend: Optional[Backend] = None
         self._txn: Optional[FileTransaction] = None
         self._txn_depth = 0
@@ -123,8 +146,9 @@ class DCStore(DCBase):
             self._create(self.resolved.detname)
         self._open_reader()
         if mode != "r" and not self._backend.writable_format:  # type: ignore[union-attr]
+            desc = self._backend_desc()  # before close() drops the backend
             self.close()
-            raise ReadOnlyError(f"{self.path} is in {self._backend_desc()} and can only be "
+            raise ReadOnlyError(f"{self.path} is in the {desc} and can only be "
                                 f"read; convert it with 'dcs import-legacy'")
 
     # ------------------------------------------------------------------ opening
@@ -406,6 +430,7 @@ class DCStore(DCBase):
             be = self._writer()
             n = len(be.range_table(ctype).tsbegin)
             be.delete_ctype(ctype)
+            payindex.forget(be.f, ctype)
             be.append_history((), "del_ctype", f"{ctype} ({n} ranges)")
             self._tables.pop(ctype, None)
             self._compact_on_commit = True
@@ -521,9 +546,15 @@ class DCStore(DCBase):
     def add_constants(self, ctype: str, data: Any, tsbegin: TimeLike,
                       tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
                       comment: Optional[str] = None, *, make_default: bool = True,
-                      tsprod: Optional[TimeLike] = None, version: Optional[int] = None
-                      ) -> DCVersion:
+                      tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
+                      force: bool = False) -> DCVersion:
         """Add a new version of constants, creating the type and range as needed.
+
+        Deduplication (see docs/exchange.rst): if the range's current default version
+        already holds an identical payload with the same dictpars, nothing is added and the
+        existing default version is returned with ``unchanged=True`` (unless ``force``). A
+        payload identical to one stored anywhere else in the file is stored once, as an
+        HDF5 hard link; the new version keeps its own metadata.
 
         Parameters
         ----------
@@ -545,10 +576,16 @@ class DCStore(DCBase):
             Production time stamp (default: now).
         version
             Explicit version number (default: one above the highest ever used in the range).
+        force
+            Add a new version even if it is identical to the range's current default.
 
         Returns
         -------
-        DCVersion
+        AddResult
+            A :class:`DCVersion` (equal to any other handle on the same version) with the
+            extra attributes ``unchanged`` (True if nothing was added because the default
+            is identical) and ``linked_to`` (key of the version whose stored payload the
+            new version shares, or None).
         """
         validate_ctype(ctype)
         payload = normalize_payload(data)
@@ -558,9 +595,9 @@ class DCStore(DCBase):
         if e <= b:
             raise InvalidTimeError(f"range end {format_ns(e)} is not after its begin {format_ns(b)}")
         tp = now_ns() if tsprod is None else to_ns(tsprod)
-        pars = dict(dictpars or {})
         if dictpars is not None and not isinstance(dictpars, dict):
             raise InvalidInputError(f"dictpars must be a dict, got {type(dictpars).__name__}")
+        pars = dict(dictpars or {})
         for k, val in pars.items():
             validate_parkey(k)
             encode_par(k, val)
@@ -568,17 +605,34 @@ class DCStore(DCBase):
             version = _parse_vers(version)
         if comment is not None and not isinstance(comment, str):
             raise InvalidInputError("comment must be a string")
-        sha = checksum(payload)
         nbytes = len(payload.encode()) if isinstance(payload, str) else payload.nbytes
-        with self.transaction():
-            self._txn.check_space(nbytes)  # type: ignore[union-attr]
-            return self._add_version(ctype, payload, b, e, tp, sha, pars, comment,
-                                     make_default, version)
+        check_free_space(self.path, nbytes)  # before hashing: a huge array fails fast
+        try:
+            sha = checksum(payload)
+        except MemoryError:
+            raise InvalidPayloadError(f"the array ({nbytes} bytes) does not fit in memory; "
+                                      f"nothing was written") from None
+        if not force and self._txn is None:  # cheap pre-check: no file copy when unchanged
+            same = _unchanged_key(self._backend_for_read(), ctype, b, e, sha, payload, pars)
+            if same is not None:
+                return AddResult(self, same, unchanged=True)
+        try:
+            with self.transaction():
+                self._txn.check_space(nbytes)  # type: ignore[union-attr]
+                return self._add_version(ctype, payload, b, e, tp, sha, pars, comment,
+                                         make_default, version, force=force)
+        except _Unchanged as exc:  # the transaction was aborted: the file is untouched
+            return AddResult(self, exc.key, unchanged=True)
 
     def _add_version(self, ctype: str, payload: Payload, b: int, e: int, tp: int, sha: str,
                      pars: Dict[str, Any], comment: Optional[str], make_default: bool,
-                     version: Optional[int], link_to: Optional[tuple] = None) -> DCVersion:
+                     version: Optional[int], link_to: Optional[tuple] = None,
+                     force: bool = True) -> "AddResult":
         be = self._writer()
+        if not force:  # checked before any write, so aborting leaves nothing behind
+            same = _unchanged_key(be, ctype, b, e, sha, payload, pars)
+            if same is not None:
+                raise _Unchanged(same)
         self._ensure_ctype(ctype)
         rkey = (ctype, b, e)
         tab = be.range_table(ctype)
@@ -595,7 +649,10 @@ class DCStore(DCBase):
             raise InvalidInputError(f"range {L.range_name(b, e)} of {ctype!r} already has "
                                     f"version {version}")
         key = rkey + (version,)
+        if link_to is None:
+            link_to = payindex.find_identical(be.f, sha, payload)
         be.create_version(key, payload, tp, sha, link_to=link_to)
+        payindex.add_row(be.f, sha, key)
         for k, val in pars.items():
             be.set_par(key, k, val)
         becomes_default = make_default or current_default == 0
@@ -603,11 +660,13 @@ class DCStore(DCBase):
             be.set_default(ctype, b, e, version)
         rec = (f"{L.version_name(version)} {_describe_payload(payload)} sha256:{sha[:16]} "
                f"tsprod {format_ns(tp)}{' (default)' if becomes_default else ''}")
+        if link_to is not None:
+            rec += f" (payload shared with {payindex.h5path(link_to)})"
         if comment:
             rec += f" - {comment}"
         be.append_history(rkey, "add_version", rec)
         self._tables.pop(ctype, None)
-        return DCVersion(self, key)
+        return AddResult(self, key, linked_to=link_to)
 
     @staticmethod
     def _default_in(tab: RangeTable, b: int, e: int) -> int:
@@ -638,6 +697,7 @@ class DCStore(DCBase):
             be = self._writer()
             vs = be.versions(*rng._key)
             be.delete_range(*rng._key)
+            payindex.forget(be.f, *rng._key)
             be.append_history((rng.ctype(),), "del_range",
                               f"{rng.range()} (versions {vs or 'none'})")
             self._tables.pop(rng.ctype(), None)
@@ -666,6 +726,7 @@ class DCStore(DCBase):
             rkey = ver._key[:3]
             old_default = self._default_of(rkey)
             be.delete_version(ver._key)
+            payindex.forget(be.f, *ver._key)
             rest = be.versions(*rkey)
             note = ""
             if old_default == ver.version():
@@ -680,6 +741,63 @@ class DCStore(DCBase):
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else self.mode
         return f"<DCStore {self.path} ({state})>"
+
+
+class AddResult(DCVersion):
+    """What :meth:`DCStore.add_constants` returns: a DCVersion plus how it was stored.
+
+    Attributes
+    ----------
+    unchanged
+        True if nothing was added: the range's default already held an identical payload
+        with the same dictpars (the handle is that default version).
+    linked_to
+        Key ``(ctype, tsbegin, tsend, version)`` of the version whose stored payload the new
+        version shares through an HDF5 hard link, or None if the payload was written.
+    """
+
+    __slots__ = ("unchanged", "linked_to")
+
+    def __init__(self, store: "DCStore", key: tuple, unchanged: bool = False,
+                 linked_to: Optional[tuple] = None):
+        super().__init__(store, key)
+        self.unchanged = unchanged
+        self.linked_to = linked_to
+
+    def __eq__(self, other: object) -> bool:  # equal to a plain DCVersion of the same key
+        return (isinstance(other, DCVersion) and self._store is other._store
+                and self._key == other._key)
+
+    def __hash__(self) -> int:
+        return hash(("DCVersion", id(self._store), self._key))
+
+
+class _Unchanged(Exception):
+    """Internal: aborts the transaction of an add that would change nothing."""
+
+    def __init__(self, key: tuple):
+        super().__init__(key)
+        self.key = key
+
+
+def _unchanged_key(be: Backend, ctype: str, b: int, e: int, sha: str, payload: Payload,
+                   pars: Dict[str, Any]) -> Optional[tuple]:
+    """Key of the range's default version if it equals (payload, pars), else None."""
+    if not be.has_ctype(ctype):
+        return None
+    tab = be.range_table(ctype)
+    cur = DCStore._default_in(tab, b, e)
+    if cur <= 0:
+        return None
+    key = (ctype, b, e, cur)
+    if be.version_info(key).sha256 != sha:
+        return None
+    have = be.dictpars(key)
+    want = {k: decode_par(encode_par(k, v)[0]) for k, v in pars.items()}
+    if set(have) != set(want) or not all(pars_equal(have[k], want[k]) for k in want):
+        return None
+    # confirm by bytes: a damaged stored default must not hide a real add
+    return key if payloads_equal(be.payload(key), payload) else None
 
 
 def _span(tab: RangeTable) -> str:

@@ -53,6 +53,8 @@ N_HISTORY = "_history"
 N_RANGE_INDEX = "_ranges"
 #: Payload dataset inside a version group.
 N_DATA = "data"
+#: Root-level checksum index of payloads (optional, see pscalib.store.payindex).
+N_PAYLOAD_INDEX = "_payloads"
 
 INDEX_CHUNK = 1024
 HISTORY_CHUNK = 64
