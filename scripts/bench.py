@@ -1,0 +1,506 @@
+#!/usr/bin/env python
+"""Benchmark of the pscalib hot paths against baselines measured in the same run.
+
+Builds synthetic stores in a temporary directory, times pscalib and a baseline for each
+figure (median of ``--repeat`` runs after warm-up, pscalib and baseline interleaved so
+drift and noisy neighbours hit both sides alike) and prints a table of ratios with
+PASS/FAIL against the targets of issue 7, plus absolute times and a machine line.
+
+Usage::
+
+    python scripts/bench.py                 # full sizes (1 GB store, 100 x 20 MB versions)
+    python scripts/bench.py --quick         # same figures, smaller sizes, < 1 min
+    python scripts/bench.py --quick --tiny  # seconds; for the smoke test, ratios meaningless
+    python scripts/bench.py --check         # exit 1 if a target fails
+
+Reads are warm: every file was just written or read, so it is in the page cache for both
+pscalib and the baseline. Before each timed write (the 1 GB figure) ``os.sync()`` runs
+untimed, so neither side pays for the other's write-back.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import h5py
+import numpy as np
+
+from pscalib.store.dcstore import DCStore
+from pscalib.store.native import h5path
+
+T0 = 1_700_000_000  # Unix seconds of the first range (Nov 2023)
+HOUR = 3600
+MB = 1e6
+
+# realistic detector arrays (name, detname, ctype, shape, dtype)
+CSPAD = ("cspad pedestals", "cspad-0001", "pedestals", (32, 185, 388), np.float64)
+EPIX = ("epix10ka2m pedestals", "epix10ka2m-0001", "pedestals", (16, 352, 384), np.float32)
+JUNGFRAU = ("jungfrau gains", "jungfrau-0001", "pixel_gain", (3, 8, 512, 1024), np.float32)
+TINY_SHAPES = {CSPAD[0]: (2, 18, 38), EPIX[0]: (2, 35, 38), JUNGFRAU[0]: (3, 2, 51, 102)}
+
+
+# ---------------------------------------------------------------------------- helpers
+class Row:
+    """One line of the results table."""
+
+    def __init__(self, figure: str, ours: str, base: str, ratio: Optional[float],
+                 target: Optional[float], unit: str = "x"):
+        self.figure, self.ours, self.base = figure, ours, base
+        self.ratio, self.target, self.unit = ratio, target, unit
+
+    @property
+    def result(self) -> str:
+        if self.target is None:
+            return "report"
+        return "PASS" if self.ratio is not None and self.ratio <= self.target else "FAIL"
+
+    def cells(self) -> List[str]:
+        if self.unit == "%":
+            r = f"{self.ratio:.3f} %"
+            t = f"<= {self.target:g} %" if self.target is not None else "-"
+        else:
+            r = f"{self.ratio:.3f}" if self.ratio >= 0.01 else f"{self.ratio:.2e}"
+            t = f"<= {self.target:g}" if self.target is not None else "-"
+        return [self.figure, self.ours, self.base, r, t, self.result]
+
+
+def fmt_t(sec: float) -> str:
+    if sec >= 1:
+        return f"{sec:.2f} s"
+    if sec >= 1e-3:
+        return f"{sec * 1e3:.2f} ms"
+    return f"{sec * 1e6:.0f} us"
+
+
+def interleaved(ours: Callable[[], object], base: Callable[[], object], repeat: int,
+                warmup: int = 2, before: Optional[Callable[[], None]] = None
+                ) -> Tuple[float, float]:
+    """Median seconds of ``ours`` and ``base``, alternating which runs first."""
+    for _ in range(warmup):
+        ours()
+        base()
+    t_ours: List[float] = []
+    t_base: List[float] = []
+    gc_was = gc.isenabled()
+    gc.disable()  # a collection landing in one side's timing is noise, not cost
+    try:
+        for i in range(repeat):
+            pair = [(ours, t_ours), (base, t_base)]
+            if i % 2:
+                pair.reverse()
+            for fn, acc in pair:
+                if before is not None:
+                    before()
+                t = time.perf_counter()
+                fn()
+                acc.append(time.perf_counter() - t)
+    finally:
+        if gc_was:
+            gc.enable()
+    return statistics.median(t_ours), statistics.median(t_base)
+
+
+def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def data_path(cs: DCStore, ctype: str, t: int) -> str:
+    """HDF5 path of the payload ``get`` reads (so the baseline reads the same dataset)."""
+    return h5path(cs.version_at(ctype, t)._key) + "/data"
+
+
+def raw_read(f: h5py.File, path: str) -> np.ndarray:
+    return f[path][()]
+
+
+def fs_type(path: Path) -> str:
+    """Filesystem type of ``path`` from /proc/mounts (longest mount point prefix)."""
+    best, kind = "", "unknown"
+    try:
+        real = os.path.realpath(path)
+        with open("/proc/mounts") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) >= 3:
+                    mnt = parts[1].replace("\\040", " ")
+                    if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and \
+                            len(mnt) > len(best):
+                        best, kind = mnt, parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line(tmp: Path) -> str:
+    return (f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
+            f"{platform.release()}; python {platform.python_version()}, h5py "
+            f"{h5py.version.version}, HDF5 {h5py.version.hdf5_version}, numpy {np.__version__}; "
+            f"temp dir {tmp} on {fs_type(tmp)}")
+
+
+def make_array(shape, dtype, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random(shape) * 1000).astype(dtype)
+
+
+# ---------------------------------------------------------------------------- figures
+class Bench:
+    def __init__(self, args: argparse.Namespace, tmp: Path):
+        self.a = args
+        self.tmp = tmp
+        self.rows: List[Row] = []
+        self.notes: List[str] = []
+
+    def store_path(self, detname: str) -> Path:
+        return self.tmp / f"{detname}.h5"
+
+    def shape(self, spec) -> tuple:
+        return TINY_SHAPES[spec[0]] if self.a.tiny else spec[3]
+
+    def log(self, msg: str) -> None:
+        print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+    # -- get of a big array, store open
+    def big_get(self) -> None:
+        for spec in (CSPAD, EPIX, JUNGFRAU):
+            name, detname, ctype, _, dtype = spec
+            shape = self.shape(spec)
+            path = self.store_path(detname)
+            with DCStore(path, mode="a") as cs, cs.transaction():
+                for i in range(2):  # two daily ranges, the benchmark reads the second
+                    cs.add_constants(ctype, make_array(shape, dtype, i),
+                                     T0 + i * 24 * HOUR, T0 + (i + 1) * 24 * HOUR)
+            t = T0 + 30 * HOUR
+            with DCStore(path) as cs, h5py.File(path, "r", locking=False) as f:
+                dpath = data_path(cs, ctype, t)
+                assert np.array_equal(cs.get(ctype, t), raw_read(f, dpath))
+
+                def raw_direct(f=f, dpath=dpath):
+                    ds = f[dpath]
+                    out = np.empty(ds.shape, ds.dtype)
+                    ds.read_direct(out)
+                    return out
+
+                ours, base1 = interleaved(lambda: cs.get(ctype, t), lambda: raw_read(f, dpath),
+                                          self.a.repeat * 5)
+                _, base2 = interleaved(lambda: cs.get(ctype, t), raw_direct, self.a.repeat * 5)
+            base = min(base1, base2)  # the faster raw idiom: ds[()] or read_direct
+            nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            self.rows.append(Row(f"get {name} {shape} {np.dtype(dtype).name} "
+                                 f"({nbytes / MB:.1f} MB), store open / raw h5py read",
+                                 fmt_t(ours), fmt_t(base), ours / base, 1.10))
+
+    # -- open + get of a 4x4 array
+    def open_small(self) -> None:
+        path = self.store_path(CSPAD[1])  # the cspad store built by big_get, plus a 4x4 type
+        with DCStore(path, mode="a") as cs, cs.transaction():
+            for i in range(2):
+                cs.add_constants("common_mode", np.arange(16.0).reshape(4, 4) + i,
+                                 T0 + i * 24 * HOUR, T0 + (i + 1) * 24 * HOUR)
+        t = T0 + 30 * HOUR
+        with DCStore(path) as cs:
+            dpath = data_path(cs, "common_mode", t)
+
+        def ours():
+            with DCStore(path) as cs:
+                return cs.get("common_mode", t)
+
+        def base():
+            with h5py.File(path, "r", locking=False) as f:
+                return f[dpath][()]
+
+        assert np.array_equal(ours(), base())
+        o, b = interleaved(ours, base, self.a.repeat * 40, warmup=10)
+        self.rows.append(Row("open store + get of a 4x4 float64 / raw h5py open + read",
+                             fmt_t(o), fmt_t(b), o / b, 2.0))
+
+    # -- get with many ranges vs few
+    def build_ranges(self, n: int) -> Path:
+        path = self.store_path(f"epix100a-{n:04d}")
+        t = time.perf_counter()
+        with DCStore(path, mode="a") as cs, cs.transaction():
+            for i in range(n):
+                # hourly ranges; every 10th is open-ended, so ranges overlap as in real files
+                end = None if i % 10 == 9 else T0 + (i + 1) * HOUR
+                cs.add_constants("pixel_status", np.full((4, 4), i % 7, np.uint16),
+                                 T0 + i * HOUR, end)
+        dt = time.perf_counter() - t
+        self.notes.append(f"building a store with {n} ranges in one transaction: {fmt_t(dt)}")
+        return path
+
+    def many_ranges(self) -> None:
+        few, many = 10, self.a.ranges
+        p_few = self.build_ranges(few)
+        p_many = self.build_ranges(many)
+        rng = np.random.default_rng(7)
+        fracs = rng.random(1000)
+        # the same relative positions in both stores; integer seconds as analysis code gives
+        q_few = [T0 + int(x * few * HOUR) for x in fracs]
+        q_many = [T0 + int(x * many * HOUR) for x in fracs]
+        with DCStore(p_few) as c_few, DCStore(p_many) as c_many:
+            it = {"few": 0, "many": 0}
+
+            def g_few():
+                it["few"] = (it["few"] + 1) % len(q_few)
+                return c_few.get("pixel_status", q_few[it["few"]])
+
+            def g_many():
+                it["many"] = (it["many"] + 1) % len(q_many)
+                return c_many.get("pixel_status", q_many[it["many"]])
+
+            o, b = interleaved(g_many, g_few, self.a.repeat * 200, warmup=50)
+        self.rows.append(Row(f"get with {many} ranges / with {few} ranges (store open, "
+                             f"4x4 uint16)", fmt_t(o), fmt_t(b), o / b, 1.5))
+
+        def first(p):
+            with DCStore(p) as cs:
+                return cs.get("pixel_status", T0 + HOUR // 2)
+
+        o, b = interleaved(lambda: first(p_many), lambda: first(p_few), self.a.repeat * 4)
+        self.notes.append(f"open + first get (reads and indexes all ranges): {many} ranges "
+                          f"{fmt_t(o)}, {few} ranges {fmt_t(b)} (ratio {o / b:.2f}, "
+                          f"no target)")
+        for p in (p_few, p_many):
+            p.unlink()
+
+    # -- one small change to a big store vs copying it
+    def big_change(self) -> None:
+        name, _, ctype, _, dtype = JUNGFRAU
+        shape = self.shape(JUNGFRAU)
+        per = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        nver = max(1, int(round(self.a.gb * 1e9 / per)))
+        path = self.store_path("jungfrau-0002")
+        t = time.perf_counter()
+        base_arr = make_array(shape, dtype, 1)
+        with DCStore(path, mode="a") as cs, cs.transaction():
+            for i in range(nver):
+                cs.add_constants(ctype, base_arr + np.float32(i), T0 + (i // 4) * 24 * HOUR,
+                                 T0 + (i // 4 + 1) * 24 * HOUR)
+        del base_arr
+        size = path.stat().st_size
+        self.notes.append(f"building the {size / 1e9:.2f} GB store ({nver} versions of "
+                          f"{name} {shape}) in one transaction: "
+                          f"{fmt_t(time.perf_counter() - t)}")
+        dst = self.tmp / "plain-copy.h5"
+        count = [0]
+        with DCStore(path, mode="a") as cs:
+            def ours():
+                count[0] += 1
+                cs.add_constants("common_mode", np.full((4, 4), count[0], np.float64),
+                                 T0 + count[0] * HOUR)
+
+            def copy_sync():
+                shutil.copyfile(path, dst)
+                fd = os.open(dst, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                dst.unlink()
+
+            def copy_plain():
+                shutil.copyfile(path, dst)
+                dst.unlink()
+
+            rep = max(3, self.a.repeat)
+            o, b_sync = interleaved(ours, copy_sync, rep, warmup=1, before=os.sync)
+            o2, b_plain = interleaved(ours, copy_plain, rep, warmup=0, before=os.sync)
+        method = _copy_method(path)
+        self.rows.append(Row(f"one small change (add a 4x4) to a {size / 1e9:.2f} GB store / "
+                             f"plain copy + fsync", fmt_t(o), fmt_t(b_sync), o / b_sync, 1.3))
+        self.notes.append(
+            f"the change commits durably (copy, edit, fsync, rename, fsync dir; copy method "
+            f"'{method}'); the baseline is shutil.copyfile + fsync of the copy, equally "
+            f"durable. Against a copy without fsync ({fmt_t(b_plain)}) the ratio is "
+            f"{o2 / b_plain:.2f} (no target: that copy leaves {size / 1e9:.2f} GB of dirty "
+            f"pages for the kernel to write later)")
+        path.unlink()
+
+    # -- file size overhead
+    def size_overhead(self) -> None:
+        name, _, ctype, _, dtype = CSPAD
+        shape = self.shape(CSPAD)
+        n = self.a.versions
+        path = self.store_path("cspad-0100")
+        base_arr = make_array(shape, dtype, 3)
+        payload = 0
+        batch = max(1, (n + 3) // 4)  # four transactions, as a store grows over time
+        t = time.perf_counter()
+        with DCStore(path, mode="a") as cs:
+            done = 0
+            while done < n:
+                with cs.transaction():
+                    for i in range(done, min(n, done + batch)):
+                        arr = base_arr + float(i)  # distinct bytes: nothing is deduplicated
+                        cs.add_constants(ctype, arr, T0, None, comment=f"run {i}")
+                        payload += arr.nbytes
+                done = min(n, done + batch)
+        size = path.stat().st_size
+        pct = 100.0 * (size - payload) / payload
+        self.notes.append(f"building {n} versions of {name} {shape} in {(n + batch - 1) // batch} "
+                          f"transactions: {fmt_t(time.perf_counter() - t)}")
+        self.rows.append(Row(f"file size beyond payload bytes, {n} versions of {name} "
+                             f"({payload / n / MB:.1f} MB each)",
+                             f"{size / MB:.1f} MB", f"{payload / MB:.1f} MB", pct, 1.0, "%"))
+        path.unlink()
+
+    # -- NDArrIO text
+    def ndarrio(self) -> None:
+        name, detname, ctype, _, dtype = CSPAD
+        path = self.store_path(detname)
+        t = T0 + 30 * HOUR
+        txt = self.tmp / "pedestals.txt"
+        with DCStore(path) as cs:
+            arr = cs.get(ctype, t)
+            load, how = _ndarrio_io(txt, arr)
+            assert np.array_equal(load(), arr)
+            o, b = interleaved(lambda: cs.get(ctype, t), load, max(3, self.a.repeat // 2),
+                               warmup=1)
+        self.rows.append(Row(f"get {name} / load the same array from NDArrIO text "
+                             f"({txt.stat().st_size / MB:.0f} MB, {how})",
+                             fmt_t(o), fmt_t(b), o / b, None))
+        txt.unlink()
+
+
+def _copy_method(path: Path) -> str:
+    from pscalib.txn.atomic import copy_file
+    probe = path.with_name(".copy-probe.h5")
+    try:
+        return copy_file(path, probe)
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def _ndarrio_io(txt: Path, arr: np.ndarray) -> Tuple[Callable[[], np.ndarray], str]:
+    """Write ``arr`` as NDArrIO text; return a loader and its description."""
+    try:
+        from pscalib.ndarrio import load_ndarrio, save_ndarrio
+    except ImportError:  # fallback: the same text layout, parsed with numpy
+        with open(txt, "w") as fh:
+            fh.write(f"# DTYPE double\n# NDIM {arr.ndim}\n")
+            for i, n in enumerate(arr.shape, 1):
+                fh.write(f"# DIM:{i} {n}\n")
+            np.savetxt(fh, arr.reshape(-1, arr.shape[-1]), fmt="%r")
+        return (lambda: np.loadtxt(txt, dtype=arr.dtype).reshape(arr.shape),
+                "numpy.loadtxt")
+    save_ndarrio(txt, arr, {"TITLE": "benchmark"})
+    return (lambda: load_ndarrio(txt)[0]), "pscalib.ndarrio.load_ndarrio"
+
+
+# ---------------------------------------------------------------------------- main
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smaller sizes and fewer repeats (under a minute): --gb 0.25, "
+                        "--versions 20, --repeat 5")
+    p.add_argument("--tiny", action="store_true",
+                   help="tiny arrays and stores (a few seconds; ratios are not meaningful, "
+                        "for smoke tests only)")
+    p.add_argument("--repeat", type=int, help="timed repeats per figure (default 10)")
+    p.add_argument("--gb", type=float, help="size of the big store in GB (default 1)")
+    p.add_argument("--ranges", type=int, help="ranges in the big ctype (default 10000)")
+    p.add_argument("--versions", type=int,
+                   help="versions of the 20 MB array for the size figure (default 100)")
+    p.add_argument("--tmpdir", type=Path, help="where to build the stores (default: system "
+                   "temp dir); its filesystem decides the copy method")
+    p.add_argument("--check", action="store_true", help="exit 1 if a target fails")
+    a = p.parse_args(argv)
+    quick = {"repeat": 5, "gb": 0.25, "ranges": 10000, "versions": 20}
+    tiny = {"repeat": 3, "gb": 0.002, "ranges": 200, "versions": 4}
+    full = {"repeat": 10, "gb": 1.0, "ranges": 10000, "versions": 100}
+    dflt = tiny if a.tiny else quick if a.quick else full
+    for k, v in dflt.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    if a.repeat < 1 or a.gb <= 0 or a.ranges < 10 or a.versions < 1:
+        p.error("--repeat, --gb, --versions must be positive and --ranges at least 10")
+    return a
+
+
+def fit_to_disk(a: argparse.Namespace, tmp: Path) -> None:
+    """Halve ``--gb`` and ``--versions`` until the temp dir has space for the stores."""
+    free = shutil.disk_usage(tmp).free
+    per = 32 * 185 * 388 * 8 if not a.tiny else 2 * 18 * 38 * 8
+    # the size figure needs its file plus one transaction copy; the 1 GB figure three copies
+    need = lambda: max(a.versions * per * 2.1, a.gb * 1e9 * 3.2) + 1e9  # noqa: E731
+    while need() > free and (a.versions > 1 or a.gb > 0.01):
+        a.versions = max(1, a.versions // 2)
+        a.gb = max(0.01, a.gb / 2)
+    if need() > free:
+        raise SystemExit(f"not enough free space in {tmp}: {free / 1e9:.1f} GB free")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    a = parse_args(argv)
+    base = a.tmpdir if a.tmpdir is not None else Path(tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    want = (a.gb, a.versions)
+    fit_to_disk(a, base)
+    tmp = Path(tempfile.mkdtemp(prefix="pscalib-bench-", dir=base))
+    print(machine_line(tmp))
+    if (a.gb, a.versions) != want:
+        print(f"NOTE: not enough free space in {base} for --gb {want[0]} --versions {want[1]}: "
+              f"scaled down to --gb {a.gb:g} --versions {a.versions}")
+    mode = "tiny (smoke test: ratios not meaningful)" if a.tiny else \
+        "quick" if a.quick else "full"
+    print(f"mode: {mode}; repeat {a.repeat}; big store {a.gb:g} GB; {a.ranges} ranges; "
+          f"{a.versions} versions; reads warm (page cache), medians after warm-up")
+    sys.stdout.flush()
+    b = Bench(a, tmp)
+    t_start = time.perf_counter()
+    try:
+        for step in (b.big_get, b.open_small, b.many_ranges, b.big_change, b.size_overhead,
+                     b.ndarrio):
+            b.log(step.__name__)
+            step()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    head = ["figure", "pscalib", "baseline", "ratio", "target", "result"]
+    table = [head] + [r.cells() for r in b.rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    sep = "+".join("-" * (w + 2) for w in widths)
+    print()
+    for k, r in enumerate(table):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        if k == 0:
+            print("|" + sep.replace("+", "|") + "|")
+    print()
+    for n in b.notes:
+        print(f"- {n}")
+    print(f"- total benchmark time {fmt_t(time.perf_counter() - t_start)}")
+    failed = [r for r in b.rows if r.result == "FAIL"]
+    print(f"{len(failed)} of {sum(r.target is not None for r in b.rows)} targets failed"
+          + (" (tiny mode: not meaningful)" if a.tiny else ""))
+    return 1 if (a.check and failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
