@@ -9,7 +9,8 @@ Accepted inputs (:func:`to_ns`):
 - ``int`` / ``float`` (and numpy scalars): Unix seconds. Floats are converted through their
   shortest decimal representation, so ``1714564800.123456`` is exactly ...123456000 ns.
 - ``(sec, nsec)`` pair of integers, ``0 <= nsec < 1e9``.
-- ``numpy.datetime64`` of any unit (taken as UTC, as numpy does).
+- ``numpy.datetime64`` of any unit (taken as UTC, as numpy does; sub-ns units are
+  rounded to the nearest ns).
 - ``datetime.datetime``: timezone-aware ones are converted; **naive ones are taken as UTC**.
 - ``datetime.date``: midnight UTC of that day.
 - ISO 8601 strings ``YYYY-MM-DD[THH:MM[:SS[.fffffffff]]][Z|+HH:MM|-HH:MM]`` (space instead of
@@ -77,6 +78,27 @@ def _datetime_to_ns(value: _dt.datetime, original: Any) -> int:
     return _check_range(ns, original)
 
 
+# ns per unit of numpy datetime64 (as a fraction num/den for sub-ns units)
+_DT64_UNIT = {"W": (7 * 86400 * NS_PER_S, 1), "D": (86400 * NS_PER_S, 1),
+              "h": (3600 * NS_PER_S, 1), "m": (60 * NS_PER_S, 1), "s": (NS_PER_S, 1),
+              "ms": (10**6, 1), "us": (1000, 1), "ns": (1, 1), "ps": (1, 10**3),
+              "fs": (1, 10**6), "as": (1, 10**9)}
+
+
+def _datetime64_to_ns(value: np.datetime64) -> int:
+    # Exact integer arithmetic: numpy's astype('datetime64[ns]') overflows silently
+    # (e.g. year 3000 in days becomes a negative ns count).
+    unit, count = np.datetime_data(value.dtype)
+    if unit in ("Y", "M"):  # calendar units: days never overflow int64
+        value = value.astype("datetime64[D]")
+        unit, count = "D", 1
+    if unit not in _DT64_UNIT:
+        raise InvalidTimeError(f"time {value!r} has unsupported datetime64 unit {unit!r}")
+    num, den = _DT64_UNIT[unit]
+    ticks = int(value.astype(np.int64)) * count * num
+    return int((Decimal(ticks) / den).to_integral_value())  # round half even below 1 ns
+
+
 def _parse_iso(text: str, original: Any) -> int:
     m = _ISO_RE.match(text)
     if not m:
@@ -132,13 +154,7 @@ def to_ns(value: TimeLike) -> int:
     if isinstance(value, np.datetime64):
         if np.isnat(value):
             raise InvalidTimeError("time is NaT (not a time)")
-        try:
-            ns = value.astype("datetime64[ns]").astype(np.int64)
-        except (OverflowError, ValueError):
-            raise InvalidTimeError(f"time {value!r} is outside the supported range") from None
-        if value.astype("datetime64[ns]") != value:  # silent int64 overflow in numpy
-            raise InvalidTimeError(f"time {value!r} is outside the supported range")
-        return _check_range(int(ns), original)
+        return _check_range(_datetime64_to_ns(value), original)
     if isinstance(value, _dt.datetime):
         return _datetime_to_ns(value, original)
     if isinstance(value, _dt.date):

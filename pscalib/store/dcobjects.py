@@ -56,14 +56,19 @@ class DCType(DCBase):
         """
         if end != "__unset__":
             key = (key, end)
-        if isinstance(key, DCRange):
-            key = (key.tsbegin(), key.tsend())
+        if isinstance(key, DCRange):  # its times are ns already: to_ns would read seconds
+            key = (np.datetime64(key.tsbegin(), "ns"),
+                   None if key.is_open() else np.datetime64(key.tsend(), "ns"))
         tab = self._store._table(self.ctype())
         pairs = list(zip(tab.tsbegin.tolist(), tab.tsend.tolist()))
         if isinstance(key, str):
             for b, e in pairs:
                 if L.range_name(b, e) == key:
                     return DCRange(self._store, self.ctype(), b, e)
+            if "_" in key:  # a range name (times never contain '_'): do not parse it as a time
+                raise RangeNotFoundError(
+                    f"{self.ctype()!r} has no range named {key!r}; ranges: "
+                    f"{', '.join(L.range_name(*p) for p in sorted(pairs)) or 'none'}")
         if isinstance(key, tuple) and len(key) == 2:
             b = to_ns(key[0])
             e = to_ns_or_none(key[1])
@@ -206,8 +211,10 @@ class DCRange(DCBase):
 
     def add_version(self, data: Any, **kw) -> "DCVersion":
         """Add a version to this range (see :meth:`DCStore.add_constants`)."""
-        end = None if self.is_open() else self.tsend()
-        return self._store.add_constants(self.ctype(), data, self.tsbegin(), end, **kw)
+        # ns as datetime64: plain ints would be read as Unix seconds
+        end = None if self.is_open() else np.datetime64(self.tsend(), "ns")
+        return self._store.add_constants(self.ctype(), data,
+                                         np.datetime64(self.tsbegin(), "ns"), end, **kw)
 
     def del_version(self, vers: Any) -> None:
         """Delete a version (history stays at this range)."""

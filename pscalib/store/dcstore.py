@@ -612,7 +612,8 @@ class DCStore(DCBase):
         except MemoryError:
             raise InvalidPayloadError(f"the array ({nbytes} bytes) does not fit in memory; "
                                       f"nothing was written") from None
-        if not force and self._txn is None:  # cheap pre-check: no file copy when unchanged
+        # an explicit version number asks for a new version: never answered by dedup
+        if not force and version is None and self._txn is None:  # cheap pre-check
             same = _unchanged_key(self._backend_for_read(), ctype, b, e, sha, payload, pars)
             if same is not None:
                 return AddResult(self, same, unchanged=True)
@@ -629,7 +630,7 @@ class DCStore(DCBase):
                      version: Optional[int], link_to: Optional[tuple] = None,
                      force: bool = True) -> "AddResult":
         be = self._writer()
-        if not force:  # checked before any write, so aborting leaves nothing behind
+        if not force and version is None:  # checked before any write: abort leaves nothing
             same = _unchanged_key(be, ctype, b, e, sha, payload, pars)
             if same is not None:
                 raise _Unchanged(same)
