@@ -1,59 +1,371 @@
 """Where store files live: calib directories and name -> file resolution.
 
-Layout of a calib directory: ``<calib>/<dettype>/<dettype>-<detid>.h5``.
+Layout of every calib directory (repository, experiment workspace or local)::
 
-(Minimal version; the resolver across repository / experiment / local directories and
-aliases is documented in README.rst.)
+    <calib>/<dettype>/<dettype>-<detid>.h5      one store per detector
+    <calib>/<dettype>/aliases.txt               aliases of detectors of that type
+
+Resolution of ``DCStore(cpath, detname)`` (see ``docs/paths.rst``):
+
+- ``cpath`` is a file (or ends in ``.h5``): that file.
+- ``cpath`` is a calib directory: ``<cpath>/<dettype>/<detname>.h5``; aliases are looked up
+  in that directory's alias files.
+- ``cpath`` is None: the configured places in the search order (default: experiment
+  workspace, then repository). Reading takes the first place holding the file. Writing
+  (``mode='a'``) changes the file a reader would see; if there is none, the store is created
+  in the first configured place of the search order (``mode='x'`` refuses if any place
+  already has the file, because the new file would shadow it or be shadowed).
+
+``detname`` may be an alias: a name that is not of the form ``<dettype>-<detid>`` is looked
+up in the alias files of the places searched, at time ``tsp`` (latest record without one).
+The result, :class:`ResolvedStore`, records the file used, the place it came from and every
+path searched; a missing file raises :class:`~pscalib.errors.StoreNotFoundError` listing all.
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 
-from .errors import InvalidInputError, StoreNotFoundError
-from .names import split_detname
+from .config import Config, load_config
+from .errors import (InvalidInputError, InvalidNameError, StoreExistsError, StoreNotFoundError,
+                     StorePermissionError)
+from .names import split_detname, validate_alias
 
-__all__ = ["ResolvedStore", "resolve_store", "store_file_in", "repository_dir"]
+__all__ = ["ResolvedStore", "Place", "SearchStep", "resolve_store", "locate", "store_file_in",
+           "alias_file_in", "repository_dir", "search_places", "place_of", "make_dirs",
+           "permission_error", "is_detname", "ALIAS_FILE_NAME"]
 
 PathLike = Union[str, Path]
 
+#: Name of the alias file in each ``<calib>/<dettype>/`` directory.
+ALIAS_FILE_NAME = "aliases.txt"
+
+
+class Place(NamedTuple):
+    """One calib directory that is searched: its kind, path and a human label."""
+    kind: str        # 'experiment', 'repository' or 'local'
+    calib: Path
+    label: str       # e.g. "experiment workspace CXI/cxic0415"
+
+
+class SearchStep(NamedTuple):
+    """One place looked at while resolving a name, and what was found there."""
+    kind: str
+    label: str
+    path: Optional[Path]   # the store file looked for (None if the place is not configured)
+    status: str            # 'found', 'missing', 'permission denied', 'not configured'
+
+    def describe(self) -> str:
+        where = str(self.path) if self.path is not None else "-"
+        return f"{self.label}: {where} ({self.status})"
+
 
 class ResolvedStore(NamedTuple):
-    """Result of resolving a store: the file, the detname and where it looked."""
+    """Result of resolving a store: the file, the detname and where it looked.
+
+    ``source`` is the kind of place the file is in: 'file' (a path was given), 'local',
+    'experiment' or 'repository'. ``alias``/``alias_file`` are set when ``detname`` came
+    from an alias.
+    """
     path: Path
     detname: Optional[str]
     searched: Tuple[Path, ...]
     source: str
+    label: str = ""
+    steps: Tuple[SearchStep, ...] = ()
+    alias: Optional[str] = None
+    alias_file: Optional[Path] = None
+    file_mode: Optional[int] = None
+    dir_mode: Optional[int] = None
 
 
-def repository_dir(repository: Optional[PathLike] = None) -> Path:
-    value = repository or os.environ.get("PSCALIB_REPOSITORY")
-    if not value:
-        raise InvalidInputError("no calibration repository configured: set PSCALIB_REPOSITORY "
-                                "or give a calib directory / file path")
-    return Path(value)
+def is_detname(name: object) -> bool:
+    """True if ``name`` is a valid ``<dettype>-<detid>`` (otherwise it may be an alias)."""
+    try:
+        split_detname(name)
+        return True
+    except InvalidNameError:
+        return False
 
 
 def store_file_in(calib: PathLike, detname: str) -> Path:
+    """``<calib>/<dettype>/<detname>.h5`` (``detname`` is validated)."""
     dettype, _ = split_detname(detname)
     return Path(calib) / dettype / f"{detname}.h5"
 
 
+def alias_file_in(calib: PathLike, dettype: str) -> Path:
+    """``<calib>/<dettype>/aliases.txt``."""
+    from .names import validate_dettype
+    return Path(calib) / validate_dettype(dettype) / ALIAS_FILE_NAME
+
+
+def repository_dir(repository: Optional[PathLike] = None) -> Path:
+    """The repository calib directory (argument > ``PSCALIB_REPOSITORY``)."""
+    repo = load_config(repository=repository).repository
+    if repo is None:
+        raise InvalidInputError("no calibration repository configured: set PSCALIB_REPOSITORY "
+                                "or give a calib directory / file path")
+    return repo
+
+
+def _label(kind: str, cfg: Config, calib: Path) -> str:
+    if kind == "experiment":
+        return f"experiment workspace {cfg.instrument}/{cfg.experiment}"
+    if kind == "repository":
+        return "repository"
+    return f"local calib directory {calib}"
+
+
+def search_places(config: Optional[Config] = None) -> Tuple[List[Place], List[SearchStep]]:
+    """The configured places in search order, and a step for each unconfigured one."""
+    cfg = config or load_config()
+    places: List[Place] = []
+    skipped: List[SearchStep] = []
+    for kind in cfg.search_order:
+        calib = cfg.calib_dir(kind)
+        if calib is None:
+            label = "experiment workspace" if kind == "experiment" else "repository"
+            skipped.append(SearchStep(kind, label, None, cfg.missing_reason(kind)))
+        else:
+            places.append(Place(kind, calib, _label(kind, cfg, calib)))
+    return places, skipped
+
+
+def place_of(path: PathLike, config: Optional[Config] = None) -> Place:
+    """The configured calib directory containing ``path`` (or a 'local' place)."""
+    cfg = config or load_config()
+    p = Path(os.path.abspath(path))
+    for kind in ("experiment", "repository"):
+        calib = cfg.calib_dir(kind)
+        if calib is not None:
+            c = Path(os.path.abspath(calib))
+            if p == c or c in p.parents:
+                return Place(kind, calib, _label(kind, cfg, calib))
+    calib = p if p.is_dir() or p.suffix != ".h5" else p.parent.parent
+    return Place("local", calib, _label("local", cfg, calib))
+
+
+def _blocking_dir(path: Path) -> Path:
+    """The nearest existing ancestor of ``path`` (the directory whose permission matters)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def permission_error(action: str, path: PathLike, config: Optional[Config] = None,
+                     detail: str = "permission denied") -> StorePermissionError:
+    """A :class:`StorePermissionError` naming the workspace, the path and what to do."""
+    place = place_of(path, config)
+    blocker = _blocking_dir(Path(path).parent)
+    return StorePermissionError(
+        f"cannot {action} {path} in {place.label} ({place.calib}): {detail}; you need write "
+        f"(and search) permission on {blocker} - experiment workspaces are usually "
+        f"group-writable, so check your group membership or ask the owner of {blocker}")
+
+
+def make_dirs(path: PathLike, mode: Optional[int] = None,
+              config: Optional[Config] = None) -> Path:
+    """Create ``path`` and missing parents with permission bits ``mode``.
+
+    ``mode`` defaults to ``PSCALIB_DIR_MODE`` (then ``0777`` minus umask). Each directory
+    created here is ``chmod``-ed explicitly, so setgid and group-write bits are exact
+    regardless of the umask; existing directories are left alone.
+    """
+    cfg = config or load_config()
+    mode = cfg.dir_mode if mode is None else mode
+    target = Path(path)
+    missing = []
+    p = target
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise InvalidInputError(f"{d} exists and is not a directory") from None
+            continue  # another process made it meanwhile
+        except PermissionError as exc:
+            raise permission_error("create directory", d, cfg, exc.strerror) from None
+        except OSError as exc:
+            if exc.errno == errno.EROFS:
+                raise permission_error("create directory", d, cfg,
+                                       "read-only file system") from None
+            raise
+        if mode is not None:
+            os.chmod(d, mode)
+    return target
+
+
+def _status(path: Path) -> str:
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except NotADirectoryError:
+        return "missing"
+    except PermissionError:
+        return "permission denied"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return "found"
+
+
+def _check_writable(path: Path, place: Place, cfg: Config) -> None:
+    """Fail early, naming the workspace, if a write to ``path`` would be refused."""
+    if path.exists():
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise permission_error("change", path, cfg,
+                                   "no write permission on its directory (or read-only "
+                                   "file system)")
+        return
+    blocker = _blocking_dir(path.parent)
+    if not os.access(blocker, os.W_OK | os.X_OK):
+        raise permission_error("create", path, cfg,
+                               "no write permission (or read-only file system)")
+
+
+def _places_for(cpath: Optional[Path], cfg: Config) -> Tuple[List[Place], List[SearchStep]]:
+    if cpath is None:
+        places, skipped = search_places(cfg)
+        if not places:
+            raise InvalidInputError(
+                "no calib directory configured: set PSCALIB_REPOSITORY and/or "
+                "PSCALIB_EXPERIMENT_ROOT with PSCALIB_EXPERIMENT, or give a calib directory or "
+                "a store file")
+        return places, skipped
+    place = place_of(cpath, cfg)
+    if Path(os.path.abspath(place.calib)) != Path(os.path.abspath(cpath)):
+        place = Place("local", cpath, _label("local", cfg, cpath))
+    return [place], []
+
+
+def _resolve_name(name: str, places: List[Place], tsp) -> Tuple[str, Optional[str],
+                                                                Optional[Path]]:
+    """``(detname, alias or None, alias file or None)`` for a detname or an alias."""
+    if is_detname(name):
+        return name, None, None
+    try:
+        validate_alias(name)
+    except InvalidNameError as exc:
+        try:
+            split_detname(name)
+        except InvalidNameError as exc2:
+            raise InvalidNameError(f"{name!r} is neither a valid detector name ({exc2}) nor "
+                                   f"a valid alias ({exc})") from None
+    from .aliases import find_alias  # aliases imports this module
+    rec = find_alias(name, [(p.label, p.calib) for p in places], tsp)
+    return rec.detname, name, rec.path
+
+
+def locate(cpath: Optional[PathLike], name: str, *, tsp=None,
+           config: Optional[Config] = None) -> Tuple[Optional[str], Optional[Path],
+                                                     List[SearchStep], List[Place]]:
+    """Report how ``name`` resolves without raising for a missing file.
+
+    Returns ``(detname, alias_file, steps, places)``: the detname (an alias is resolved at
+    ``tsp``), the alias file used (or None), one :class:`SearchStep` per place in search
+    order (including unconfigured ones) and the places searched. Used by ``dcs where``.
+    """
+    cfg = config or load_config()
+    places, skipped = _places_for(Path(cpath) if cpath is not None else None, cfg)
+    detname, _alias, alias_file = _resolve_name(name, places, tsp)
+    steps: List[SearchStep] = []
+    by_kind = {p.kind: p for p in places}
+    for kind in (cfg.search_order if cpath is None else [places[0].kind]):
+        place = by_kind.get(kind)
+        if place is None:
+            steps.extend(s for s in skipped if s.kind == kind)
+            continue
+        path = store_file_in(place.calib, detname)
+        steps.append(SearchStep(place.kind, place.label, path, _status(path)))
+    return detname, alias_file, steps, places
+
+
 def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = None, *,
-                  mode: str = "r", tsp=None) -> ResolvedStore:
-    """Resolve ``(cpath, detname)`` to the store file to open."""
+                  mode: str = "r", tsp=None, config: Optional[Config] = None) -> ResolvedStore:
+    """Resolve ``(cpath, detname)`` to the store file to open.
+
+    Parameters
+    ----------
+    cpath
+        A store file, a calib directory, or None for the configured search order.
+    detname
+        ``<dettype>-<detid>`` or an alias; optional when ``cpath`` is a file.
+    mode
+        'r' read (the file must exist), 'a' change or create, 'x' create.
+    tsp
+        Time at which an alias is resolved (None: its latest record).
+    config
+        Configuration (default :func:`pscalib.config.load_config` from the environment).
+
+    Raises
+    ------
+    StoreNotFoundError
+        No place has the file; the message lists every place searched.
+    StorePermissionError
+        The file or its directory cannot be read/written; names the workspace and path.
+    StoreExistsError
+        ``mode='x'`` without a path while some place already has the file.
+    AliasNotFoundError, AliasFileError, InvalidNameError
+        ``detname`` is an unknown alias, an alias file is broken, or the name is invalid.
+    """
+    cfg = config or load_config()
+    fmodes = {"file_mode": cfg.file_mode, "dir_mode": cfg.dir_mode}
     if detname is None:
         if cpath is None:
             raise InvalidInputError("give a store file path, or a calib directory and a detname")
         p = Path(cpath)
         if p.is_dir():
             raise InvalidInputError(f"{p} is a directory: give the detector name too")
-        return ResolvedStore(p, None, (p,), "file")
-    calib = Path(cpath) if cpath is not None else repository_dir()
-    if calib.suffix == ".h5" or calib.is_file():
-        return ResolvedStore(calib, detname, (calib,), "file")
-    p = store_file_in(calib, detname)
-    if mode == "r" and not p.exists():
-        raise StoreNotFoundError(f"no store for {detname!r}; searched: {p}")
-    return ResolvedStore(p, detname, (p,), "local" if cpath is not None else "repository")
+        if mode != "r":
+            _check_writable(p, place_of(p, cfg), cfg)
+        elif _status(p) == "permission denied":
+            raise permission_error("read", p, cfg, "no read permission")
+        return ResolvedStore(p, None, (p,), "file", place_of(p, cfg).label, **fmodes)
+    if cpath is not None and (Path(cpath).suffix == ".h5" or Path(cpath).is_file()):
+        p = Path(cpath)
+        name = detname
+        alias = alias_file = None
+        if not is_detname(detname):  # an alias: look in the file's calib dir, then config
+            extra = [Place("local", p.parent.parent, _label("local", cfg, p.parent.parent))]
+            name, alias, alias_file = _resolve_name(detname, extra + search_places(cfg)[0],
+                                                    tsp)
+        if mode != "r":
+            _check_writable(p, place_of(p, cfg), cfg)
+        return ResolvedStore(p, name, (p,), "file", place_of(p, cfg).label, alias=alias,
+                             alias_file=alias_file, **fmodes)
+    name, alias_file, steps, places = locate(cpath, detname, tsp=tsp, config=cfg)
+    alias = detname if alias_file is not None else None
+    searched = tuple(s.path for s in steps if s.path is not None)
+    found = [s for s in steps if s.status == "found"]
+    common = dict(alias=alias, alias_file=alias_file, steps=tuple(steps), **fmodes)
+    if mode == "x" and found:
+        raise StoreExistsError(f"a store for {name!r} already exists in {found[0].label}: "
+                               f"{found[0].path}; open it with mode='a'")
+    if found and mode != "x":
+        s = found[0]
+        if mode == "a":
+            _check_writable(s.path, place_of(s.path, cfg), cfg)
+        return ResolvedStore(s.path, name, searched, s.kind, s.label, **common)
+    denied = [s for s in steps if s.status == "permission denied"]
+    if mode == "r":
+        if denied:
+            s = denied[0]
+            raise permission_error("read", s.path, cfg, "permission denied")
+        what = f"{detname!r} (alias of {name!r}, from {alias_file})" if alias else repr(name)
+        raise StoreNotFoundError(
+            f"no store for {what}; searched: " + "; ".join(s.describe() for s in steps)
+            + ". Give the file path or calib directory, or check PSCALIB_EXPERIMENT / "
+              "PSCALIB_REPOSITORY (see 'dcs where')")
+    first = places[0]
+    path = store_file_in(first.calib, name)
+    _check_writable(path, first, cfg)
+    return ResolvedStore(path, name, searched, first.kind, first.label, **common)
