@@ -52,14 +52,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from .errors import InvalidInputError, InvalidPayloadError, StoreIOError
 
 __all__ = ["PSANA_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio", "save_ndarrio",
-           "looks_like_ndarrio", "dtype_from_name", "psana_dtype_name"]
+           "ndarrio_lines", "ndarrio_line_count", "write_text_atomic", "looks_like_ndarrio",
+           "dtype_from_name", "psana_dtype_name"]
 
 PathLike = Union[str, Path]
 
@@ -266,7 +267,36 @@ def format_ndarrio(arr: np.ndarray, header: Optional[Mapping[str, object]] = Non
         For header keys that contain white space, are DTYPE/NDIM/DIM:n, or values with
         line breaks.
     """
+    return "".join(ndarrio_lines(arr, header))
+
+
+def ndarrio_line_count(arr: np.ndarray, header: Optional[Mapping[str, object]] = None) -> int:
+    """Number of lines :func:`ndarrio_lines` yields (for progress bars)."""
     arr = np.asarray(arr)
+    rows = 1 if arr.ndim < 2 else int(np.prod(arr.shape[:-1], dtype=np.int64))
+    return len(header or {}) + 2 + arr.ndim + rows
+
+
+def ndarrio_lines(arr: np.ndarray, header: Optional[Mapping[str, object]] = None
+                  ) -> Iterator[str]:
+    """The lines of :func:`format_ndarrio` (each ending in a newline), produced lazily.
+
+    All checks happen before the first line is yielded, so a consumer writing the lines
+    out never writes a partial file because of a bad argument.
+
+    Raises
+    ------
+    InvalidPayloadError
+        For dtypes without an exact text form (complex, float16, objects ...) or an empty array.
+    InvalidInputError
+        For header keys that contain white space, are DTYPE/NDIM/DIM:n, or values with
+        line breaks.
+    """
+    lines = _header_lines(np.asarray(arr), header)
+    return _lines_gen(np.asarray(arr), lines)
+
+
+def _header_lines(arr: np.ndarray, header: Optional[Mapping[str, object]]) -> List[str]:
     name = psana_dtype_name(arr.dtype)
     if arr.size == 0:
         raise InvalidPayloadError(f"cannot write an empty array (shape {arr.shape})")
@@ -284,6 +314,12 @@ def format_ndarrio(arr: np.ndarray, header: Optional[Mapping[str, object]] = Non
     lines.append(f"# DTYPE {name}")
     lines.append(f"# NDIM {arr.ndim}")
     lines.extend(f"# DIM:{i} {n}" for i, n in enumerate(arr.shape, 1))
+    return lines
+
+
+def _lines_gen(arr: np.ndarray, lines: List[str]) -> Iterator[str]:
+    for line in lines:
+        yield line + "\n"
     dt = arr.dtype.newbyteorder("=")
     data = np.ascontiguousarray(arr, dtype=dt)
     if dt.kind == "f":
@@ -294,8 +330,8 @@ def format_ndarrio(arr: np.ndarray, header: Optional[Mapping[str, object]] = Non
     else:
         fmt = str
     rows = data.reshape(1, -1) if data.ndim < 2 else data.reshape(-1, data.shape[-1])
-    lines.extend(_format_row(row, fmt) for row in rows.tolist())
-    return "\n".join(lines) + "\n"
+    for row in rows:
+        yield _format_row(row.tolist(), fmt) + "\n"
 
 
 def _read_text(path: Path) -> str:
@@ -337,13 +373,17 @@ def save_ndarrio(path: PathLike, arr: np.ndarray,
         The path written.
     """
     p = Path(path)
-    text = format_ndarrio(arr, header)
-    write_text_atomic(p, text)
+    write_text_atomic(p, ndarrio_lines(arr, header))
     return p
 
 
-def write_text_atomic(path: PathLike, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` through a temporary file and a rename."""
+def write_text_atomic(path: PathLike, text: Union[str, Iterable[str]]) -> None:
+    """Write UTF-8 ``text`` (a str or an iterable of str) to ``path`` atomically.
+
+    The text goes to a temporary file in the same directory that is renamed over ``path``
+    only when complete; on any error (or interrupt) the temporary file is removed and
+    ``path`` is unchanged.
+    """
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     try:
@@ -352,7 +392,10 @@ def write_text_atomic(path: PathLike, text: str) -> None:
         raise StoreIOError(f"cannot write {p}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                fh.writelines(text)
         os.replace(tmp, p)
     except BaseException as exc:
         try:

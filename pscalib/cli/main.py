@@ -19,6 +19,7 @@ from .app import cli
 # (command modules are listed here, one import per module)
 from . import cmd_import  # noqa: E402,F401
 from . import cmd_alias  # noqa: E402,F401
+from . import cmd_store  # noqa: E402,F401
 
 __all__ = ["main", "cli"]
 
