@@ -17,6 +17,7 @@ from .app import cli
 
 # Each module registers its commands on `cli` when imported.
 # (command modules are listed here, one import per module)
+from . import cmd_exchange  # noqa: E402,F401
 from . import cmd_import  # noqa: E402,F401
 from . import cmd_alias  # noqa: E402,F401
 from . import cmd_store  # noqa: E402,F401
