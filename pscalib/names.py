@@ -88,7 +88,8 @@ def split_detname(detname: object) -> Tuple[str, str]:
     """Split and validate ``<dettype>-<detid>``; returns ``(dettype, detid)``."""
     name = _common_checks("detector name", detname, MAX_DETNAME_LEN)
     if name.startswith((".", "-")) or name != name.strip():
-        raise InvalidNameError(f"detector name {name!r} must not start with '.', '-' or blanks")
+        raise InvalidNameError(f"detector name {name!r} must not start with '.' or '-', nor "
+                               f"start or end with blanks")
     if "-" not in name:
         raise InvalidNameError(
             f"detector name {name!r} must have the form <dettype>-<detid>, e.g. 'cspad-0001'")
@@ -137,6 +138,12 @@ def validate_alias(alias: object) -> str:
     name = _common_checks("alias", alias, MAX_ALIAS_LEN)
     if any(c.isspace() for c in name):
         raise InvalidNameError(f"alias {name!r} contains white space")
+    # ASCII only: a look-alike letter (Cyrillic 'С') or an invisible one (U+200B) would
+    # make two aliases that print the same but resolve differently
+    bad = next((c for c in name if not (c.isascii() and c.isprintable())), None)
+    if bad is not None:
+        raise InvalidNameError(f"alias {name!r} contains {bad!r} (U+{ord(bad):04X}); aliases "
+                               f"are limited to printable ASCII characters")
     if name.startswith("#"):
         raise InvalidNameError(f"alias {name!r} must not start with '#' (comment marker)")
     return name
