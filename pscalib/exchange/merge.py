@@ -190,7 +190,7 @@ class _Planner:
                 if res:
                     renumbered.add(v)
         self.pars(rkey, exists)
-        if ds == 0 or ds == dd:
+        if ds == 0 or (ds == dd and ds not in renumbered):
             return
         src_default_known = ds in added or ds in unchanged or ds in renumbered
         if not src_default_known:

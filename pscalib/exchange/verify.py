@@ -20,7 +20,7 @@ from ..store.history import HISTORY_DTYPE, read_history
 from ..store.native import INDEX_DTYPE
 from ..store.payindex import PAYINDEX_DTYPE, keys_of
 from ..store.payload import checksum, read_payload
-from ..store.values import decode_par
+from ..store.values import decode_par, encode_par
 
 __all__ = ["Problem", "VerifyReport", "verify", "ERROR", "WARNING"]
 
@@ -96,7 +96,7 @@ class _Checker:
         for name in pg.attrs:
             try:
                 validate_parkey(name)
-                decode_par(pg.attrs[name])
+                encode_par(name, decode_par(pg.attrs[name]))  # a type pscalib can hold
             except PscalibError as exc:
                 self.rep.add(f"{pg.name}@{name}", f"bad parameter: {exc}")
             except Exception as exc:  # an attribute h5py cannot read

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -95,7 +97,8 @@ class DCStore(DCBase):
     """
 
     __slots__ = ("path", "mode", "resolved", "_backend", "_lock_timeout", "_txn",
-                 "_txn_depth", "_compact_on_commit", "_tables", "_stat", "_file_mode")
+                 "_txn_depth", "_compact_on_commit", "_tables", "_stat", "_file_mode",
+                 "_txn_error")
 
     def __init__(self, cpath: Optional[PathLike] = None, detname: Optional[str] = None,
                  mode: str = "r", *, lock_timeout: Optional[float] = None,
@@ -113,20 +116,6 @@ class DCStore(DCBase):
                 lock_timeout, (int, float)) or not lock_timeout >= 0):  # NaN fails >= too
             raise InvalidInputError(f"lock_timeout must be a number of seconds >= 0, got "
                                     f"{lock_timeout!r}")
-        if cpath is not None and not isinstance(cpath, (str, os.PathLike)):
-            raise InvalidInputError(f"store path must be a str or path, got "
-                                    f"{type(cpath).__name__} {cpath!r}")
-        if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(
-                lock_timeout, (int, float)) or not lock_timeout >= 0):  # NaN fails >= too
-            raise InvalidInputError(f"lock_timeout must be a number of seconds >= 0, got "
-                                    f"{lock_timeout!r}")
-        if cpath is not None and not isinstance(cpath, (str, os.PathLike)):
-            raise InvalidInputError(f"store path must be a str or path, got "
-                                    f"{type(cpath).__name__} {cpath!r}")
-        if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(
-                lock_timeout, (int, float)) or not lock_timeout >= 0):  # NaN fails >= too
-            raise InvalidInputError(f"lock_timeout must be a number of seconds >= 0, got "
-                                    f"{lock_timeout!r}")
         from ..paths import resolve_store
         self.resolved = resolve_store(cpath, detname, mode=mode, tsp=tsp)
         self.path: Path = Path(self.resolved.path)
@@ -137,6 +126,7 @@ class DCStore(DCBase):
         self._backend: Optional[Backend] = None
         self._txn: Optional[FileTransaction] = None
         self._txn_depth = 0
+        self._txn_error: Optional[BaseException] = None
         self._compact_on_commit = False
         self._tables: Dict[str, Tuple[RangeTable, RangeIndex]] = {}
         self._stat: Optional[tuple] = None
@@ -255,20 +245,27 @@ class DCStore(DCBase):
         """Group changes into one atomic, locked transaction.
 
         On normal exit every change appears in the file at once; on an exception (or a
-        kill) the file stays exactly as it was. Nested calls join the outer transaction.
+        kill) the file stays exactly as it was. Nested calls join the outer transaction; if
+        one of them fails, the outer transaction is rolled back too (even if the caller
+        caught the error), because the failed change may have been half applied.
         """
         if self._txn is not None:
             self._txn_depth += 1
             try:
                 yield self
+            except BaseException as exc:
+                if self._txn_error is None:
+                    self._txn_error = exc
+                raise
             finally:
                 self._txn_depth -= 1
             return
         if self.mode == "r":
             raise ReadOnlyError(f"{self.path} is open read-only; open it with mode='a' to "
                                 f"change it")
+        txn = FileTransaction(self.path, self._lock_timeout)  # may raise: reader stays open
         self._close_backend()
-        txn = FileTransaction(self.path, self._lock_timeout)
+        self._txn_error = None
         try:
             txn.begin()
         except BaseException:
@@ -282,16 +279,25 @@ class DCStore(DCBase):
         f = None
         try:
             try:
-                f = h5py.File(txn.tmp, "r+", locking=False)
+                f = _open_copy(txn.tmp)
             except OSError as exc:
                 raise os_error(exc, "open a copy of", self.path) from None
             self._backend = NativeBackend(f)
-            yield self
+            try:
+                yield self
+            except OSError as exc:  # disk full / file too large while writing the copy
+                if isinstance(exc, PscalibError) or exc.errno not in _SPACE_ERRNOS:
+                    raise
+                raise os_error(exc, "write", self.path) from None
+            if self._txn_error is not None:
+                err = self._txn_error
+                err.add_note(f"(the whole transaction on {self.path} was rolled back)")
+                raise err
             try:
                 f.flush()
                 f.close()
-            except OSError as exc:
-                raise os_error(exc, "write", self.path) from None
+            except (OSError, RuntimeError) as exc:  # h5py reports a failed flush as either
+                raise os_error(_as_oserror(exc), "write", self.path) from None
             txn.commit(compact=self._compact_on_commit)
         except BaseException:
             if f is not None:
@@ -303,6 +309,7 @@ class DCStore(DCBase):
             raise
         finally:
             self._txn = None
+            self._txn_error = None
             self._compact_on_commit = False
             self._backend = None
             self._open_reader_or_missing()
@@ -613,7 +620,9 @@ class DCStore(DCBase):
             raise InvalidPayloadError(f"the array ({nbytes} bytes) does not fit in memory; "
                                       f"nothing was written") from None
         # an explicit version number asks for a new version: never answered by dedup
-        if not force and version is None and self._txn is None:  # cheap pre-check
+        # pre-check: on the reader it saves a file copy; inside a transaction it reads the
+        # writer and is final (raising there would roll back the caller's transaction)
+        if not force and version is None:
             same = _unchanged_key(self._backend_for_read(), ctype, b, e, sha, payload, pars)
             if same is not None:
                 return AddResult(self, same, unchanged=True)
@@ -799,6 +808,36 @@ def _unchanged_key(be: Backend, ctype: str, b: int, e: int, sha: str, payload: P
         return None
     # confirm by bytes: a damaged stored default must not hide a real add
     return key if payloads_equal(be.payload(key), payload) else None
+
+
+_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _as_oserror(exc: Exception) -> OSError:
+    """An OSError with the errno HDF5 reported (h5py raises RuntimeError on flush)."""
+    if isinstance(exc, OSError):
+        return exc
+    m = re.search(r"errno = (\d+)", str(exc))
+    return OSError(int(m.group(1)) if m else 0, str(exc))
+
+
+def _open_copy(path: Path) -> h5py.File:
+    """Open a transaction's private copy for writing.
+
+    Without a raw-data sieve buffer a failed write (disk full) fails in the call that made
+    it; with one, it fails later in a dataset close, which leaves HDF5 in a state that
+    crashes the process at exit (HDF5 2.0, seen under RLIMIT_FSIZE).
+    """
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(*(_LIBVER_CODES[v] for v in L.LIBVER))
+    fapl.set_sieve_buf_size(0)
+    fapl.set_file_locking(False, True)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR, fapl=fapl)
+    return h5py.File(fid)
+
+
+_LIBVER_CODES = {"earliest": h5py.h5f.LIBVER_EARLIEST, "v108": h5py.h5f.LIBVER_V18,
+                 "v110": h5py.h5f.LIBVER_V110}
 
 
 def _span(tab: RangeTable) -> str:

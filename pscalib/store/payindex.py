@@ -127,6 +127,8 @@ def find_identical(f: h5py.File, sha256: str, payload: Payload) -> Optional[Key]
     a stale row or a damaged stored copy is never linked to.
     """
     ds = f.get(N_PAYLOAD_INDEX)
+    if ds is None and f.mode == "r+":  # a file written before the index: build it once
+        ds = ensure_index(f)
     if ds is None or ds.shape[0] == 0:
         return None
     shas = ds.fields("sha256")[...]
