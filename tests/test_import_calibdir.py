@@ -223,8 +223,24 @@ def test_dcs_import_calibdir_executable(setup):
         cmd += ["--detname", f"{src}={det}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "cspad-0001: 8 files" in out.stdout and f"alias {EPIX_SRC} -> epix100a-0007" in out.stdout
+    assert "cspad-0001: 8 files" in out.stdout
+    assert f"alias {EPIX_SRC} -> epix100a-0007" in out.stdout
     assert store_file_in(to, "epix100a-0007").is_file()
     bad = subprocess.run(cmd[:-2] + ["--detname", "nonsense"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "SRC=DETNAME" in bad.stderr
+
+
+def test_alias_conflict_stops_before_writing_and_identical_alias_is_reused(setup):
+    from pscalib.aliases import add_alias
+    from pscalib.errors import AliasFileError
+    calib, runs, _, to = setup
+    add_alias(to, CSPAD_SRC, "cspad-0099")
+    with pytest.raises(AliasFileError, match="cspad-0099"):
+        import_calibdir(calib, runs, DETNAMES, to)
+    assert not any(to.rglob("*.h5"))
+    other = to.parent / "other"
+    add_alias(other, EPIX_SRC, "epix100a-0007")  # the same mapping: kept, not duplicated
+    import_calibdir(calib, runs, DETNAMES, other)
+    recs = [r for r in list_aliases(other) if r.alias == EPIX_SRC]
+    assert [(r.detname, r.begin, r.end) for r in recs] == [("epix100a-0007", None, None)]

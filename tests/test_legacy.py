@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import GEOMETRY_DIR, LEGACY_DIR
-from pscalib import DCStore, OPEN_END, to_ns
+from pscalib import DCStore, OPEN_END
 from pscalib.errors import (LegacyFormatError, NoValidConstantsError, ReadOnlyError,
                             StoreExistsError, StoreFormatError)
 from pscalib.importers.legacy import import_legacy, import_legacy_files

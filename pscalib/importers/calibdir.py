@@ -173,7 +173,8 @@ def scan_calibdir(calib: PathLike) -> Tuple[List[CalibFile], List[Path]]:
     return files, skipped
 
 
-def run_window(cf: CalibFile, runs: Dict[int, int], runs_path: PathLike) -> Tuple[int, Optional[int]]:
+def run_window(cf: CalibFile, runs: Dict[int, int],
+               runs_path: PathLike) -> Tuple[int, Optional[int]]:
     """``(tsbegin, tsend or None)`` in ns of a file's run range (see module docstring)."""
     if cf.run_begin not in runs:
         raise InvalidInputError(
@@ -254,8 +255,9 @@ def _check_aliases(to: Path, pairs: List[Tuple[str, str]]) -> List[Tuple[str, st
         if any(r.detname == det and r.begin is None and r.end is None for r in recs):
             continue  # already there (e.g. an earlier import of another experiment)
         if recs:
+            now = ", ".join(f"{r.detname} {r.window()}" for r in recs)
             raise AliasFileError(
-                f"alias {src!r} already exists in {to} ({', '.join(f'{r.detname} {r.window()}' for r in recs)}); "
+                f"alias {src!r} already exists in {to} ({now}); "
                 f"cannot also map it to {det!r} for all times - remove it with 'dcs alias' first")
         todo.append((src, det))
     return todo
