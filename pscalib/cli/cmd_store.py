@@ -30,7 +30,7 @@ from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, pa
                        write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import version_name
-from ..timestamps import OPEN_END, format_ns
+from ..timestamps import format_ns
 from .app import cli
 from .common import OptionalTimeParam, TimeParam, echo_json, open_store
 
@@ -352,7 +352,7 @@ def _print_tree(tree: Dict[str, Any]) -> None:
                 echo("      (no versions: ignored by get)")
             for v in r["versions"]:
                 mark = "*" if v["default"] else " "
-                what = (f"text" if v["kind"] == "text" else
+                what = ("text" if v["kind"] == "text" else
                         f"{v['dtype']} {tuple(v['shape'])}")
                 pars = f"  {_fmt_pars(v['dictpars'])}" if v["dictpars"] else ""
                 echo(f"     {mark} {version_name(v['version'])}  {what}  "
@@ -619,7 +619,7 @@ def set_default_cmd(store: str, ctype: str, version: str, rng: str) -> None:
 
 
 # ---------------------------------------------------------------- par
-@cli.command("par", context_settings={"ignore_unknown_options": False})
+@cli.command("par")
 @click.argument("store", **_STORE_ARG)
 @click.argument("words", nargs=-1, metavar="[PATH] [set K=V... | del K...]",
                 shell_complete=complete_objpath)
