@@ -29,9 +29,11 @@ def os_error(exc: OSError, action: str, path: PathLike) -> Exception:
             f"cannot {action} {path}: {exc.strerror or exc}; check write permission on "
             f"{Path(path).parent} (nothing was changed)")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return StoreIOError(f"cannot {action} {path}: {exc.strerror or exc}; free some space "
-                            f"(nothing was changed)")
-    return StoreIOError(f"cannot {action} {path}: {exc} (nothing was changed)")
+        # os.strerror: h5py puts a multi-line HDF5 report into strerror
+        return StoreIOError(f"cannot {action} {path}: {os.strerror(exc.errno)}; free some "
+                            f"space (nothing was changed)")
+    return StoreIOError(f"cannot {action} {path}: {' '.join(str(exc).split())} (nothing was "
+                        f"changed)")
 
 
 def tmp_path_for(path: PathLike) -> Path:

@@ -3,8 +3,11 @@
 Only writers lock; readers never wait. On filesystems without working ``flock`` we fail
 with :class:`~pscalib.errors.LockUnavailableError` instead of silently running unlocked
 (``fallback_to_soft=False``), unless the user opts into the documented soft-lock fallback
-with ``PSCALIB_LOCK_FALLBACK=soft``: an exclusive-create marker file, which works on any
-filesystem but is left behind by a killed writer and must then be removed by hand.
+with ``PSCALIB_LOCK_FALLBACK=soft``: an exclusive-create marker file ``.<name>.softlock``,
+which works on any filesystem. A soft-mode writer also takes the flock where the filesystem
+supports it, so soft- and flock-mode writers of one store still exclude each other. A marker
+left by a killed writer is broken by the next writer on the same host (its pid is dead); one
+left by a writer on another host must be removed by hand.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import filelock
 
 from ..errors import LockTimeoutError, LockUnavailableError, StorePermissionError
 
-__all__ = ["StoreLock", "lock_path_for", "default_lock_timeout"]
+__all__ = ["StoreLock", "lock_path_for", "soft_lock_path_for", "default_lock_timeout"]
 
 DEFAULT_LOCK_TIMEOUT = 120.0
 
@@ -27,6 +30,24 @@ def lock_path_for(path: Union[str, Path]) -> Path:
     """``dir/.name.lock`` for ``dir/name`` (hidden so directory listings stay clean)."""
     p = Path(path)
     return p.with_name(f".{p.name}.lock")
+
+
+def soft_lock_path_for(path: Union[str, Path]) -> Path:
+    """``dir/.name.softlock``: marker of the soft-lock fallback (never the flock file, which
+    always exists and would look like a held marker)."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.softlock")
+
+
+def _lock_file_mode(target: Path) -> int:
+    """Read/write bits of the store (or 0o666 & ~umask): whoever may write the store may
+    also open its lock file for writing, as flock on a shared group directory needs."""
+    try:
+        return (target.stat().st_mode & 0o666) | 0o600  # filelock needs owner rw
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def default_lock_timeout() -> float:
@@ -60,27 +81,42 @@ class StoreLock:
         self.path = lock_path_for(path)
         self.timeout = default_lock_timeout() if timeout is None else float(timeout)
         self.soft = os.environ.get("PSCALIB_LOCK_FALLBACK", "").lower() == "soft"
+        # thread_local=False: a transaction may be committed from another thread than the
+        # one that began it; each transaction has its own lock object anyway.
+        self._lock = filelock.FileLock(str(self.path), timeout=self.timeout,
+                                       mode=_lock_file_mode(self.target),
+                                       fallback_to_soft=False, preserve_lock_file=True,
+                                       thread_local=False)
+        self._soft: Optional[filelock.SoftFileLock] = None
         if self.soft:
-            self._lock = filelock.SoftFileLock(str(self.path), timeout=self.timeout)
-        else:
-            self._lock = filelock.FileLock(str(self.path), timeout=self.timeout,
-                                           fallback_to_soft=False, preserve_lock_file=True,
-                                           thread_local=False)
+            self._soft = filelock.SoftFileLock(str(soft_lock_path_for(path)),
+                                               timeout=self.timeout, thread_local=False)
+        self._hard_held = False
 
     def acquire(self) -> "StoreLock":
         start = time.monotonic()
         try:
-            self._lock.acquire()
+            if self._soft is not None:
+                self._soft.acquire()
+                try:
+                    self._acquire_hard_if_supported(start)
+                except BaseException:
+                    self._soft.release()
+                    raise
+            else:
+                self._lock.acquire()
+                self._hard_held = True
         except filelock.Timeout:
             waited = time.monotonic() - start
+            held = self.path if self._soft is None else soft_lock_path_for(self.target)
             raise LockTimeoutError(
-                f"{self.target} is locked by another writer (lock file {self.path}); waited "
+                f"{self.target} is locked by another writer (lock file {held}); waited "
                 f"{waited:.1f} s. Try again later or raise the timeout "
                 f"(PSCALIB_LOCK_TIMEOUT / --lock-timeout)") from None
         except PermissionError as exc:
             raise StorePermissionError(
-                f"cannot create or open lock file {self.path}: {exc.strerror}; you need write "
-                f"permission on {self.path.parent}") from None
+                f"cannot create or open lock file {exc.filename or self.path}: {exc.strerror}; "
+                f"you need write permission on it and on {self.path.parent}") from None
         except (NotImplementedError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.EROFS,):
                 raise StorePermissionError(
@@ -89,15 +125,33 @@ class StoreLock:
             raise LockUnavailableError(
                 f"cannot lock {self.target}: the filesystem of {self.path.parent} does not "
                 f"support file locks ({exc}). Nothing was written. Work on a local copy, or set "
-                f"PSCALIB_LOCK_FALLBACK=soft to use marker-file locks (see README)") from None
+                f"PSCALIB_LOCK_FALLBACK=soft to use marker-file locks (see docs/transactions.rst)") from None
         return self
 
+    def _acquire_hard_if_supported(self, start: float) -> None:
+        """Soft mode: also flock (with the time left) unless the filesystem cannot."""
+        left = max(0.0, self.timeout - (time.monotonic() - start))
+        try:
+            self._lock.acquire(timeout=left)
+        except (NotImplementedError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in (errno.ENOSYS, errno.ENOLCK,
+                                                              errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            return  # no flock here: the marker alone serializes (soft-mode) writers
+        self._hard_held = True
+
     def release(self) -> None:
-        self._lock.release()
+        try:
+            if self._hard_held:
+                self._hard_held = False
+                self._lock.release()
+        finally:
+            if self._soft is not None and self._soft.is_locked:
+                self._soft.release()
 
     @property
     def is_locked(self) -> bool:
-        return self._lock.is_locked
+        return self._hard_held or (self._soft is not None and self._soft.is_locked)
 
     def __enter__(self) -> "StoreLock":
         return self.acquire()

@@ -2,20 +2,37 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import stat
 from pathlib import Path
 from typing import Optional, Union
 
-from ..errors import StoreIOError
+from ..errors import StoreIOError, StorePermissionError
 from .atomic import atomic_replace, cleanup_leftovers, copy_file, os_error, tmp_path_for
 from .compact import rewrite_file
 from .lock import StoreLock
 
-__all__ = ["FileTransaction"]
+__all__ = ["FileTransaction", "check_free_space"]
 
 #: Extra free space demanded beyond the copy itself, for HDF5 metadata growth.
 SPACE_MARGIN = 4 * 1024 * 1024
+#: Growth allowed for HDF5 metadata when checking RLIMIT_FSIZE.
+RLIMIT_MARGIN = 256 * 1024
+
+
+def check_free_space(path: Union[str, Path], nbytes: int) -> None:
+    """Raise StoreIOError if the directory of ``path`` has less than ``nbytes`` (+margin) free."""
+    path = Path(path)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    if free < nbytes + SPACE_MARGIN:
+        raise StoreIOError(
+            f"not enough disk space for {path}: need about "
+            f"{(nbytes + SPACE_MARGIN) / 2**20:.1f} MiB in {path.parent}, "
+            f"{free / 2**20:.1f} MiB free (nothing was changed)")
 
 
 class FileTransaction:
@@ -40,7 +57,14 @@ class FileTransaction:
 
     def __init__(self, path: Union[str, Path], lock_timeout: Optional[float] = None,
                  new_file_mode: Optional[int] = None, extra_bytes: int = 0):
-        self.path = Path(path)
+        # the real file: replacing a symlink would turn it into a regular file, and writers
+        # using different links to one store must share one lock
+        self.path = Path(os.path.realpath(path))
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            # the atomic rename would silently bypass a read-only file's protection
+            raise StorePermissionError(
+                f"{self.path} is read-only (mode {stat.S_IMODE(self.path.stat().st_mode):o}); "
+                f"make it writable (chmod u+w) to change it - nothing was changed")
         self.lock = StoreLock(self.path, lock_timeout)
         self.tmp = tmp_path_for(self.path)
         self.new_file_mode = new_file_mode
@@ -68,16 +92,21 @@ class FileTransaction:
         return self.tmp
 
     def check_space(self, nbytes: int) -> None:
-        """Raise StoreIOError if the directory has less than ``nbytes`` (+margin) free."""
+        """Raise StoreIOError if the directory has less than ``nbytes`` (+margin) free, or
+        the copy would outgrow the process's file size limit (RLIMIT_FSIZE)."""
+        check_free_space(self.path, nbytes)
         try:
-            free = shutil.disk_usage(self.path.parent).free
-        except OSError:
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            have = self.tmp.stat().st_size if self.tmp.exists() else 0
+        except (OSError, ValueError):
             return
-        if free < nbytes + SPACE_MARGIN:
+        # checked up front because HDF5 2.0 can crash at process exit after a write
+        # failed with EFBIG in the middle of a dataset
+        if limit != resource.RLIM_INFINITY and have + nbytes + RLIMIT_MARGIN > limit:
             raise StoreIOError(
-                f"not enough disk space for {self.path}: need about "
-                f"{(nbytes + SPACE_MARGIN) / 2**20:.1f} MiB in {self.path.parent}, "
-                f"{free / 2**20:.1f} MiB free (nothing was changed)")
+                f"cannot write {self.path}: it would grow to about "
+                f"{(have + nbytes) / 2**20:.1f} MiB, beyond this process's file size limit of "
+                f"{limit / 2**20:.1f} MiB (ulimit -f); nothing was changed")
 
     def _final_mode(self) -> int:
         if self.existed:
@@ -102,6 +131,7 @@ class FileTransaction:
                 self.tmp.unlink()
                 self.tmp = src = packed
             os.chmod(src, self._final_mode())
+            self._keep_group(src)
             atomic_replace(src, self.path)
         except BaseException as exc:
             self._discard()
@@ -110,6 +140,17 @@ class FileTransaction:
                 raise os_error(exc, "write", self.path) from None
             raise
         self._finish()
+
+    def _keep_group(self, src: Path) -> None:
+        """Give the copy the store's group (shared calib directories), where allowed."""
+        if not self.existed:
+            return
+        try:
+            gid = self.path.stat().st_gid
+            if os.stat(src).st_gid != gid:
+                os.chown(src, -1, gid)
+        except OSError:
+            pass  # not a member of that group: the file gets the writer's group
 
     def abort(self) -> None:
         """Throw the copy away and release the lock; the file is as before."""
