@@ -16,14 +16,18 @@ __all__ = ["TimeParam", "OptionalTimeParam", "open_store", "echo_json", "lock_ti
 
 
 class TimeParam(click.ParamType):
-    """A time: ISO 8601 or Unix seconds -> int ns."""
+    """A time: ISO 8601 or Unix seconds -> ``numpy.datetime64`` in ns.
+
+    A datetime64 (not a bare int) so that passing it on to any library call is exact:
+    the library reads bare ints as *seconds*. ``int(value)`` gives ns since the epoch.
+    """
     name = "TIME"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, np.datetime64):
             return value
         try:
-            return to_ns(value)
+            return np.datetime64(to_ns(value), "ns")
         except PscalibError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -32,10 +36,13 @@ class OptionalTimeParam(TimeParam):
     """Like TimeParam, but 'end'/'open' give None (open end)."""
 
     def convert(self, value, param, ctx):
+        if isinstance(value, np.datetime64):
+            return value
         try:
-            return to_ns_or_none(value)
+            ns = to_ns_or_none(value)
         except PscalibError as exc:
             self.fail(str(exc), param, ctx)
+        return None if ns is None else np.datetime64(ns, "ns")
 
 
 def lock_timeout(ctx: Optional[click.Context] = None) -> Optional[float]:
