@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, file_digest
+from conftest import file_digest
 from pscalib import DCStore
 from pscalib.aliases import (HISTORY_MARKER, AliasFile, add_alias, alias_history, find_alias,
                              list_aliases, remove_alias, resolve_alias)

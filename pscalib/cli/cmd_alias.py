@@ -15,7 +15,7 @@ from .. import aliases as A
 from ..config import load_config
 from ..errors import InvalidInputError, PscalibError
 from ..paths import Place, locate, place_of, search_places
-from ..timestamps import format_ns, to_ns
+from ..timestamps import to_ns
 from .app import cli
 from .common import echo_json, lock_timeout
 
@@ -65,10 +65,6 @@ def _read_places(calib: Optional[Path]) -> List[Tuple[str, Path]]:
             "no calib directory: give --calib DIR or set PSCALIB_EXPERIMENT_ROOT + "
             "PSCALIB_EXPERIMENT or PSCALIB_REPOSITORY")
     return [(p.label, p.calib) for p in places]
-
-
-def _fmt(ns: Optional[int], open_word: str) -> str:
-    return open_word if ns is None else format_ns(ns)
 
 
 @cli.group("alias")
