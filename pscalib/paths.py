@@ -161,6 +161,11 @@ def permission_error(action: str, path: PathLike, config: Optional[Config] = Non
     """A :class:`StorePermissionError` naming the workspace, the path and what to do."""
     place = place_of(path, config)
     blocker = _blocking_dir(Path(path).parent)
+    if action == "read":
+        return StorePermissionError(
+            f"cannot read {path} in {place.label} ({place.calib}): {detail}; you need read "
+            f"permission on it (and search permission on its directories) - check your group "
+            f"membership or ask the owner of {path}")
     return StorePermissionError(
         f"cannot {action} {path} in {place.label} ({place.calib}): {detail}; you need write "
         f"(and search) permission on {blocker} - experiment workspaces are usually "

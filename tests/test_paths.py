@@ -283,6 +283,7 @@ def test_permission_errors_name_workspace_and_path():
         assert ws in res["create"] and str(exp_calib / "cspad" / "cspad-0005.h5") in res["create"]
         assert "group-writable" in res["create"]
         assert ws in res["read"] and str(exp_calib / "cspad" / "cspad-0001.h5") in res["read"]
+        assert "read permission" in res["read"]
         assert ws in res["alias"] and str(exp_calib / "cspad") in res["alias"]
         assert not (exp_calib / "cspad" / "cspad-0005.h5").exists()
         assert not (exp_calib / "cspad" / "aliases.txt").exists()
