@@ -28,7 +28,7 @@ MAX_ALIAS_LEN = 200
 KNOWN_CTYPES = ("pedestals", "pixel_status", "pixel_rms", "pixel_gain", "pixel_mask",
                 "pixel_bkgd", "common_mode", "geometry")
 
-_CTYPE_RE = re.compile(r"^[a-z0-9_]+$")
+_CTYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")  # leading '_' is reserved (_history ...)
 _DETTYPE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _DETID_RE = re.compile(r"^[A-Za-z0-9._+-]+$")
 
@@ -52,12 +52,12 @@ def _common_checks(kind: str, name: object, maxlen: int) -> str:
 
 
 def validate_ctype(ctype: object) -> str:
-    """Return ``ctype`` if it is a valid calibration type name (``[a-z0-9_]+``)."""
+    """Return ``ctype`` if it is a valid calibration type name (``[a-z0-9][a-z0-9_]*``)."""
     name = _common_checks("calibration type", ctype, MAX_CTYPE_LEN)
     if not _CTYPE_RE.match(name):
         raise InvalidNameError(
-            f"calibration type {name!r} may only contain lower-case letters, digits and '_' "
-            f"(e.g. 'pedestals', 'pixel_status')")
+            f"calibration type {name!r} may only contain lower-case letters, digits and '_', "
+            f"and must not start with '_' (e.g. 'pedestals', 'pixel_status')")
     return name
 
 

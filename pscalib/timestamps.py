@@ -51,8 +51,8 @@ TimeLike = Union[int, float, str, tuple, _dt.datetime, _dt.date, np.datetime64, 
 _ISO_RE = re.compile(
     r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
     r"(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
-    r"\s*(?P<tz>Z|z|[+-]\d{2}:?\d{2})?$")
-_NUM_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+    r"\s*(?P<tz>Z|z|[+-]\d{2}:?\d{2})?$", re.ASCII)
+_NUM_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
 
 
 def _check_range(ns: int, original: Any) -> int:
@@ -64,6 +64,8 @@ def _check_range(ns: int, original: Any) -> int:
 
 
 def _seconds_decimal_to_ns(sec: Decimal, original: Any) -> int:
+    if sec.is_finite() and sec.adjusted() > 30:  # '1e9999999' would overflow Decimal
+        raise InvalidTimeError(f"time {original!r} is far outside the supported range")
     ns = (sec * NS_PER_S).to_integral_value()  # round half even on a sub-ns remainder
     if abs(ns) > 2**64:
         raise InvalidTimeError(f"time {original!r} is far outside the supported range")
@@ -165,7 +167,10 @@ def to_ns(value: TimeLike) -> int:
             raise InvalidTimeError(f"time {value!r} s is outside the supported range")
         return _check_range(sec * NS_PER_S, original)
     if isinstance(value, numbers.Real):
-        fval = float(value)
+        try:
+            fval = float(value)
+        except (OverflowError, ValueError):  # e.g. Fraction(10**400)
+            raise InvalidTimeError(f"time {value!r} is far outside the supported range") from None
         if math.isnan(fval) or math.isinf(fval):
             raise InvalidTimeError(f"time {value!r} is not a finite number of seconds")
         return _seconds_decimal_to_ns(Decimal(repr(fval)), original)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from ..errors import InvalidParameterError, NotFoundError
+from ..errors import InvalidNameError, InvalidParameterError, NotFoundError
 from ..names import validate_parkey
 from ..timestamps import format_ns
 from .history import HistoryRecord
@@ -38,6 +38,8 @@ class DCBase:
 
     def par(self, key: str, default: Any = _MISSING) -> Any:
         """Value of parameter ``key``; ``default`` if given and absent, else an error."""
+        if not isinstance(key, str):
+            raise InvalidNameError(f"parameter key must be a string, got {type(key).__name__}")
         pars = self.dictpars()
         if key in pars:
             return pars[key]
@@ -120,6 +122,8 @@ class DCBase:
         """Append a free-text record (a note) to this object's history."""
         if not isinstance(record, str) or not record.strip():
             raise InvalidParameterError("a history record must be a non-empty string")
+        if not isinstance(action, str) or not action.strip():
+            raise InvalidParameterError("a history action must be a non-empty string")
         st = self._store
         with st.transaction():
             self._require_exists()

@@ -286,4 +286,6 @@ def _parse_vers(vers: Any) -> int:
         raise InvalidInputError(f"version must be a positive integer, got {vers!r}")
     if int(vers) < 1:
         raise InvalidInputError(f"version numbers start at 1, got {vers}")
+    if int(vers) > 999_999_999:  # keeps 'last + 1' far from int64 overflow
+        raise InvalidInputError(f"version number {vers} is too large (limit 999999999)")
     return int(vers)

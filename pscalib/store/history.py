@@ -15,6 +15,7 @@ from typing import List, NamedTuple, Optional
 import h5py
 import numpy as np
 
+from ..errors import InvalidInputError
 from ..timestamps import format_ns, now_ns
 from .layout import HISTORY_CHUNK, N_HISTORY
 
@@ -37,8 +38,13 @@ class HistoryRecord(NamedTuple):
     def format(self, fmt: Optional[str] = None) -> str:
         """Format with ``str.format`` fields {time} {tsns} {user} {host} {action} {record}."""
         fmt = fmt or "{time} {user}@{host} {action}: {record}"
-        return fmt.format(time=format_ns(self.tsns), tsns=self.tsns, user=self.user,
-                          host=self.host, action=self.action, record=self.record)
+        try:
+            return fmt.format(time=format_ns(self.tsns), tsns=self.tsns, user=self.user,
+                              host=self.host, action=self.action, record=self.record)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"bad history format {fmt!r} ({type(exc).__name__}: {exc}); fields are "
+                f"{{time}} {{tsns}} {{user}} {{host}} {{action}} {{record}}") from None
 
 
 def whoami() -> str:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import re
+import sys
 from typing import Any, Dict, List, Optional
 
 import h5py
@@ -15,6 +18,7 @@ from .history import HistoryRecord, append_history, read_history
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
+from ..txn.atomic import TMP_MARK, os_error
 
 __all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path"]
 
@@ -53,6 +57,49 @@ def _guard(method):
                 f"{self.filename}: cannot {method.__name__.replace('_', ' ')} "
                 f"{'/'.join(str(a) for a in args[:1])}: {exc}; run 'dcs verify' on the file "
                 f"and restore it from a copy if it is damaged") from exc
+    return wrapper
+
+
+def _guard_write(method):
+    """Turn an OSError of HDF5 during a write (disk full, file too large) into StoreIOError."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        failed: list = []
+        outer = sys.unraisablehook
+
+        outer_print = sys.excepthook
+
+        def hook(unraisable):  # h5py reports a write failed in a destructor only this way
+            if "file write failed" in str(unraisable.exc_value):
+                failed.append(unraisable.exc_value)
+            else:
+                outer(unraisable)
+
+        def print_hook(etype, value, tb):  # ... after printing it (Cython full traceback)
+            if "file write failed" not in str(value):
+                outer_print(etype, value, tb)
+        sys.unraisablehook, sys.excepthook = hook, print_hook
+        try:
+            result = method(self, *args, **kwargs)
+            if failed:
+                raise failed[0]
+            return result
+        except PscalibError:
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:
+            # HDF5 reports a failed write(2) as OSError, RuntimeError or ValueError with the
+            # C errno only in the text; other ValueErrors are not I/O problems
+            code = re.search(r"errno = (\d+)", str(exc))
+            if code and getattr(exc, "errno", None) is None:
+                exc = OSError(int(code.group(1)), os.strerror(int(code.group(1))))
+            elif not isinstance(exc, OSError):
+                raise
+            folder, base = os.path.split(self.filename)
+            if TMP_MARK in base:  # name the store, not its private copy
+                base = base[1:base.index(TMP_MARK)]
+            raise os_error(exc, "write", os.path.join(folder, base)) from None
+        finally:
+            sys.unraisablehook, sys.excepthook = outer, outer_print
     return wrapper
 
 
@@ -175,6 +222,7 @@ class NativeBackend(Backend):
         a[L.A_DETNAME] = detname
         a[L.A_TSCFILE] = np.int64(tscfile)
 
+    @_guard_write
     def set_meta(self, name: str, value: Optional[str]) -> None:
         if value is None:
             if name in self.f.attrs:
@@ -182,11 +230,13 @@ class NativeBackend(Backend):
         else:
             self.f.attrs[name] = value
 
+    @_guard_write
     def create_ctype(self, ctype: str) -> None:
         g = self.f.create_group(ctype)
         g.create_dataset(L.N_RANGE_INDEX, shape=(0,), maxshape=(None,),
                          chunks=(L.INDEX_CHUNK,), dtype=INDEX_DTYPE)
 
+    @_guard_write
     def delete_ctype(self, ctype: str) -> None:
         del self.f[ctype]
 
@@ -199,6 +249,7 @@ class NativeBackend(Backend):
                                     f"{len(hit)} rows for range {L.range_name(tsbegin, tsend)}")
         return int(hit[0])
 
+    @_guard_write
     def create_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
         g = self.f[ctype].create_group(L.range_name(tsbegin, tsend))
         g.attrs[L.A_TSBEGIN] = np.int64(tsbegin)
@@ -210,6 +261,7 @@ class NativeBackend(Backend):
         ds.resize((n + 1,))
         ds[n] = (tsbegin, tsend, 0)
 
+    @_guard_write
     def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
         i = self._index_row(ctype, tsbegin, tsend)
         ds = self.f[ctype][L.N_RANGE_INDEX]
@@ -219,6 +271,7 @@ class NativeBackend(Backend):
         ds.resize((n - 1,))
         del self.f[ctype][L.range_name(tsbegin, tsend)]
 
+    @_guard_write
     def set_default(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
         self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_DEFAULTV] = np.int64(version)
         ds = self.f[ctype][L.N_RANGE_INDEX]
@@ -227,9 +280,11 @@ class NativeBackend(Backend):
         row["defaultv"] = version
         ds[i] = row
 
+    @_guard
     def last_version(self, ctype: str, tsbegin: int, tsend: int) -> int:
         return int(self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_LASTV])
 
+    @_guard_write
     def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
                        link_to: Optional[Key] = None) -> None:
         ctype, tsbegin, tsend, version = key
@@ -247,9 +302,11 @@ class NativeBackend(Backend):
         if version > int(rg.attrs[L.A_LASTV]):
             rg.attrs[L.A_LASTV] = np.int64(version)
 
+    @_guard_write
     def delete_version(self, key: Key) -> None:
         del self.f[h5path(key)]
 
+    @_guard_write
     def set_par(self, key: Key, name: str, value: Any) -> None:
         data, dtype = encode_par(name, value)
         g = self._group(key)
@@ -263,8 +320,10 @@ class NativeBackend(Backend):
         else:
             pg.attrs.create(name, data, dtype=dtype)
 
+    @_guard_write
     def del_par(self, key: Key, name: str) -> None:
         del self._group(key)[L.N_DICTPARS].attrs[name]
 
+    @_guard_write
     def append_history(self, key: Key, action: str, record: str, **kw) -> HistoryRecord:
         return append_history(self._group(key), action, record, **kw)

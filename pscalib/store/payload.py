@@ -14,6 +14,7 @@ Checksum (attribute ``sha256`` of the version group), hex sha256 of:
 from __future__ import annotations
 
 import hashlib
+import sys
 from typing import Union
 
 import h5py
@@ -60,6 +61,11 @@ def normalize_payload(data) -> Payload:
         raise InvalidPayloadError(
             f"constants must be a numpy array or str (text), got {type(data).__name__}; "
             f"convert with numpy.asarray(...) first")
+    ma = sys.modules.get("numpy.ma")  # not imported: data cannot be a masked array
+    if ma is not None and isinstance(data, ma.MaskedArray):
+        raise InvalidPayloadError(
+            "masked arrays cannot be stored (the mask would be lost); store "
+            "data.filled(value) and keep the mask as its own calibration type (pixel_mask)")
     kind = data.dtype.kind
     if data.dtype.fields is not None or kind in "OUSVMmT":
         raise InvalidPayloadError(
