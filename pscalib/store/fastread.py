@@ -7,28 +7,60 @@ whole into a fresh array, which is what ``get`` needs and nothing more.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import os
+from typing import Any, Optional, Union
 
 import h5py
 import numpy as np
-from h5py import h5a, h5d, h5s, h5t
+from h5py import h5a, h5d, h5f, h5p, h5s, h5t
 
-__all__ = ["root_attr", "read_dataset", "is_string_dataset"]
+__all__ = ["open_readonly", "root_attr", "read_dataset", "read_id", "is_string_dataset"]
+
+_VLSTR_DTYPE = h5py.string_dtype("utf-8")
+_VLSTR = h5t.py_create(_VLSTR_DTYPE)
+
+
+def _readonly_fapl() -> h5p.PropFAID:
+    # what h5py.File(path, "r", locking=False) sets up, built once instead of on every open
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_EARLIEST, h5f.LIBVER_LATEST)
+    fapl.set_file_locking(False, False)  # readers never lock (see pscalib.txn)
+    return fapl
+
+
+_FAPL = _readonly_fapl()
+
+
+def open_readonly(path: Union[str, os.PathLike]) -> h5py.File:
+    """``h5py.File(path, "r", locking=False)`` without rebuilding the access properties.
+
+    Raises the same exceptions as ``h5py.File`` (FileNotFoundError, OSError, ...).
+    """
+    return h5py.File(h5f.open(os.fsencode(path), h5f.ACC_RDONLY, fapl=_FAPL))
 
 
 def root_attr(f: h5py.File, name: str) -> Optional[Any]:
     """Value of a scalar attribute of the root group, or None if it is absent.
 
-    Strings come back as ``str``; numbers as numpy scalars.
+    Strings come back as ``str``; numbers as numpy scalars. Integers and variable-length
+    strings (what pscalib writes) are read with prebuilt memory types: every h5py type
+    property costs microseconds, and this runs each time a store is opened.
     """
     bname = name.encode()
     if not h5a.exists(f.id, bname):
         return None
     aid = h5a.open(f.id, bname)
-    dtype = aid.dtype
-    arr = np.zeros(aid.shape, dtype=dtype)
-    aid.read(arr, mtype=h5t.py_create(dtype))
-    val = arr[()] if arr.ndim == 0 else arr
+    tid = aid.get_type()
+    if isinstance(tid, h5t.TypeStringID) and tid.is_variable_str():
+        out = np.zeros((), dtype=_VLSTR_DTYPE)
+        aid.read(out, mtype=_VLSTR)
+    elif tid.get_class() == h5t.INTEGER:
+        out = np.zeros((), dtype=np.int64)
+        aid.read(out, mtype=h5t.NATIVE_INT64)
+    else:
+        out = np.zeros(aid.shape, dtype=aid.dtype)
+        aid.read(out, mtype=h5t.py_create(aid.dtype))
+    val = out[()] if out.ndim == 0 else out
     if isinstance(val, bytes):
         return val.decode("utf-8", "surrogateescape")
     return val
