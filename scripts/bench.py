@@ -434,7 +434,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--check", action="store_true", help="exit 1 if a target fails")
     a = p.parse_args(argv)
     quick = {"repeat": 5, "gb": 0.25, "ranges": 10000, "versions": 20}
-    tiny = {"repeat": 3, "gb": 0.002, "ranges": 200, "versions": 4}
+    tiny = {"repeat": 3, "gb": 0.002, "ranges": 100, "versions": 4}
     full = {"repeat": 10, "gb": 1.0, "ranges": 10000, "versions": 100}
     dflt = tiny if a.tiny else quick if a.quick else full
     for k, v in dflt.items():
