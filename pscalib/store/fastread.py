@@ -42,21 +42,24 @@ def open_readonly(path: Union[str, os.PathLike]) -> h5py.File:
 def root_attr(f: h5py.File, name: str) -> Optional[Any]:
     """Value of a scalar attribute of the root group, or None if it is absent.
 
-    Strings come back as ``str``; numbers as numpy scalars. Integers and variable-length
-    strings (what pscalib writes) are read with prebuilt memory types: every h5py type
-    property costs microseconds, and this runs each time a store is opened.
+    Scalar strings come back as ``str``, scalar numbers as numpy scalars, anything else as
+    the array h5py would read (strings as bytes). Scalar integers and variable-length
+    strings (what pscalib writes) are read straight into prebuilt memory types: every h5py
+    type property costs microseconds, and this runs each time a store is opened.
     """
     bname = name.encode()
     if not h5a.exists(f.id, bname):
         return None
     aid = h5a.open(f.id, bname)
     tid = aid.get_type()
-    if isinstance(tid, h5t.TypeStringID) and tid.is_variable_str():
-        out = np.zeros((), dtype=_VLSTR_DTYPE)
-        aid.read(out, mtype=_VLSTR)
-    elif tid.get_class() == h5t.INTEGER:
+    cls = tid.get_class()
+    scalar = aid.get_space().get_simple_extent_type() == h5s.SCALAR  # else: overflow
+    if scalar and cls == h5t.INTEGER:
         out = np.zeros((), dtype=np.int64)
         aid.read(out, mtype=h5t.NATIVE_INT64)
+    elif scalar and cls == h5t.STRING and tid.is_variable_str():
+        out = np.zeros((), dtype=_VLSTR_DTYPE)
+        aid.read(out, mtype=_VLSTR)
     else:
         out = np.zeros(aid.shape, dtype=aid.dtype)
         aid.read(out, mtype=h5t.py_create(aid.dtype))
