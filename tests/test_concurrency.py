@@ -123,3 +123,29 @@ def test_readers_during_writes(store_path, tmp_path):
     # the readers really overlapped the writers: they saw more than the first and last state
     assert total_reads >= 80
     assert len(seen_all) > 2, seen_all
+
+
+def test_threads_with_their_own_store_objects(store_path):
+    """flock is per open file: two DCStore objects in one process exclude each other too."""
+    import threading
+    with DCStore(store_path, mode="a"):
+        pass
+    errors = []
+
+    def work(wid):
+        try:
+            with DCStore(store_path, mode="a", lock_timeout=60) as cs:
+                for seq in range(10):
+                    cs.add_constants("pedestals", np.full((4, 4), wid * 1000 + seq), RANGE_BEGIN)
+        except Exception as exc:  # reported below: a thread cannot fail the test itself
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    with DCStore(store_path) as cs:
+        vals = sorted(int(v.calib()[0, 0]) for v in cs["pedestals"].ranges()[0])
+    assert vals == sorted(w * 1000 + s for w in range(4) for s in range(10))
