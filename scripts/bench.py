@@ -85,28 +85,33 @@ def interleaved(ours: Callable[[], object], base: Callable[[], object], repeat: 
                 warmup: int = 2, before: Optional[Callable[[], None]] = None
                 ) -> Tuple[float, float]:
     """Median seconds of ``ours`` and ``base``, alternating which runs first."""
+    t_ours, t_base = interleaved_n([ours, base], repeat, warmup, before)
+    return t_ours, t_base
+
+
+def interleaved_n(fns: List[Callable[[], object]], repeat: int, warmup: int = 2,
+                  before: Optional[Callable[[], None]] = None) -> List[float]:
+    """Median seconds of each of ``fns``, run in rotating order so drift and noisy
+    neighbours hit all of them alike."""
     for _ in range(warmup):
-        ours()
-        base()
-    t_ours: List[float] = []
-    t_base: List[float] = []
+        for fn in fns:
+            fn()
+    times: List[List[float]] = [[] for _ in fns]
     gc_was = gc.isenabled()
     gc.disable()  # a collection landing in one side's timing is noise, not cost
     try:
         for i in range(repeat):
-            pair = [(ours, t_ours), (base, t_base)]
-            if i % 2:
-                pair.reverse()
-            for fn, acc in pair:
+            for k in range(len(fns)):
+                j = (i + k) % len(fns)
                 if before is not None:
                     before()
                 t = time.perf_counter()
-                fn()
-                acc.append(time.perf_counter() - t)
+                fns[j]()
+                times[j].append(time.perf_counter() - t)
     finally:
         if gc_was:
             gc.enable()
-    return statistics.median(t_ours), statistics.median(t_base)
+    return [statistics.median(ts) for ts in times]
 
 
 def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
@@ -215,9 +220,9 @@ class Bench:
                     ds.read_direct(out)
                     return out
 
-                ours, base1 = interleaved(lambda: cs.get(ctype, t), lambda: raw_read(f, dpath),
-                                          self.a.repeat * 5)
-                _, base2 = interleaved(lambda: cs.get(ctype, t), raw_direct, self.a.repeat * 5)
+                ours, base1, base2 = interleaved_n(
+                    [lambda: cs.get(ctype, t), lambda: raw_read(f, dpath), raw_direct],
+                    self.a.repeat * 10)
             base = min(base1, base2)  # the faster raw idiom: ds[()] or read_direct
             nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
             self.rows.append(Row(f"get {name} {shape} {np.dtype(dtype).name} "
