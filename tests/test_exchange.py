@@ -1,6 +1,5 @@
 """Exchange tools: dedup on add, verify, diff, copy/squeeze, merge; real files, real dcs."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -462,3 +461,11 @@ def test_dcs_verify_and_diff_exit_codes(repo, tmp_path):
     r = dcs("merge", ws, repo, "--dry-run")
     assert r.returncode == 0 and "plan (dry run)" in r.stdout, r.stderr
     assert file_digest(repo) == before
+
+
+def test_bench_exchange_script_runs_small():
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_exchange.py"
+    r = subprocess.run([sys.executable, str(script), "--n", "20"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "add duplicate (hard link)" in r.stdout and "index lookup" in r.stdout

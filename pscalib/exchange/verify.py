@@ -152,7 +152,7 @@ class _Checker:
                 self.rep.add("/", f"format_version {ver} is not one this pscalib reads "
                              f"(1..{L.FORMAT_VERSION})")
         except (TypeError, ValueError):
-            self.rep.add("/", f"format_version attribute is missing or not an integer")
+            self.rep.add("/", "format_version attribute is missing or not an integer")
         for name in (L.A_DETTYPE, L.A_DETID, L.A_DETNAME, L.A_TSCFILE):
             if name not in a:
                 self.rep.add("/", f"root attribute {name!r} is missing")
@@ -245,7 +245,8 @@ class _Checker:
                 self.rep.add(f"{path}/{vname}", "not a version name (vNNNN)")
                 continue
             versions.append(v)
-            self.guarded(f"{path}/{vname}", lambda: self.version(rg[vname], (cg.name.strip("/"), b, e, v)))
+            self.guarded(f"{path}/{vname}", self.version_at, rg, vname,
+                         (cg.name.strip("/"), b, e, v))
         if dflt == 0 and versions:
             self.rep.add(path, f"defaultv is 0 but the range has versions {versions}")
         if dflt != 0 and dflt not in versions:
@@ -253,6 +254,9 @@ class _Checker:
                          f"{versions or 'none'})")
         if versions and lastv < max(versions):
             self.rep.add(path, f"lastv {lastv} is lower than version {max(versions)}")
+
+    def version_at(self, rg: h5py.Group, vname: str, key: Tuple[str, int, int, int]) -> None:
+        self.version(rg[vname], key)
 
     def version(self, g: Any, key: Tuple[str, int, int, int]) -> None:
         self.n["versions"] += 1
