@@ -143,13 +143,25 @@ def read_state(path: Path, size: int) -> Tuple[Dict[str, str], List[str]]:
     return state, problems
 
 
+def _read_line(fd: int) -> str:
+    """One line, read byte by byte: a buffered reader would swallow the lines after it,
+    which communicate() (reading the raw pipe) then never sees."""
+    buf = b""
+    while not buf.endswith(b"\n"):
+        b = os.read(fd, 1)
+        if not b:
+            break
+        buf += b
+    return buf.decode()
+
+
 def leftovers(path: Path) -> Set[str]:
     prefix = f".{path.name}{TMP_MARK}"
     return {p.name for p in path.parent.iterdir() if p.name.startswith(prefix)}
 
 
 def run(n: int, seed: int, size: int, workdir: Path, max_delay: float,
-        verbose: bool = False) -> int:
+        verbose: bool = False, keep_logs: bool = False) -> int:
     rng = random.Random(seed)
     path = workdir / "cspad-0001.h5"
     with DCStore(path, mode="a"):
@@ -164,19 +176,21 @@ def run(n: int, seed: int, size: int, workdir: Path, max_delay: float,
         code = WRITER.format(root=str(ROOT))
         proc = subprocess.Popen([sys.executable, "-c", code, str(path), str(rnd),
                                  str(rng.getrandbits(32)), str(size)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready = proc.stdout.readline()
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        ready = _read_line(proc.stdout.fileno())
         if ready.strip() != "READY":
-            out, err = proc.communicate()
+            out, err = (x.decode() for x in proc.communicate())
             failures.append(f"round {rnd}: writer did not start: {ready}{out}{err}")
             break
         time.sleep(rng.uniform(0, max_delay))
         proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
+        out, err = (x.decode() for x in proc.communicate())
         stats["kills"] += 1
         if proc.returncode != -signal.SIGKILL:
             failures.append(f"round {rnd}: writer ended by itself ({proc.returncode}): "
                             f"{err.strip()[-500:]}")
+        if keep_logs:
+            (workdir / f"writer-{rnd:04d}.log").write_text(out + err)
         acked, inflight = parse_log(out)
         stats["acked"] += len(acked)
         left = leftovers(path)
@@ -257,13 +271,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--max-delay", type=float, default=0.6,
                     help="kill at a random time in [0, this] s after the writer is ready")
     ap.add_argument("--dir", type=Path, default=None,
-                    help="work directory (default: a temporary one, removed afterwards)")
+                    help="work directory, kept with each writer's log (default: a temporary "
+                         "one, removed afterwards)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)
-        return run(args.n, seed, args.size, args.dir, args.max_delay, args.verbose)
+        return run(args.n, seed, args.size, args.dir, args.max_delay, args.verbose,
+                   keep_logs=True)
     with tempfile.TemporaryDirectory(prefix="pscalib-crashtest-") as d:
         return run(args.n, seed, args.size, Path(d), args.max_delay, args.verbose)
 
