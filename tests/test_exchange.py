@@ -469,3 +469,18 @@ def test_bench_exchange_script_runs_small():
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "add duplicate (hard link)" in r.stdout and "index lookup" in r.stdout
+
+
+def test_merge_refuses_missing_dest_and_damaged_source(repo, tmp_path):
+    from pscalib.errors import StoreNotFoundError
+    with pytest.raises(StoreNotFoundError):
+        merge_stores(repo, tmp_path / "nowhere.h5")
+    assert not (tmp_path / "nowhere.h5").exists()
+    ws = Path(copy_store(repo, tmp_path / "ws.h5").dest)
+    with DCStore(ws, mode="a") as w:
+        v = w.add_constants("pixel_gain", np.arange(64.0), "2024-01-01")
+    _flip_payload_byte(ws, v._key, at=9)
+    before = file_digest(repo)
+    with pytest.raises(IntegrityError):
+        merge_stores(ws, repo)
+    assert file_digest(repo) == before

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from ..errors import ConflictError, CtypeNotFoundError, IntegrityError, InvalidInputError
+from ..errors import (ConflictError, CtypeNotFoundError, IntegrityError, InvalidInputError,
+                      StoreNotFoundError)
 from ..names import validate_ctype
 from ..store import DCStore
 from ..store import layout as L
@@ -319,6 +320,9 @@ def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore]
         if isinstance(dest, DCStore):
             d, close_d = dest, False
         else:
+            if not Path(dest).is_file():  # mode 'a' would create an empty store
+                raise StoreNotFoundError(f"merge destination {dest} does not exist; make a "
+                                         f"new store from the source with 'dcs copy'")
             d = DCStore(Path(dest), mode="r" if dry_run else "a", lock_timeout=lock_timeout)
             close_d = True
         try:
