@@ -484,3 +484,16 @@ def test_merge_refuses_missing_dest_and_damaged_source(repo, tmp_path):
     with pytest.raises(IntegrityError):
         merge_stores(ws, repo)
     assert file_digest(repo) == before
+
+
+def test_copy_keeps_hard_links_and_verify_survives_truncated_file(repo, tmp_path):
+    with DCStore(repo, mode="a") as cs:
+        peds = cs.get("pedestals", "2024-01-15")
+        v = cs.add_constants("pixel_bkgd", peds.copy(), "2024-01-01")
+    out = Path(copy_store(repo, tmp_path / "ws.h5").dest)
+    assert data_addr(out, v._key) == data_addr(out, v.linked_to)
+    assert verify(out).ok
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(repo.read_bytes()[: repo.stat().st_size // 2])
+    rep = verify(broken)
+    assert not rep.ok and rep.errors[0].path == "/"
