@@ -327,3 +327,18 @@ def test_parse_par_typing(text, expected):
 def test_parse_par_needs_equals():
     with pytest.raises(InvalidParameterError):
         parse_par("novalue")
+
+
+def test_add_identical_is_unchanged_unless_forced(tmp_path):
+    arr = tmp_path / "a.npy"
+    np.save(arr, np.arange(6.0).reshape(2, 3))
+    store = tmp_path / "cspad-0001.h5"
+    ok(dcs("add", str(store), "pedestals", str(arr), "--begin", "2024-01-01", "--create"))
+    before = file_digest(store)
+    res = ok(dcs("add", str(store), "pedestals", str(arr), "--begin", "2024-01-01"))
+    assert res.stdout.startswith("unchanged: pedestals/20240101T000000Z_end/v0001")
+    assert file_digest(store) == before  # nothing written, not even history
+    res = ok(dcs("add", str(store), "pixel_rms", str(arr), "--begin", "2024-01-01"))
+    assert "payload shared with pedestals/20240101T000000Z_end/v0001" in res.stdout
+    res = ok(dcs("add", str(store), "pedestals", str(arr), "--begin", "2024-01-01", "--force"))
+    assert res.stdout.startswith("added pedestals/20240101T000000Z_end/v0002")

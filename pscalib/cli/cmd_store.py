@@ -30,6 +30,7 @@ from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, pa
                        write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import version_name
+from ..store.native import h5path
 from ..timestamps import format_ns
 from .app import cli
 from .common import OptionalTimeParam, TimeParam, echo_json, open_store
@@ -506,9 +507,12 @@ def _open_for_write(spec: str, create: bool) -> DCStore:
               help="Read INPUT as an array (.npy or NDArrIO text), never as text.")
 @click.option("--create", is_flag=True,
               help="Create STORE if it does not exist (path, or detname in the repository).")
+@click.option("--force", is_flag=True,
+              help="Add a new version even if INPUT is identical to the range's current "
+                   "default (otherwise that is reported as unchanged and nothing is added).")
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
             pars: Tuple[str, ...], message: Optional[str], no_default: bool,
-            kind: Optional[str], create: bool) -> None:
+            kind: Optional[str], create: bool, force: bool) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -525,12 +529,18 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
     dictpars = dict(parse_par(p) for p in pars)
     with _open_for_write(store, create) as cs:
         ver = cs.add_constants(ctype, payload, _t(begin), _t(end), dictpars or None, message,
-                               make_default=not no_default)
+                               make_default=not no_default, force=force)
         default = ver.is_default()
         path = object_path(ver)
         where = cs.path
-    click.echo(f"added {path} ({fmt}{', default' if default else ', not the default'}) "
-               f"to {where}")
+    if ver.unchanged:
+        click.echo(f"unchanged: {path} in {where} already holds identical constants and "
+                   f"parameters (use --force to add a new version anyway)")
+        return
+    shared = (f", payload shared with {h5path(ver.linked_to)}"
+              if ver.linked_to else "")
+    click.echo(f"added {path} ({fmt}{', default' if default else ', not the default'}"
+               f"{shared}) to {where}")
 
 
 # ---------------------------------------------------------------- delete
