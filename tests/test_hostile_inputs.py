@@ -13,6 +13,7 @@ import fractions
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -667,6 +668,30 @@ def test_full_disk_when_copying(tmp_path):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20))
     expect(lambda: DCStore({str(p)!r}, mode="a").set_par("k", 1), "StoreIOError")
+    """)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_damaged_global_heap_does_not_hang(tmp_path, template):
+    """A free-space record of size 0 in the heap holding the root attributes makes HDF5
+    spin forever (found by scripts/fuzz_files.py); opening must refuse the file instead."""
+    data = bytearray(template.read_bytes())
+    g = data.find(b"GCOL")
+    assert 0 < g < 8192
+    p = g + 16
+    while True:  # walk the heap objects to the free-space record (index 0)
+        idx, _, _, size = struct.unpack_from("<HHIQ", data, p)
+        if idx == 0:
+            break
+        p += 16 + ((size + 7) & ~7)
+    struct.pack_into("<Q", data, p + 8, 0)
+    bad = tmp_path / "cspad-0001.h5"
+    bad.write_bytes(bytes(data))
+    before = snapshot(tmp_path)
+    r = _run_child(_CHILD_PROLOGUE + f"""
+    for mode in ("r", "a"):
+        expect(lambda: DCStore({str(bad)!r}, mode=mode), "CorruptStoreError")
     """)
     assert r.returncode == 0, r.stdout + r.stderr
     assert snapshot(tmp_path) == before

@@ -13,9 +13,10 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 import h5py
 import numpy as np
 
-from ..errors import PscalibError, StoreNotFoundError
+from ..errors import CorruptStoreError, PscalibError, StoreNotFoundError
 from ..names import validate_ctype, validate_detname, validate_parkey
 from ..store import layout as L
+from ..store.heapcheck import check_file
 from ..store.history import HISTORY_DTYPE, read_history
 from ..store.native import INDEX_DTYPE
 from ..store.payindex import PAYINDEX_DTYPE, keys_of
@@ -395,7 +396,11 @@ def verify(store: Union[str, Path, Any], *, checksums: bool = True,
     if not path.is_file():
         raise StoreNotFoundError(f"store file {path} does not exist")
     try:
+        check_file(path)  # a damaged string heap would hang HDF5 in the walk below
         f = h5py.File(path, "r", locking=False)
+    except CorruptStoreError as exc:
+        rep.add("/", str(exc))
+        return rep
     except OSError as exc:
         rep.add("/", f"cannot be opened as an HDF5 file: {exc}")
         return rep

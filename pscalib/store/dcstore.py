@@ -11,7 +11,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 import h5py
 import numpy as np
 
-from ..errors import (CtypeNotFoundError, InvalidInputError, InvalidPayloadError, NoValidConstantsError,
+from ..errors import (CorruptStoreError, CtypeNotFoundError, InvalidInputError,
+                      InvalidPayloadError, NoValidConstantsError,
                       PscalibError, RangeNotFoundError, ReadOnlyError, StoreExistsError,
                       StoreFormatError, StoreNotFoundError, StorePermissionError,
                       VersionNotFoundError, InvalidTimeError)
@@ -22,6 +23,7 @@ from ..txn.transaction import FileTransaction, check_free_space
 from . import layout as L
 from .backend import Backend, RangeTable
 from .dcbase import DCBase
+from .heapcheck import check_head
 from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
 from .native import NativeBackend, is_native
 from .fastread import open_readonly
@@ -56,6 +58,7 @@ def open_backend(path: Path) -> Backend:
         what = "an empty file" if size == 0 else "not an HDF5 file or a damaged one"
         raise StoreFormatError(f"{path} is {what} ({exc}); is it a calibration store?") from None
     try:
+        check_head(path)  # before HDF5 reads any string: a damaged heap would hang it
         if is_native(f):
             return NativeBackend(f)
         from ..legacy import is_legacy, LegacyBackend  # optional reader of original DCS files
@@ -63,6 +66,12 @@ def open_backend(path: Path) -> Backend:
             return LegacyBackend(f)
     except ImportError:
         pass
+    except PscalibError:
+        f.close()
+        raise
+    except Exception as exc:  # HDF5 failing on damaged metadata (checksums, heaps)
+        f.close()
+        raise CorruptStoreError(f"{path} is damaged: {exc}; restore it from a copy") from None
     except BaseException:
         f.close()
         raise

@@ -19,6 +19,7 @@ from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
 from ..txn.atomic import TMP_MARK, os_error
+from .heapcheck import check_file
 
 __all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path"]
 
@@ -86,18 +87,23 @@ def _guard_write(method):
             return result
         except PscalibError:
             raise
-        except (OSError, RuntimeError, ValueError) as exc:
-            # HDF5 reports a failed write(2) as OSError, RuntimeError or ValueError with the
-            # C errno only in the text; other ValueErrors are not I/O problems
-            code = re.search(r"errno = (\d+)", str(exc))
-            if code and getattr(exc, "errno", None) is None:
-                exc = OSError(int(code.group(1)), os.strerror(int(code.group(1))))
-            elif not isinstance(exc, OSError):
-                raise
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
             folder, base = os.path.split(self.filename)
             if TMP_MARK in base:  # name the store, not its private copy
                 base = base[1:base.index(TMP_MARK)]
-            raise os_error(exc, "write", os.path.join(folder, base)) from None
+            name = os.path.join(folder, base)
+            # HDF5 reports a failed write(2) as OSError, RuntimeError or ValueError with the
+            # C errno only in the text
+            code = re.search(r"errno = (\d+)", str(exc))
+            if code and getattr(exc, "errno", None) is None:
+                exc = OSError(int(code.group(1)), os.strerror(int(code.group(1))))
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise os_error(exc, "write", name) from None
+            # anything else: the file's structure contradicts itself (damaged file)
+            raise CorruptStoreError(
+                f"{name}: cannot {method.__name__.replace('_', ' ')}: {exc}; run 'dcs verify' "
+                f"on the file and restore it from a copy if it is damaged (nothing was "
+                f"changed)") from None
         finally:
             sys.unraisablehook, sys.excepthook = outer, outer_print
     return wrapper
@@ -176,6 +182,7 @@ class NativeBackend(Backend):
 
     @_guard
     def version_info(self, key: Key) -> VersionInfo:
+        self._check_heaps()
         g = self.f[h5path(key)]
         a = g.attrs
         ds = g[L.N_DATA]
@@ -199,6 +206,7 @@ class NativeBackend(Backend):
 
     @_guard
     def dictpars(self, key: Key) -> Dict[str, Any]:
+        self._check_heaps()
         g = self._group(key).get(L.N_DICTPARS)
         if g is None:
             return {}
@@ -206,7 +214,15 @@ class NativeBackend(Backend):
 
     @_guard
     def history(self, key: Key) -> List[HistoryRecord]:
+        self._check_heaps()
         return read_history(self._group(key))
+
+    def _check_heaps(self) -> None:
+        # once per open file, before reading strings outside the get() hot path (history,
+        # version attributes, dictpars): a damaged string heap would hang HDF5
+        if not self.writable and not getattr(self, "_heaps_ok", False):
+            check_file(self.filename)
+            self._heaps_ok = True
 
     def close(self) -> None:
         try:
