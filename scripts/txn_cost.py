@@ -59,6 +59,8 @@ def main(argv=None) -> int:
                     help="directory on the filesystem to measure (default: a temp dir)")
     ap.add_argument("--gib", type=float, default=1.0, help="store size in GiB (default 1)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile", action="store_true",
+                    help="also print a cProfile of one more transaction")
     args = ap.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="pscalib-txncost-", dir=args.dir))
     try:
@@ -85,6 +87,13 @@ def main(argv=None) -> int:
             runs["cp+fsync"].append(timed(lambda: plain_copy(True)))
             runs["txn"].append(timed(lambda: cs.add_constants(
                 "pedestals", np.full((4, 4), i, dtype="f4"), 1_700_000_000)))
+        if args.profile:  # where one transaction spends its time
+            import cProfile
+            import pstats
+            prof = cProfile.Profile()
+            prof.runcall(cs.add_constants, "pedestals", np.ones((4, 4), dtype="f4"),
+                         1_700_000_000)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
         cs.close()
         med = {k: statistics.median(v) for k, v in runs.items()}
         print(f"store {size / 2**30:.2f} GiB in {base} (built in {t_build:.1f} s); "

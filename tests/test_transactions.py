@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, file_digest
-from pscalib.errors import (InvalidInputError, LockTimeoutError, StoreIOError,
-                            VersionNotFoundError)
+from pscalib.errors import InvalidInputError, LockTimeoutError, VersionNotFoundError
 from pscalib.store.dcstore import DCStore
 from pscalib.txn.lock import lock_path_for, soft_lock_path_for
 

@@ -125,7 +125,8 @@ class StoreLock:
             raise LockUnavailableError(
                 f"cannot lock {self.target}: the filesystem of {self.path.parent} does not "
                 f"support file locks ({exc}). Nothing was written. Work on a local copy, or set "
-                f"PSCALIB_LOCK_FALLBACK=soft to use marker-file locks (see docs/transactions.rst)") from None
+                f"PSCALIB_LOCK_FALLBACK=soft to use marker-file locks (see "
+                f"docs/transactions.rst)") from None
         return self
 
     def _acquire_hard_if_supported(self, start: float) -> None:
