@@ -528,3 +528,22 @@ def test_disk_full_fails_cleanly(store_path):
         assert cs.par("after") == 1
         assert len(cs["pedestals"].ranges()[0].versions()) == 1
     assert file_digest(store_path) != digest
+
+
+def test_second_store_object_in_the_same_thread_fails_fast(store_path):
+    """Without the check it would wait for its own lock until the timeout."""
+    from pscalib.errors import LockError
+    _make(store_path)
+    a = DCStore(store_path, mode="a", lock_timeout=60)
+    b = DCStore(store_path, mode="a", lock_timeout=60)
+    t = time.monotonic()
+    with pytest.raises(LockError, match="another store object"):
+        with a.transaction():
+            a.set_par("x", 1)
+            b.set_par("y", 2)
+    assert time.monotonic() - t < 10
+    b.set_par("y", 2)  # once a is done, b may write; a's transaction was rolled back
+    a.refresh()
+    assert a.dictpars() == {"y": 2}
+    a.close()
+    b.close()

@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
 import filelock
 
-from ..errors import LockTimeoutError, LockUnavailableError, StorePermissionError
+from ..errors import LockError, LockTimeoutError, LockUnavailableError, StorePermissionError
 
 __all__ = ["StoreLock", "lock_path_for", "soft_lock_path_for", "default_lock_timeout"]
 
 DEFAULT_LOCK_TIMEOUT = 120.0
+
+#: Lock files held in this process -> the thread that took them. flock is per open file, so
+#: a second store object of the same file in the same thread would wait for itself.
+_HELD: Dict[str, int] = {}
 
 
 def lock_path_for(path: Union[str, Path]) -> Path:
@@ -95,6 +100,11 @@ class StoreLock:
 
     def acquire(self) -> "StoreLock":
         start = time.monotonic()
+        if _HELD.get(str(self.path)) == threading.get_ident():
+            raise LockError(
+                f"{self.target} is already being changed in this thread through another store "
+                f"object (waiting for it would never end); make the change through that "
+                f"object, inside its transaction")
         try:
             if self._soft is not None:
                 self._soft.acquire()
@@ -127,6 +137,7 @@ class StoreLock:
                 f"support file locks ({exc}). Nothing was written. Work on a local copy, or set "
                 f"PSCALIB_LOCK_FALLBACK=soft to use marker-file locks (see "
                 f"docs/transactions.rst)") from None
+        _HELD[str(self.path)] = threading.get_ident()
         return self
 
     def _acquire_hard_if_supported(self, start: float) -> None:
@@ -142,6 +153,8 @@ class StoreLock:
         self._hard_held = True
 
     def release(self) -> None:
+        if self.is_locked:
+            _HELD.pop(str(self.path), None)
         try:
             if self._hard_held:
                 self._hard_held = False
