@@ -431,6 +431,20 @@ def test_permission_bits_preserved(store_path):
     assert stat.S_IMODE(store_path.stat().st_mode) == 0o640
 
 
+def test_group_preserved(store_path):
+    """Shared calib directories rely on the store's group; a commit must keep it."""
+    others = [g for g in os.getgroups() if g != os.getgid()]
+    gid = 54321 if os.geteuid() == 0 else (others[0] if others else None)
+    if gid is None:
+        pytest.skip("needs root or a second group to give the store another group")
+    _make(store_path)
+    os.chown(store_path, -1, gid)
+    with DCStore(store_path, mode="a") as cs:
+        cs.add_constants("pedestals", np.ones((4, 4)), T1)
+        cs["pedestals"].ranges()[0].del_version(1)  # compaction path too
+    assert store_path.stat().st_gid == gid
+
+
 def test_new_store_mode_follows_umask(store_path):
     old = os.umask(0o027)
     try:
