@@ -236,13 +236,16 @@ def run(n: int, seed: int, size: int, workdir: Path, max_delay: float,
                   f"leftovers {len(left)} problems {len(problems)}", flush=True)
 
     # a last, unkilled transaction cleans every leftover and keeps the state
-    with DCStore(path, mode="a") as cs:
-        cs.add_history("crashtest done")
+    try:
+        with DCStore(path, mode="a") as cs:
+            cs.add_history("crashtest done")
+        state, problems = read_state(path, size)
+    except Exception as exc:  # a damaged file is a finding, not a crash of the checker
+        state, problems = {}, [f"cannot open/change store: {type(exc).__name__}: {exc}"]
     left = leftovers(path)
     stats["leftovers_cleaned"] += len(pending_left - left)
     if left:
         failures.append(f"leftovers remain after a clean transaction: {sorted(left)}")
-    state, problems = read_state(path, size)
     if problems or set(state) != expected:
         failures.append(f"final state: {problems} missing {sorted(expected - set(state))[:5]} "
                         f"extra {sorted(set(state) - expected)[:5]}")
@@ -250,12 +253,13 @@ def run(n: int, seed: int, size: int, workdir: Path, max_delay: float,
     print(f"crashtest: {stats['kills']} kills in {elapsed:.1f} s (seed {seed}, payload "
           f"{size} bytes, file {path.stat().st_size / 2**20:.1f} MiB at the end, "
           f"{len(state)} versions)")
+    rounds_failed = len({f.split(":")[0] for f in failures if f.startswith("round ")})
     print(f"  kills inside a transaction: {stats['mid_txn']} (grouped: {stats['mid_group']}, "
           f"deletion+compaction: {stats['mid_delete']}); transactions acknowledged: "
           f"{stats['acked']}")
     print(f"  leftover temp copies: {stats['leftovers_seen']} seen after kills, "
           f"{stats['leftovers_cleaned']} removed by the next writer, {len(left)} remaining")
-    print(f"  failures: {len(failures)}")
+    print(f"  failures: {len(failures)} ({rounds_failed} of {stats['kills']} rounds)")
     for f in failures[:20]:
         print(f"  FAIL {f}")
     return 1 if failures else 0
