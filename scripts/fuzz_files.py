@@ -242,6 +242,7 @@ def worker_main(scratch: str, inputs: List[str]) -> None:
         result = {"case": job["case"], "how": how}
         # where a hang is: the stack goes to stderr shortly before the parent kills us
         faulthandler.dump_traceback_later(job["timeout"] * 0.8)
+        started = time.monotonic()
         try:
             _inject(job.get("inject"))
             result["errors"] = _exercise(path, rng, job["write"])
@@ -250,6 +251,7 @@ def worker_main(scratch: str, inputs: List[str]) -> None:
             result["outcome"] = "exception"
             result["traceback"] = traceback.format_exc()
         faulthandler.cancel_dump_traceback_later()
+        result["seconds"] = round(time.monotonic() - started, 3)
         shutil.rmtree(case_dir, ignore_errors=True)
         out.write(json.dumps(result) + "\n")
         out.flush()
@@ -407,6 +409,11 @@ def report(args, inputs, results, before, after, elapsed, seeds) -> int:
     print("cases meeting each pscalib error at least once:")
     for name, n in any_error.most_common():
         print(f"  {n:7d}  {name}")
+    secs = sorted((r.get("seconds", 0.0), r["case"]) for r in results if r["outcome"] == OK)
+    if secs:
+        slow = [c for c in secs if c[0] > 5]
+        print(f"case time: median {secs[len(secs) // 2][0] * 1000:.0f} ms, max {secs[-1][0]:.1f} s "
+              f"(case {secs[-1][1]}); {len(slow)} cases over 5 s")
     print(f"failures: {len(failures)} (exceptions {outcomes['exception']}, crashes "
           f"{outcomes['crash']}, timeouts {outcomes['timeout']})")
     for r in sorted(failures, key=lambda r: r["case"]):

@@ -264,7 +264,8 @@ def test_missing_store(tmp_path):
     check_rejected(tmp_path, lambda: DCStore(tmp_path, "cspad-0009"), E.StoreNotFoundError)
 
 
-@pytest.mark.parametrize("bad", [123, 4.5, b"/tmp/x.h5", ["x.h5"], object()],
+@pytest.mark.parametrize("bad", [123, 4.5, b"/tmp/x.h5", ["x.h5"], object(), "x" * 5000,
+                                 "calib/" + "y" * 300 + ".h5"],
                          ids=lambda v: repr(v)[:30])
 def test_bad_store_path_type(tmp_path, bad):
     check_rejected(tmp_path, lambda: DCStore(bad, mode="a"), E.InvalidInputError)

@@ -54,7 +54,11 @@ def lock_timeout(ctx: Optional[click.Context] = None) -> Optional[float]:
 def open_store(spec: str, mode: str = "r", tsp: Any = None) -> DCStore:
     """Open STORE given as a file path, detname or alias (resolved like the library)."""
     p = Path(spec)
-    if p.suffix == ".h5" or p.is_file() or "/" in spec:
+    try:
+        is_file = p.is_file()
+    except OSError:  # e.g. longer than the file system allows: not a file, maybe a name
+        is_file = False
+    if p.suffix == ".h5" or is_file or "/" in spec:
         return DCStore(p, mode=mode, lock_timeout=lock_timeout(), tsp=tsp)
     return DCStore(None, spec, mode=mode, lock_timeout=lock_timeout(), tsp=tsp)
 

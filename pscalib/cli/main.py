@@ -48,6 +48,12 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise
         click.echo(f"dcs: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(1)
+    except MemoryError as exc:  # e.g. an input file whose header promises terabytes
+        if debug:
+            raise
+        click.echo(f"dcs: error: not enough memory ({' '.join(str(exc).split())}); "
+                   f"nothing was changed", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("dcs: interrupted, nothing was changed", err=True)
         sys.exit(130)

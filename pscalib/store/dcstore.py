@@ -25,7 +25,7 @@ from .backend import Backend, RangeTable
 from .dcbase import DCBase
 from .heapcheck import check_head
 from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
-from .native import NativeBackend, is_native
+from .native import H5_ERRORS, NativeBackend, is_native, store_error
 from .fastread import open_readonly
 from . import payindex
 from .payload import Payload, checksum, normalize_payload, payload_kind, payloads_equal
@@ -127,7 +127,15 @@ class DCStore(DCBase):
             raise InvalidInputError(f"lock_timeout must be a number of seconds >= 0, got "
                                     f"{lock_timeout!r}")
         from ..paths import resolve_store
-        self.resolved = resolve_store(cpath, detname, mode=mode, tsp=tsp)
+        try:
+            self.resolved = resolve_store(cpath, detname, mode=mode, tsp=tsp)
+        except OSError as exc:  # stat() of a hostile path, e.g. longer than NAME_MAX
+            if isinstance(exc, PscalibError):
+                raise
+            if exc.errno == errno.ENAMETOOLONG:
+                raise InvalidInputError(f"store path {str(cpath)[:80]!r}... is too long for "
+                                        f"the file system") from None
+            raise os_error(exc, "open", cpath) from None
         self.path: Path = Path(self.resolved.path)
         self.mode = mode
         self._lock_timeout = lock_timeout
@@ -645,6 +653,10 @@ class DCStore(DCBase):
                                          make_default, version, force=force)
         except _Unchanged as exc:  # the transaction was aborted: the file is untouched
             return AddResult(self, exc.key, unchanged=True)
+        except H5_ERRORS as exc:  # e.g. a damaged payload index met while writing
+            if isinstance(exc, PscalibError):
+                raise
+            raise store_error(exc, self.path, f"add {ctype} constants to") from None
 
     def _add_version(self, ctype: str, payload: Payload, b: int, e: int, tp: int, sha: str,
                      pars: Dict[str, Any], comment: Optional[str], make_default: bool,

@@ -21,7 +21,7 @@ from .values import decode_par, encode_par
 from ..txn.atomic import TMP_MARK, os_error
 from .heapcheck import check_file
 
-__all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path"]
+__all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path", "store_error", "H5_ERRORS"]
 
 INDEX_DTYPE = np.dtype([("tsbegin", "<i8"), ("tsend", "<i8"), ("defaultv", "<i8")])
 _INDEX_MTYPE = h5py.h5t.py_create(INDEX_DTYPE)  # built once: py_create costs ~20 us
@@ -61,6 +61,32 @@ def _guard(method):
     return wrapper
 
 
+#: What h5py raises when HDF5 fails on a damaged file or a failed write(2).
+H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError)
+
+
+def store_error(exc: BaseException, filename: str, action: str) -> PscalibError:
+    """The pscalib error for an h5py failure while changing the store ``filename``.
+
+    StoreIOError for a failed write (disk full, file size limit: HDF5 puts the C errno only
+    in its message), CorruptStoreError for anything else (the file contradicts itself).
+    """
+    if isinstance(exc, PscalibError):
+        return exc
+    folder, base = os.path.split(str(filename))
+    if TMP_MARK in base:  # name the store, not its private copy
+        base = base[1:base.index(TMP_MARK)]
+    name = os.path.join(folder, base)
+    code = re.search(r"errno = (\d+)", str(exc))
+    if code and getattr(exc, "errno", None) is None:
+        exc = OSError(int(code.group(1)), os.strerror(int(code.group(1))))
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os_error(exc, "write", name)
+    return CorruptStoreError(
+        f"{name}: cannot {action}: {exc}; run 'dcs verify' on the file and restore it from a "
+        f"copy if it is damaged (nothing was changed)")
+
+
 def _guard_write(method):
     """Turn an OSError of HDF5 during a write (disk full, file too large) into StoreIOError."""
     @functools.wraps(method)
@@ -87,23 +113,8 @@ def _guard_write(method):
             return result
         except PscalibError:
             raise
-        except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
-            folder, base = os.path.split(self.filename)
-            if TMP_MARK in base:  # name the store, not its private copy
-                base = base[1:base.index(TMP_MARK)]
-            name = os.path.join(folder, base)
-            # HDF5 reports a failed write(2) as OSError, RuntimeError or ValueError with the
-            # C errno only in the text
-            code = re.search(r"errno = (\d+)", str(exc))
-            if code and getattr(exc, "errno", None) is None:
-                exc = OSError(int(code.group(1)), os.strerror(int(code.group(1))))
-            if isinstance(exc, OSError) and exc.errno is not None:
-                raise os_error(exc, "write", name) from None
-            # anything else: the file's structure contradicts itself (damaged file)
-            raise CorruptStoreError(
-                f"{name}: cannot {method.__name__.replace('_', ' ')}: {exc}; run 'dcs verify' "
-                f"on the file and restore it from a copy if it is damaged (nothing was "
-                f"changed)") from None
+        except H5_ERRORS as exc:
+            raise store_error(exc, self.filename, method.__name__.replace("_", " ")) from None
         finally:
             sys.unraisablehook, sys.excepthook = outer, outer_print
     return wrapper
