@@ -696,3 +696,29 @@ def test_damaged_global_heap_does_not_hang(tmp_path, template):
     """)
     assert r.returncode == 0, r.stdout + r.stderr
     assert snapshot(tmp_path) == before
+
+
+def _collection(size: int, objects) -> bytes:
+    body = b"".join(struct.pack("<HHIQ", i, 1, 0, n) + bytes((n + 7) & ~7) for i, n in objects)
+    return b"GCOL\x01\x00\x00\x00" + struct.pack("<Q", size) + body
+
+
+@pytest.mark.parametrize("name,size,objects,spins", [
+    ("sound", 4096, [(1, 11), (2, 5), (0, 4096 - 16 - 32 - 24)], False),
+    ("free space of size 0", 4096, [(1, 11), (0, 0)], True),
+    ("size runs into zeros", 8192, [(1, 11), (0, 4096 - 16 - 32)], True),
+    ("object size wraps", 8192, [(1, 11), (2, 2**64 - 1)], True),
+])
+def test_heapcheck_emulates_hdf5_heap_walk(tmp_path, name, size, objects, spins):
+    from pscalib.store.heapcheck import check_file, check_head
+    data = bytes(2048) + _collection(size, [o for o in objects if o[1] < 2**63])
+    if objects[-1][1] >= 2**63:  # header only: the wrapped size must not allocate anything
+        data += struct.pack("<HHIQ", objects[-1][0], 1, 0, objects[-1][1])
+    p = tmp_path / "heap.bin"
+    p.write_bytes(data.ljust(2048 + size + 4096, b"\x00"))
+    for check in (check_head, check_file):
+        if spins:
+            with pytest.raises(E.CorruptStoreError):
+                check(p)
+        else:
+            check(p)

@@ -2,9 +2,10 @@
 
 Variable-length strings (root attributes, history, text payloads) live in HDF5 *global heap
 collections* (signature ``GCOL``). HDF5 (seen with 2.0.0) parses a collection object by
-object and steps over a free-space object (index 0) by its stored size; a damaged size of 0
-makes that loop spin forever inside the C library, where no Python timeout or signal
-handler can interrupt it. ``scripts/fuzz_files.py`` found that a few damaged bytes there make
+object up to the collection's stored size and steps over a free-space object (index 0) by
+its stored size; a damaged size of 0 (or a collection size that runs into zeroed bytes, or
+an object size that wraps around in 64-bit arithmetic) makes that loop spin forever inside
+the C library, where no Python timeout or signal handler can interrupt it. ``scripts/fuzz_files.py`` found that a few damaged bytes there make
 opening a store hang.
 
 :func:`check_head` reads the start of the file, where the collection holding the root
@@ -31,6 +32,7 @@ HEAD_BYTES = 8192
 _SIG = b"GCOL"
 _HDR = 16            # signature, version, 3 reserved bytes, collection size (8-byte lengths)
 _OBJ = struct.Struct("<HHIQ")  # object index, reference count, reserved, object size
+_MASK = (1 << 64) - 1
 
 
 def _spins(buf: bytes, start: int) -> bool:
@@ -44,7 +46,8 @@ def _spins(buf: bytes, start: int) -> bool:
     p = start + _HDR
     while p + _OBJ.size <= end:
         idx, _, _, osz = _OBJ.unpack_from(buf, p)
-        need = _OBJ.size + ((osz + 7) & ~7) if idx else osz
+        # HDF5 computes in 64-bit size_t: a huge damaged size wraps around to a small step
+        need = (_OBJ.size + ((osz + 7) & ~7) if idx else osz) & _MASK
         if need == 0:
             return True
         p += need
