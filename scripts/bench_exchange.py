@@ -69,7 +69,7 @@ def main(argv=None) -> int:
           f"{build:.2f} s")
     print(f"add new payload:            {t_new * 1e3:8.1f} ms")
     print(f"add duplicate (hard link):  {t_link * 1e3:8.1f} ms")
-    print(f"add unchanged (no write):   {t_same * 1e3:8.1f} ms")
+    print(f"add unchanged (copy, abort): {t_same * 1e3:8.1f} ms")
     print(f"index lookup (no match):    {t_lookup * 1e3:8.3f} ms")
     print(f"get:                        {t_get * 1e6:8.1f} us")
     print(f"verify (all checksums):     {t_verify * 1e3:8.1f} ms")

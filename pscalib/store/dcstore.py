@@ -639,11 +639,12 @@ class DCStore(DCBase):
         except MemoryError:
             raise InvalidPayloadError(f"the array ({nbytes} bytes) does not fit in memory; "
                                       f"nothing was written") from None
-        # an explicit version number asks for a new version: never answered by dedup
-        # pre-check: on the reader it saves a file copy; inside a transaction it reads the
-        # writer and is final (raising there would roll back the caller's transaction)
-        if not force and version is None:
-            same = _unchanged_key(self._backend_for_read(), ctype, b, e, sha, payload, pars)
+        # The unchanged check reads the writer's private copy, never the read-only handle:
+        # there its metadata reads would first trigger the whole-file heap scan (heapcheck),
+        # which costs as much as the copy it would save. Inside the caller's transaction it
+        # must answer here: raising _Unchanged there would roll back the whole transaction.
+        if self._txn is not None and not force and version is None:
+            same = _unchanged_key(self._writer(), ctype, b, e, sha, payload, pars)
             if same is not None:
                 return AddResult(self, same, unchanged=True)
         try:
