@@ -32,7 +32,7 @@ def test_harness_reports_misbehaviour(kind, outcome, tmp_path):
     r = run("--cases", "3", "--seed", "1", "--timeout", "4", "--jobs", "1", "--legacy", "none",
             "--inject", kind, "--keep", str(tmp_path))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert f"failures: 1" in r.stdout and outcome in r.stdout, r.stdout
+    assert "failures: 1" in r.stdout and outcome in r.stdout, r.stdout
     assert "inputs unchanged: yes" in r.stdout
     if kind == "crash":
         assert "SIGSEGV" in r.stdout

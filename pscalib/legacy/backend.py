@@ -19,18 +19,17 @@ the object.
 """
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, Dict, List, NamedTuple, Tuple
 
 import h5py
 import numpy as np
 
-from ..errors import (CorruptStoreError, CtypeNotFoundError, InvalidNameError, PscalibError,
-                      RangeNotFoundError, VersionNotFoundError)
+from ..errors import (CtypeNotFoundError, InvalidNameError, RangeNotFoundError,
+                      VersionNotFoundError)
 from ..names import validate_ctype
 from ..store import layout as L
-from ..store.backend import Backend, Key, RangeTable, VersionInfo
+from ..store.backend import Backend, Key, RangeTable, VersionInfo, corrupt_guard
 from ..store.history import HistoryRecord
 from ..store.payload import Payload, read_payload
 from ..timestamps import OPEN_END, format_ns, to_ns
@@ -77,19 +76,7 @@ class _Ctype(NamedTuple):
     ranges: Dict[Tuple[int, int], _Range]
 
 
-def _guard(method):
-    """Low-level h5py failures (a damaged file) become CorruptStoreError."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except PscalibError:
-            raise
-        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
-            raise CorruptStoreError(
-                f"{self.filename}: cannot {method.__name__.replace('_', ' ')} "
-                f"{'/'.join(str(a) for a in args[:1])}: {exc}; the file may be damaged") from exc
-    return wrapper
+_guard = corrupt_guard("the file may be damaged")
 
 
 def _who(text: str) -> Tuple[str, str]:

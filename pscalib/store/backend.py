@@ -14,16 +14,43 @@ original LCLS DCS. The conformance tests run the same read checks against every 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+import functools
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
+
+from ..errors import CorruptStoreError, PscalibError
 
 from .history import HistoryRecord
 from .payload import Payload
 
 Key = Tuple
 
-__all__ = ["Backend", "RangeTable", "VersionInfo", "Key"]
+__all__ = ["Backend", "RangeTable", "VersionInfo", "Key", "H5_ERRORS", "corrupt_guard"]
+
+#: What h5py raises on damaged files (besides segfaults and hangs, handled elsewhere).
+H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError)
+
+
+def corrupt_guard(advice: str) -> Callable:
+    """Decorator for backend read methods: h5py failures become CorruptStoreError.
+
+    The message names the file (``self.filename``), the operation and its first argument,
+    followed by ``advice``.
+    """
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except PscalibError:
+                raise
+            except H5_ERRORS as exc:
+                raise CorruptStoreError(
+                    f"{self.filename}: cannot {method.__name__.replace('_', ' ')} "
+                    f"{'/'.join(str(a) for a in args[:1])}: {exc}; {advice}") from exc
+        return wrapper
+    return decorate
 
 
 class RangeTable(NamedTuple):

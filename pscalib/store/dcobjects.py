@@ -1,7 +1,7 @@
 """DCType, DCRange and DCVersion: thin handles on the levels below the store."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import numpy as np
 

@@ -28,7 +28,7 @@ from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
 from .native import H5_ERRORS, NativeBackend, is_native, store_error
 from .fastread import open_readonly
 from . import payindex
-from .payload import Payload, checksum, normalize_payload, payload_kind, payloads_equal
+from .payload import Payload, checksum, normalize_payload, payloads_equal
 from .selection import RangeIndex
 from .values import decode_par, encode_par, pars_equal
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import (CorruptStoreError, PscalibError, StoreFormatError,
                       UnsupportedFormatVersionError)
 from . import layout as L
-from .backend import Backend, Key, RangeTable, VersionInfo
+from .backend import H5_ERRORS, Backend, Key, RangeTable, VersionInfo, corrupt_guard
 from .history import HistoryRecord, append_history, read_history
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
@@ -45,24 +45,11 @@ def is_native(f: h5py.File) -> bool:
     return h5py.h5a.exists(f.id, L.A_FORMAT.encode())
 
 
-def _guard(method):
-    """Turn low-level h5py failures on a damaged file into CorruptStoreError."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except PscalibError:
-            raise
-        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
-            raise CorruptStoreError(
-                f"{self.filename}: cannot {method.__name__.replace('_', ' ')} "
-                f"{'/'.join(str(a) for a in args[:1])}: {exc}; run 'dcs verify' on the file "
-                f"and restore it from a copy if it is damaged") from exc
-    return wrapper
+_guard = corrupt_guard("run 'dcs verify' on the file and restore it from a copy if it "
+                       "is damaged")
 
 
 #: What h5py raises when HDF5 fails on a damaged file or a failed write(2).
-H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError)
 
 
 def store_error(exc: BaseException, filename: str, action: str) -> PscalibError:
