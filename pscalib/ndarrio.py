@@ -60,6 +60,7 @@ from .errors import InvalidInputError, InvalidPayloadError, StoreIOError
 
 __all__ = ["PSANA_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio", "save_ndarrio",
            "ndarrio_lines", "ndarrio_line_count", "write_text_atomic", "looks_like_ndarrio",
+           "read_file_bytes",
            "dtype_from_name", "psana_dtype_name"]
 
 PathLike = Union[str, Path]
@@ -334,15 +335,20 @@ def _lines_gen(arr: np.ndarray, lines: List[str]) -> Iterator[str]:
         yield _format_row(row.tolist(), fmt) + "\n"
 
 
-def _read_text(path: Path) -> str:
+def read_file_bytes(path: Path) -> bytes:
+    """Bytes of an input file; missing files, directories and I/O errors are pscalib errors."""
     try:
-        raw = path.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise InvalidInputError(f"file {path} does not exist") from None
     except IsADirectoryError:
         raise InvalidInputError(f"{path} is a directory, not a file") from None
     except OSError as exc:
         raise StoreIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_text(path: Path) -> str:
+    raw = read_file_bytes(path)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

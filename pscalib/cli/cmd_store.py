@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
                       PscalibError, StoreIOError, StoreNotFoundError)
 from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, parse_ndarrio,
-                       write_text_atomic)
+                       read_file_bytes, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import version_name
 from ..store.native import h5path
@@ -223,14 +223,7 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
     ``# DTYPE``/``# NDIM`` header, or only numbers) and as text constants otherwise.
     ``kind='array'`` forces an array (.npy or NDArrIO), ``kind='text'`` forces text.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInputError(f"input file {path} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidInputError(f"input {path} is a directory, not a file") from None
-    except OSError as exc:
-        raise StoreIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = read_file_bytes(path)
     is_npy = raw.startswith(NPY_MAGIC)
     if kind != "text" and (is_npy or path.suffix.lower() == ".npy"):
         if not is_npy:
