@@ -49,8 +49,6 @@ _guard = corrupt_guard("run 'dcs verify' on the file and restore it from a copy 
                        "is damaged")
 
 
-#: What h5py raises when HDF5 fails on a damaged file or a failed write(2).
-
 
 def store_error(exc: BaseException, filename: str, action: str) -> PscalibError:
     """The pscalib error for an h5py failure while changing the store ``filename``.
@@ -79,8 +77,9 @@ def _guard_write(method):
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         failed: list = []
+        # Process-global hooks, swapped for the duration of one write call: concurrent writes
+        # from several threads may leave one of these delegating hooks installed (harmless).
         outer = sys.unraisablehook
-
         outer_print = sys.excepthook
 
         def hook(unraisable):  # h5py reports a write failed in a destructor only this way
