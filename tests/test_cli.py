@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import GEOMETRY_DIR, file_digest
+from conftest import GEOMETRY_DIR, ROOT, file_digest
 from pscalib.cli.cmd_store import parse_par
 from pscalib.errors import InvalidParameterError
 from pscalib.ndarrio import load_ndarrio, save_ndarrio
 
+PACKAGED = ROOT / "pscalib" / "data"
 DCS = shutil.which("dcs") or str(Path(sys.executable).with_name("dcs"))
 R1 = "20240110T000000Z_20240301T000000Z"  # demo epix10ka pedestals range with v1 (default), v2
 
@@ -77,11 +78,11 @@ def test_demo_builds_a_queryable_calib_dir(demo_dir):
     assert first["default"] == 1 and [v["version"] for v in first["versions"]] == [1, 2]
     assert first["versions"][1]["dictpars"]["reviewed"] is False
     assert peds["ranges"][1]["end"] is None and peds["ranges"][1]["tsend"] is None
-    # the packaged geometry is the real file, byte for byte
+    # the demo stores the packaged geometry byte for byte
     out = demo_dir.parent / "geo.data"
     ok(dcs("get", demo_dir / "epix10ka" / "epix10ka-0001.h5", "geometry", "-t", "2024-05-01",
            "-o", out))
-    assert out.read_bytes() == (GEOMETRY_DIR / "geometry-def-epix10kaquad.data").read_bytes()
+    assert out.read_bytes() == (PACKAGED / "geometry-def-epix10kaquad.data").read_bytes()
     # detnames resolve through the repository
     res = ok(dcs("print", "jungfrau-0001", env={"PSCALIB_REPOSITORY": str(demo_dir)}))
     assert res.stdout.startswith("jungfrau-0001 ")
@@ -342,3 +343,8 @@ def test_add_identical_is_unchanged_unless_forced(tmp_path):
     assert "payload shared with pedestals/20240101T000000Z_end/v0001" in res.stdout
     res = ok(dcs("add", str(store), "pedestals", str(arr), "--begin", "2024-01-01", "--force"))
     assert res.stdout.startswith("added pedestals/20240101T000000Z_end/v0002")
+
+
+def test_packaged_geometry_is_the_real_shared_file(geometry_files):
+    for shared in geometry_files:
+        assert (PACKAGED / shared.name).read_bytes() == shared.read_bytes()
