@@ -48,18 +48,21 @@ Examples
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import (BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Tuple, Union)
 
 import numpy as np
 
 from .errors import InvalidInputError, InvalidPayloadError, StoreIOError
 
 __all__ = ["PSANA_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio", "save_ndarrio",
-           "ndarrio_lines", "ndarrio_line_count", "write_text_atomic", "looks_like_ndarrio",
+           "ndarrio_lines", "ndarrio_line_count", "write_text_atomic", "write_file_atomic",
+           "looks_like_ndarrio",
            "read_file_bytes",
            "dtype_from_name", "psana_dtype_name"]
 
@@ -383,12 +386,12 @@ def save_ndarrio(path: PathLike, arr: np.ndarray,
     return p
 
 
-def write_text_atomic(path: PathLike, text: Union[str, Iterable[str]]) -> None:
-    """Write UTF-8 ``text`` (a str or an iterable of str) to ``path`` atomically.
+def write_file_atomic(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Create or replace ``path`` atomically with what ``write(binary_file)`` writes.
 
-    The text goes to a temporary file in the same directory that is renamed over ``path``
-    only when complete; on any error (or interrupt) the temporary file is removed and
-    ``path`` is unchanged.
+    The content goes to a temporary file in the same directory that is renamed over
+    ``path`` only when complete; on any error (or interrupt) the temporary file is removed
+    and ``path`` is unchanged. OSErrors become StoreIOError.
     """
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
@@ -397,11 +400,8 @@ def write_text_atomic(path: PathLike, text: Union[str, Iterable[str]]) -> None:
     except OSError as exc:
         raise StoreIOError(f"cannot write {p}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            if isinstance(text, str):
-                fh.write(text)
-            else:
-                fh.writelines(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
         os.replace(tmp, p)
     except BaseException as exc:
         try:
@@ -411,6 +411,19 @@ def write_text_atomic(path: PathLike, text: Union[str, Iterable[str]]) -> None:
         if isinstance(exc, OSError):
             raise StoreIOError(f"cannot write {p}: {exc.strerror or exc}") from None
         raise
+
+
+def write_text_atomic(path: PathLike, text: Union[str, Iterable[str]]) -> None:
+    """Write UTF-8 ``text`` (a str or an iterable of str) to ``path`` atomically."""
+    def write(fh: BinaryIO) -> None:
+        tf = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        if isinstance(text, str):
+            tf.write(text)
+        else:
+            tf.writelines(text)
+        tf.flush()
+        tf.detach()  # leave closing the binary file to write_file_atomic
+    write_file_atomic(path, write)
 
 
 def looks_like_ndarrio(text: str) -> bool:

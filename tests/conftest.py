@@ -1,4 +1,6 @@
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,20 @@ def geometry_files():
 def file_digest(path) -> str:
     import hashlib
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def small_fs():
+    """A real 20 MiB tmpfs (needs root); yields its directory. Used for full-disk tests."""
+    d = Path(tempfile.mkdtemp(prefix="pscalib-smallfs-"))
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m,mode=0755", "tmpfs", str(d)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        d.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); the RLIMIT_FSIZE "
+                    f"subprocess tests cover full disks")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+        d.rmdir()

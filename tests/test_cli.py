@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import GEOMETRY_DIR, ROOT, file_digest
+from conftest import ROOT, file_digest
 from pscalib.cli.cmd_store import parse_par
 from pscalib.errors import InvalidParameterError
 from pscalib.ndarrio import load_ndarrio, save_ndarrio

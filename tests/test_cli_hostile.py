@@ -339,20 +339,6 @@ def test_verify_reports_bad_files(base):
 
 
 # --------------------------------------------------------------------------- filesystems
-@pytest.fixture
-def small_fs():
-    d = Path(tempfile.mkdtemp(prefix="dcs-smallfs-"))
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(d)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        d.rmdir()
-        pytest.skip(f"cannot mount a tmpfs ({r.stderr.strip()}); test_full_disk_rlimit covers "
-                    f"full disks")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)
-        d.rmdir()
 
 
 def _dcs(argv, cwd, **kw):

@@ -510,21 +510,6 @@ def test_inconsistent_store_reads(tmp_path, template, edit):
 
 
 # ----------------------------------------------------------------------------- filesystems
-@pytest.fixture
-def small_fs():
-    """A real 20 MiB tmpfs (root only); yields its directory."""
-    d = Path(tempfile.mkdtemp(prefix="pscalib-smallfs-"))
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m,mode=0755", "tmpfs", str(d)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        d.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); the RLIMIT_FSIZE "
-                    f"subprocess tests cover full disks")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)
-        d.rmdir()
 
 
 def test_array_too_big_for_small_filesystem(small_fs):

@@ -25,9 +25,9 @@ import click
 import numpy as np
 
 from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
-                      PscalibError, StoreIOError, StoreNotFoundError)
+                      PscalibError, StoreNotFoundError)
 from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, parse_ndarrio,
-                       read_file_bytes, write_text_atomic)
+                       read_file_bytes, write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import version_name
 from ..store.native import h5path
@@ -249,21 +249,7 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
 
 
 def _write_npy(out: Path, arr: np.ndarray) -> None:
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise StoreIOError(f"cannot write {out}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-        os.replace(tmp, out)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise StoreIOError(f"cannot write {out}: {exc.strerror or exc}") from None
-        raise
+    write_file_atomic(out, lambda fh: np.save(fh, arr, allow_pickle=False))
 
 
 def write_output(out: str, payload: Any, header: Dict[str, Any]) -> str:
