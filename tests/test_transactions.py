@@ -561,3 +561,19 @@ def test_second_store_object_in_the_same_thread_fails_fast(store_path):
     assert a.dictpars() == {"y": 2}
     a.close()
     b.close()
+
+
+def test_copy_progress_reports_every_step_of_a_transaction_copy(tmp_path, monkeypatch):
+    from pscalib.txn import atomic
+    monkeypatch.setattr(atomic, "COPY_STEP", 64 * 1024)  # several steps on a small file
+    path = tmp_path / "cspad-0001.h5"
+    with DCStore(path, mode="a") as cs:
+        cs.add_constants("pedestals", np.arange(100_000, dtype=np.float64), 0)
+        size = path.stat().st_size
+        seen = []
+        with atomic.copy_progress(lambda done, total: seen.append((done, total))):
+            cs.add_constants("pedestals", np.ones(3), 10)
+        cs.add_constants("pedestals", np.ones(4), 20)  # outside the block: not reported
+    assert len(seen) in (1, -(-size // (64 * 1024)))  # one report for a reflink clone
+    assert all(total == size for _, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == size

@@ -19,7 +19,8 @@ from ..exchange.diff import diff_stores, jsonable
 from ..exchange.merge import merge_stores
 from ..exchange.verify import verify
 from .app import cli
-from .common import OptionalTimeParam, TimeParam, echo_json, lock_timeout, open_store
+from .common import (OptionalTimeParam, TimeParam, echo_json, lock_timeout, open_store,
+                     progress)
 
 
 def _path_of(spec: str) -> Path:
@@ -43,7 +44,8 @@ def verify_cmd(stores: Tuple[str, ...], as_json: bool, no_checksums: bool) -> in
     defaults and version counters, dictpars, history, the payload index and alias files
     beside the store. Exits 1 if any error was found.
     """
-    reports = [verify(_path_of(s), checksums=not no_checksums) for s in stores]
+    with progress(stores, len(stores), "verifying") as items:
+        reports = [verify(_path_of(s), checksums=not no_checksums) for s in items]
     if as_json:
         echo_json({"ok": all(r.ok for r in reports), "stores": [r.to_dict() for r in reports]})
     else:

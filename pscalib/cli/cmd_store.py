@@ -13,13 +13,12 @@ Conventions shared with the other command modules (see docs/cli.rst):
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import click
 import numpy as np
@@ -33,7 +32,7 @@ from ..store.layout import version_name
 from ..store.native import h5path
 from ..timestamps import format_ns
 from .app import cli
-from .common import OptionalTimeParam, TimeParam, echo_json, open_store
+from .common import OptionalTimeParam, TimeParam, echo_json, open_store, progress
 
 __all__ = ["parse_par", "read_input", "write_output", "store_tree", "object_path"]
 
@@ -68,16 +67,6 @@ def _fmt_pars(pars: Dict[str, Any]) -> str:
 
 def _json_pars(pars: Dict[str, Any]) -> Dict[str, Any]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in pars.items()}
-
-
-@contextlib.contextmanager
-def _progress(items: Iterable, length: int, label: str) -> Iterator[Iterable]:
-    """A click progress bar on stderr when it is a terminal; the bare iterable otherwise."""
-    if sys.stderr.isatty():
-        with click.progressbar(items, length=length, label=label, file=sys.stderr) as bar:
-            yield bar
-    else:
-        yield items
 
 
 def parse_par(text: str) -> Tuple[str, Any]:
@@ -274,7 +263,7 @@ def write_output(out: str, payload: Any, header: Dict[str, Any]) -> str:
         return "npy"
     lines = ndarrio_lines(payload, header)  # checks dtype/header before writing anything
     n = ndarrio_line_count(payload, header)
-    with _progress(lines, n, f"writing {out}") as bar:
+    with progress(lines, n, f"writing {out}") as bar:
         if out == "-":
             for line in bar:
                 click.echo(line, nl=False)
@@ -728,7 +717,7 @@ def demo_cmd(directory: Optional[Path], as_json: bool) -> None:
     from ..demo import DEMO_STEPS, build_demo, read_back
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="pscalib-demo-"))
-    with _progress(range(len(DEMO_STEPS)), len(DEMO_STEPS), "building demo") as bar:
+    with progress(range(len(DEMO_STEPS)), len(DEMO_STEPS), "building demo") as bar:
         it = iter(bar)
         info = build_demo(directory, progress=lambda name: next(it, None))
         for _ in it:  # finish the bar

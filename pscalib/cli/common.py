@@ -1,9 +1,11 @@
 """Helpers shared by the command modules: time arguments, store opening, JSON output."""
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import click
 import numpy as np
@@ -12,7 +14,8 @@ from ..errors import PscalibError
 from ..store import DCStore
 from ..timestamps import to_ns, to_ns_or_none
 
-__all__ = ["TimeParam", "OptionalTimeParam", "open_store", "echo_json", "lock_timeout"]
+__all__ = ["TimeParam", "OptionalTimeParam", "open_store", "echo_json", "lock_timeout",
+           "progress", "CopyProgressBar"]
 
 
 class TimeParam(click.ParamType):
@@ -75,3 +78,42 @@ def _default(o: Any):
 
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=_default))
+
+
+@contextlib.contextmanager
+def progress(items: Iterable, length: int, label: str) -> Iterator[Iterable]:
+    """A click progress bar on stderr when it is a terminal; the bare iterable otherwise."""
+    if sys.stderr.isatty():
+        with click.progressbar(items, length=length, label=label, file=sys.stderr) as bar:
+            yield bar
+    else:
+        yield items
+
+
+class CopyProgressBar:
+    """Reporter for :func:`pscalib.txn.atomic.copy_progress`: a progress bar on stderr
+    while a transaction copies a store of at least ``min_bytes`` (terminal only)."""
+
+    def __init__(self, min_bytes: int = 256 * 2**20):
+        self.min_bytes = min_bytes
+        self._bar = None
+        self._shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.min_bytes or not sys.stderr.isatty():
+            return
+        if self._bar is None:
+            self._bar = click.progressbar(length=total, file=sys.stderr,
+                                          label=f"copying {total / 2**30:.1f} GiB store "
+                                                f"for a safe update")
+            self._bar.__enter__()
+            self._shown = 0
+        self._bar.update(done - self._shown)
+        self._shown = done
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None

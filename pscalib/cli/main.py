@@ -13,7 +13,9 @@ from typing import List, Optional
 import click
 
 from ..errors import PscalibError
+from ..txn.atomic import copy_progress
 from .app import cli
+from .common import CopyProgressBar
 
 # Each module registers its commands on `cli` when imported.
 # (command modules are listed here, one import per module)
@@ -33,7 +35,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     try:
-        rv = cli.main(args=args, prog_name="dcs", standalone_mode=False)
+        bar = CopyProgressBar()
+        try:
+            with copy_progress(bar):
+                rv = cli.main(args=args, prog_name="dcs", standalone_mode=False)
+        finally:
+            bar.close()
     except click.exceptions.Abort:
         click.echo("dcs: aborted, nothing was changed", err=True)
         sys.exit(1)

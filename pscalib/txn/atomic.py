@@ -1,18 +1,18 @@
 """Atomic file replacement: private copies, fsync, rename, leftovers."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import secrets
-import shutil
 import socket
 from pathlib import Path
-from typing import Callable, List, Optional, Union
+from typing import Callable, Iterator, List, Optional, Union
 
 from ..errors import StoreIOError, StorePermissionError
 
-__all__ = ["TMP_MARK", "tmp_path_for", "copy_file", "fsync_file", "fsync_dir",
+__all__ = ["TMP_MARK", "tmp_path_for", "copy_file", "copy_progress", "fsync_file", "fsync_dir",
            "atomic_replace", "cleanup_leftovers", "os_error"]
 
 #: Temporary copies are ``.<name>.pscalib-tmp-<host>-<pid>-<random>`` beside the target.
@@ -50,6 +50,29 @@ def _try_reflink(src_fd: int, dst_fd: int) -> bool:
         return False
 
 
+#: Bytes per copy step, so that progress can be reported on big files.
+COPY_STEP = 64 * 1024 * 1024
+_copy_reporters: List[Callable[[int, int], None]] = []
+
+
+@contextlib.contextmanager
+def copy_progress(report: Callable[[int, int], None]) -> Iterator[None]:
+    """Call ``report(bytes_done, total)`` during file copies made inside the block.
+
+    Used by ``dcs`` to show a progress bar while a transaction copies a big store.
+    """
+    _copy_reporters.append(report)
+    try:
+        yield
+    finally:
+        _copy_reporters.remove(report)
+
+
+def _report(done: int, total: int) -> None:
+    for report in _copy_reporters:
+        report(done, total)
+
+
 def copy_file(src: PathLike, dst: PathLike, mode: Optional[int] = None) -> str:
     """Copy ``src`` to new file ``dst`` as cheaply as the OS allows; return the method used.
 
@@ -61,15 +84,18 @@ def copy_file(src: PathLike, dst: PathLike, mode: Optional[int] = None) -> str:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is None else mode)
         with os.fdopen(fd, "wb") as fd_out:
             if _try_reflink(fs.fileno(), fd_out.fileno()):
+                _report(size, size)
                 return "reflink"
             if hasattr(os, "copy_file_range"):
                 try:
                     done = 0
                     while done < size:
-                        n = os.copy_file_range(fs.fileno(), fd_out.fileno(), size - done)
+                        n = os.copy_file_range(fs.fileno(), fd_out.fileno(),
+                                               min(size - done, COPY_STEP))
                         if n == 0:
                             break
                         done += n
+                        _report(done, size)
                     if done == size:
                         return "copy_file_range"
                     fs.seek(done)
@@ -81,8 +107,14 @@ def copy_file(src: PathLike, dst: PathLike, mode: Optional[int] = None) -> str:
                     fs.seek(0)
                     fd_out.seek(0)
                     fd_out.truncate()
-            shutil.copyfileobj(fs, fd_out, 8 * 1024 * 1024)
-            return "copy"
+            done = fs.tell()
+            while True:
+                block = fs.read(COPY_STEP)
+                if not block:
+                    return "copy"
+                fd_out.write(block)
+                done += len(block)
+                _report(done, size)
 
 
 def fsync_file(path: PathLike) -> None:
