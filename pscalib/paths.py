@@ -232,6 +232,8 @@ def _check_writable(path: Path, place: Place, cfg: Config) -> None:
                                    "file system)")
         return
     blocker = _blocking_dir(path.parent)
+    if not blocker.is_dir():
+        raise InvalidInputError(f"cannot create {path}: {blocker} is a file, not a directory")
     if not os.access(blocker, os.W_OK | os.X_OK):
         raise permission_error("create", path, cfg,
                                "no write permission (or read-only file system)")

@@ -321,3 +321,11 @@ def test_read_only_filesystem_is_a_permission_error(tmp_path, monkeypatch):
 def test_store_file_in_layout(tmp_path):
     assert store_file_in(tmp_path, "epix10ka-0001-0002") == \
         tmp_path / "epix10ka" / "epix10ka-0001-0002.h5"
+
+
+def test_creating_under_a_file_says_it_is_a_file(tmp_path):
+    from pscalib import DCStore
+    from pscalib.errors import InvalidInputError
+    (tmp_path / "prof").write_text("not a directory")
+    with pytest.raises(InvalidInputError, match="prof is a file, not a directory"):
+        DCStore(tmp_path / "prof" / "cspad" / "cspad-0001.h5", mode="a")
