@@ -168,13 +168,12 @@ def compare_backends(legacy: LegacyBackend, native: Backend) -> List[str]:
         where = "/".join(str(k) for k in key) or "/"
         if len(key) == 3:
             lt, nt = legacy.range_table(key[0]), native.range_table(key[0])
-            li = np.nonzero((lt.tsbegin == key[1]) & (lt.tsend == key[2]))[0]
-            ni = np.nonzero((nt.tsbegin == nkey[1]) & (nt.tsend == nkey[2]))[0]
-            if len(ni) != 1:
+            li, ni = lt.row(key[1], key[2]), nt.row(nkey[1], nkey[2])
+            if ni is None:
                 out.append(f"{where}: range missing in the import")
                 continue
-            if lt.defaultv[li[0]] != nt.defaultv[ni[0]]:
-                out.append(f"{where}: default v{lt.defaultv[li[0]]} != v{nt.defaultv[ni[0]]}")
+            if lt.defaultv[li] != nt.defaultv[ni]:
+                out.append(f"{where}: default v{lt.defaultv[li]} != v{nt.defaultv[ni]}")
             if legacy.versions(*key) != native.versions(*nkey):
                 out.append(f"{where}: versions {legacy.versions(*key)} != "
                            f"{native.versions(*nkey)}")

@@ -59,6 +59,11 @@ class RangeTable(NamedTuple):
     tsend: np.ndarray
     defaultv: np.ndarray
 
+    def row(self, tsbegin: int, tsend: int) -> Optional[int]:
+        """Index of the range ``(tsbegin, tsend)`` in the arrays, or None if absent."""
+        hit = np.nonzero((self.tsbegin == tsbegin) & (self.tsend == tsend))[0]
+        return int(hit[0]) if len(hit) else None
+
 
 class VersionInfo(NamedTuple):
     version: int

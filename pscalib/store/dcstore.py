@@ -424,7 +424,7 @@ class DCStore(DCBase):
     def _require_range(self, key: tuple) -> None:
         self._require_ctype(key[0])
         tab = self._table(key[0])
-        if not np.any((tab.tsbegin == key[1]) & (tab.tsend == key[2])):
+        if tab.row(key[1], key[2]) is None:
             raise RangeNotFoundError(f"{key[0]!r} has no range {L.range_name(key[1], key[2])}")
 
     def _require_version(self, key: tuple) -> None:
@@ -492,10 +492,10 @@ class DCStore(DCBase):
 
     def _default_of(self, rkey: tuple) -> int:
         tab = self._table(rkey[0])
-        hit = np.nonzero((tab.tsbegin == rkey[1]) & (tab.tsend == rkey[2]))[0]
-        if len(hit) == 0:
+        i = tab.row(rkey[1], rkey[2])
+        if i is None:
             raise RangeNotFoundError(f"{rkey[0]!r} has no range {L.range_name(*rkey[1:3])}")
-        return int(tab.defaultv[hit[0]])
+        return int(tab.defaultv[i])
 
     def get(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
             tsprod: Optional[TimeLike] = None) -> Payload:
@@ -671,7 +671,7 @@ class DCStore(DCBase):
         self._ensure_ctype(ctype)
         rkey = (ctype, b, e)
         tab = be.range_table(ctype)
-        exists = bool(np.any((tab.tsbegin == b) & (tab.tsend == e)))
+        exists = tab.row(b, e) is not None
         if not exists:
             be.create_range(ctype, b, e)
             be.append_history((ctype,), "add_range", L.range_name(b, e))
@@ -705,8 +705,8 @@ class DCStore(DCBase):
 
     @staticmethod
     def _default_in(tab: RangeTable, b: int, e: int) -> int:
-        hit = np.nonzero((tab.tsbegin == b) & (tab.tsend == e))[0]
-        return int(tab.defaultv[hit[0]]) if len(hit) else 0
+        i = tab.row(b, e)
+        return 0 if i is None else int(tab.defaultv[i])
 
     def _add_range(self, ctype: str, tsbegin: TimeLike, tsend: Optional[TimeLike]) -> DCRange:
         validate_ctype(ctype)
@@ -719,7 +719,7 @@ class DCStore(DCBase):
             self._ensure_ctype(ctype)
             be = self._writer()
             tab = be.range_table(ctype)
-            if np.any((tab.tsbegin == b) & (tab.tsend == e)):
+            if tab.row(b, e) is not None:
                 raise InvalidInputError(f"{ctype!r} already has range {L.range_name(b, e)}")
             be.create_range(ctype, b, e)
             be.append_history((ctype,), "add_range", L.range_name(b, e))
