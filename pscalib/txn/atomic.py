@@ -185,17 +185,14 @@ def write_file_atomic(path: PathLike, write: Callable[[BinaryIO], object],
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-            fh.flush()
             os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
+        atomic_replace(tmp, p)  # the same fsync-rename-fsync as a store's commit
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
-    fsync_dir(p.parent if str(p.parent) else Path("."))
 
 
 def cleanup_leftovers(path: PathLike, log: Optional[Callable[[str], None]] = None) -> List[Path]:
