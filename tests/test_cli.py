@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, file_digest
 from pscalib import DCStore
-from pscalib.cli.cmd_store import parse_par
+from pscalib.cli.storecommon import parse_par
 from pscalib.errors import InvalidParameterError
 from pscalib.ndarrio import load_ndarrio, save_ndarrio
 
