@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import CollectiveError, InvalidInputError, MissingDependencyError, PscalibError
 from .store.payload import Payload
+from .timestamps import format_ns, to_ns
 
 try:
     from mpi4py import MPI
@@ -66,6 +67,23 @@ def _plan(payloads: Sequence[Tuple[str, Payload]]) -> Tuple[List[tuple], List[An
             blobs.append(arr)
         offset += -(-entries[-1][5] // _ALIGN) * _ALIGN
     return entries, blobs, offset
+
+
+def _request(ctypes: Sequence[str], t: Any, vers: Optional[Mapping[str, Any]]) -> tuple:
+    """The checked request of a collective read, comparable between ranks."""
+    if isinstance(ctypes, str):
+        raise InvalidInputError("ctypes must be a list of names, not one string")
+    names = list(ctypes)
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"ctypes has duplicates: {names}")
+    return names, to_ns(t), dict(vers or {})
+
+
+def _show(request: Any) -> str:
+    if isinstance(request, tuple):
+        names, t, vers = request
+        return f"{names} at {format_ns(t)}" + (f" versions {vers}" if vers else "")
+    return repr(request)
 
 
 def _error_record(exc: BaseException, rank: int) -> Tuple[str, str, str]:
@@ -213,38 +231,51 @@ class SharedConstants:
         """Several ctypes at time ``t`` in one collective: ``{ctype: array or str}``.
 
         All payloads share one window per node. ``vers`` optionally maps a ctype to a
-        version number. The root rank's arguments are used; every rank must call this.
+        version number. Every rank must call this with the same arguments: if one differs
+        from the root's, every rank raises :class:`~pscalib.errors.InvalidInputError`.
         """
         if self._closed:
             raise InvalidInputError("this SharedConstants was closed; create a new one")
         header: Any = None
         blobs: List[Any] = []
         failure: Optional[BaseException] = None
-        if self.comm.rank == self.root:
+        rank = self.comm.rank
+        if rank == self.root:
             try:
-                if isinstance(ctypes, str):
-                    raise InvalidInputError("ctypes must be a list of names, not one string")
-                names = list(ctypes)
-                if len(set(names)) != len(names):
-                    raise InvalidInputError(f"ctypes has duplicates: {names}")
-                entries, blobs, size = _plan(self._read(names, t, dict(vers or {})))
-                header = ("ok", entries, size)
+                request = _request(ctypes, t, vers)
+                entries, blobs, size = _plan(self._read(request[0], t, request[2]))
+                header = ("ok", entries, size, request)
             except Exception as exc:  # every failure of the read goes to every rank
-                header, failure = ("error", _error_record(exc, self.comm.rank)), exc
+                header, failure = ("error", _error_record(exc, rank)), exc
         header = self.comm.bcast(header, self.root)
         if header[0] == "error":
             exc = _exception(header[1])
-            if self.comm.rank == self.root:
+            if rank == self.root:
                 raise exc from failure
             raise exc
-        _, entries, size = header
-        window = self._allocate(size)
+        _, entries, size, request = header
+        mismatch = None
+        if rank != self.root:
+            try:
+                mine: Any = _request(ctypes, t, vers)
+            except Exception as exc:
+                mine = f"{type(exc).__name__}: {exc}"
+            if mine != request:  # reported by every rank at the allocation step below
+                mismatch = ("pscalib.errors", "InvalidInputError",
+                            f"rank {rank} asked for {_show(mine)} but the reading rank "
+                            f"{self.root} for {_show(request)}; every rank must call get or "
+                            f"get_many with the same arguments")
+        window = self._allocate(size, mismatch)
         self._fill(window, entries, blobs, size)
         del blobs  # the root's private copies: freed before the caller continues
         return {e[0]: self._view(window, e) for e in entries}
 
-    def _allocate(self, size: int) -> _Window:
-        """A window of ``size`` (+ alignment slack) bytes owned by the node leader."""
+    def _allocate(self, size: int, mismatch: Optional[Tuple[str, str, str]]) -> _Window:
+        """A window of ``size`` (+ alignment slack) bytes owned by the node leader.
+
+        Also the step where every rank learns of a failure on any rank (a failed
+        allocation, or a rank whose arguments differ from the root's): one allgather.
+        """
         error = None
         win, base, local = None, np.zeros(0, np.uint8), 0
         try:
@@ -256,9 +287,12 @@ class SharedConstants:
                 base = np.frombuffer(buf, np.uint8, count=size, offset=shift)
         except Exception as exc:
             error = _error_record(exc, self.comm.rank)
-        # one small collective so that a failed allocation anywhere fails everywhere
-        errors = [e for e in self.comm.allgather(error) if e is not None]
+        reports = self.comm.allgather((error, mismatch))
+        failed = [e for e, _ in reports if e is not None]
+        errors = failed + [m for _, m in reports if m is not None]
         if errors:
+            if win is not None and not failed:  # allocated on every rank: free it together
+                win.Free()
             raise _exception(errors[0])
         self.window_bytes += local
         return _Window(win, base, local)

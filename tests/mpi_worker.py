@@ -115,6 +115,8 @@ def errors(calib: str) -> dict:
         rep["no_range"] = catch(lambda: sc.get("pedestals", "2020-01-01"))
         rep["one_of_many_missing"] = catch(lambda: sc.get_many(["pedestals", "nope"], T))
         rep["bad_version"] = catch(lambda: sc.get("pedestals", T, vers=9))
+        odd = ["pixel_status"] if WORLD.rank == 2 else ["pedestals"]
+        rep["ranks_disagree"] = catch(lambda: sc.get_many(odd, T))
         # the communicator is still in step after the errors
         rep["then_ok"] = float(sc.get("pedestals", T).sum())
     for name, src, det in (("missing_file", calib, "epix10ka-0099"),

@@ -172,6 +172,9 @@ def test_errors_reach_every_rank_as_the_same_exception(calib, tmp_path):
     assert "rank 0" in down[1] and "ConnectionRefusedError" in down[1]
     bad = same_on_all_ranks(reports, "bad_source")
     assert bad[0] == "InvalidInputError" and "int" in bad[1]
+    odd = same_on_all_ranks(reports, "ranks_disagree")
+    assert odd[0] == "InvalidInputError"
+    assert "rank 2 asked for ['pixel_status']" in odd[1] and "['pedestals']" in odd[1]
     ok = same_on_all_ranks(reports, "then_ok")
     assert ok == pytest.approx(float(cs.get("pedestals", T).sum()), rel=1e-6)
     assert took < TIMEOUT
