@@ -21,7 +21,9 @@ Needs the optional extra: ``pip install 'pscalib[mpi]'`` (mpi4py and an MPI libr
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -80,7 +82,7 @@ def _request(ctypes: Sequence[str], t: Any, vers: Optional[Mapping[str, Any]]) -
 
 
 def _show(request: Any) -> str:
-    if isinstance(request, tuple):
+    if isinstance(request, (list, tuple)) and len(request) == 3:
         names, t, vers = request
         return f"{names} at {format_ns(t)}" + (f" versions {vers}" if vers else "")
     return repr(request)
@@ -147,6 +149,10 @@ class SharedConstants:
         Communicator of the ranks that share one window (default: ``comm`` split by
         shared-memory node, ``Split_type(COMM_TYPE_SHARED)``). Its ranks must be able to
         share memory; a smaller group (e.g. per socket) is allowed.
+    timeout
+        Seconds a rank waits for the others at any step of a read (None: no limit). When it
+        runs out the rank raises :class:`~pscalib.errors.CollectiveError`; the ranks are
+        then out of step, so end the job (``comm.Abort()``).
 
     Notes
     -----
@@ -164,12 +170,18 @@ class SharedConstants:
     """
 
     def __init__(self, source: Source = None, detname: Optional[str] = None, *,
-                 comm: Optional[Any] = None, root: int = 0, node_comm: Optional[Any] = None):
+                 comm: Optional[Any] = None, root: int = 0, node_comm: Optional[Any] = None,
+                 timeout: Optional[float] = None):
         self.comm = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(root, int) or not 0 <= root < self.comm.size:
             raise InvalidInputError(f"root must be a rank of the communicator "
                                     f"(0..{self.comm.size - 1}), got {root!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(
+                timeout, (int, float)) or not timeout > 0):
+            raise InvalidInputError(f"timeout must be a number of seconds > 0 or None, got "
+                                    f"{timeout!r}")
         self.root = root
+        self.timeout = timeout
         self._source = source if self.comm.rank == root else None
         self._detname = detname
         self._reader: Any = None
@@ -236,18 +248,19 @@ class SharedConstants:
         """
         if self._closed:
             raise InvalidInputError("this SharedConstants was closed; create a new one")
-        header: Any = None
         blobs: List[Any] = []
         failure: Optional[BaseException] = None
         rank = self.comm.rank
+        encoded = b""
         if rank == self.root:
             try:
                 request = _request(ctypes, t, vers)
                 entries, blobs, size = _plan(self._read(request[0], t, request[2]))
-                header = ("ok", entries, size, request)
+                encoded = json.dumps(["ok", entries, size, request]).encode()
             except Exception as exc:  # every failure of the read goes to every rank
-                header, failure = ("error", _error_record(exc, rank)), exc
-        header = self.comm.bcast(header, self.root)
+                failure = exc
+                encoded = json.dumps(["error", _error_record(exc, rank)]).encode()
+        header = self._bcast_json(encoded)
         if header[0] == "error":
             exc = _exception(header[1])
             if rank == self.root:
@@ -256,25 +269,25 @@ class SharedConstants:
         _, entries, size, request = header
         mismatch = None
         if rank != self.root:
-            try:
-                mine: Any = _request(ctypes, t, vers)
+            try:  # compared as the root's request arrived: through JSON
+                mine: Any = json.loads(json.dumps(_request(ctypes, t, vers)))
             except Exception as exc:
                 mine = f"{type(exc).__name__}: {exc}"
             if mine != request:  # reported by every rank at the allocation step below
-                mismatch = ("pscalib.errors", "InvalidInputError",
+                mismatch = ["pscalib.errors", "InvalidInputError",
                             f"rank {rank} asked for {_show(mine)} but the reading rank "
                             f"{self.root} for {_show(request)}; every rank must call get or "
-                            f"get_many with the same arguments")
+                            f"get_many with the same arguments"]
         window = self._allocate(size, mismatch)
         self._fill(window, entries, blobs, size)
         del blobs  # the root's private copies: freed before the caller continues
         return {e[0]: self._view(window, e) for e in entries}
 
-    def _allocate(self, size: int, mismatch: Optional[Tuple[str, str, str]]) -> _Window:
+    def _allocate(self, size: int, mismatch: Optional[List[str]]) -> _Window:
         """A window of ``size`` (+ alignment slack) bytes owned by the node leader.
 
         Also the step where every rank learns of a failure on any rank (a failed
-        allocation, or a rank whose arguments differ from the root's): one allgather.
+        allocation, or a rank whose arguments differ from the root's).
         """
         error = None
         win, base, local = None, np.zeros(0, np.uint8), 0
@@ -287,24 +300,26 @@ class SharedConstants:
                 base = np.frombuffer(buf, np.uint8, count=size, offset=shift)
         except Exception as exc:
             error = _error_record(exc, self.comm.rank)
-        reports = self.comm.allgather((error, mismatch))
+        flag = np.array([error is not None or mismatch is not None], np.int32)
+        anyflag = np.zeros(1, np.int32)
+        self._wait(self.comm.Iallreduce(flag, anyflag, op=MPI.MAX), "the window allocation")
+        if not anyflag[0]:
+            self.window_bytes += local
+            return _Window(win, base, local)
+        reports = self.comm.allgather((error, mismatch))  # only after a failure somewhere
         failed = [e for e, _ in reports if e is not None]
-        errors = failed + [m for _, m in reports if m is not None]
-        if errors:
-            if win is not None and not failed:  # allocated on every rank: free it together
-                win.Free()
-            raise _exception(errors[0])
-        self.window_bytes += local
-        return _Window(win, base, local)
+        if win is not None and not failed:  # allocated on every rank: free it together
+            win.Free()
+        raise _exception((failed + [m for _, m in reports if m is not None])[0])
 
     def _fill(self, window: _Window, entries: List[tuple], blobs: List[Any],
               size: int) -> None:
         """Root copies into its window; leaders broadcast among themselves; nodes sync."""
         if not size:
             return
-        base = window.base
-        if window.win is not None:
-            window.win.Fence()  # opens the epoch in which the leader writes its window
+        base, win = window.base, window.win
+        # MPI-3 shared-memory idiom: stores in a passive epoch, then Sync, barrier, Sync
+        win.Lock_all(MPI.MODE_NOCHECK)
         if self.comm.rank == self.root:
             for (_, _, _, _, off, n), blob in zip(entries, blobs):
                 src = np.frombuffer(blob, np.uint8) if isinstance(blob, bytes) else \
@@ -313,17 +328,46 @@ class SharedConstants:
         if self.is_leader and self.leaders.size > 1:
             for start in range(0, size, _CHUNK):
                 stop = min(size, start + _CHUNK)
-                self.leaders.Bcast([base[start:stop], MPI.BYTE], root=0)
+                self._wait(self.leaders.Ibcast([base[start:stop], MPI.BYTE], root=0),
+                           "the constants from the reading rank")
             if self.comm.rank != self.root:
                 self.bytes_received += size
-        if window.win is not None:
-            # collective on the node: the leader's stores are complete and visible to every
-            # rank of the node before any of them builds a view
-            window.win.Fence()
+        # the leader's stores are complete and visible to every rank of the node before
+        # any of them builds a view
+        win.Sync()
+        self._wait(self.node.Ibarrier(), "the node leader's copy of the constants")
+        win.Sync()
+        win.Unlock_all()
         # freeze: from here on views come from a read-only buffer, so no rank (not even the
         # leader) can make them writable again
         window.base = np.frombuffer(memoryview(base).toreadonly(), np.uint8)
         self._windows.append(window)
+
+    def _wait(self, req: Any, what: str) -> None:
+        """Wait for a non-blocking request, sleeping between tests, at most ``timeout``.
+
+        Why sleep: ranks waiting for a slow reader leave the CPU to it (MPI's blocking
+        calls spin, which starves the reader when ranks outnumber cores).
+        """
+        start, pause = time.monotonic(), 1e-5
+        while not req.Test():
+            if self.timeout is not None and time.monotonic() - start > self.timeout:
+                self._closed = True  # out of step with the other ranks: no further reads
+                raise CollectiveError(
+                    f"rank {self.comm.rank} waited {self.timeout:g} s for {what} and gave "
+                    f"up; the ranks are out of step now, end the job (comm.Abort())")
+            time.sleep(pause)
+            pause = min(2 * pause, 1e-3)
+
+    def _bcast_json(self, encoded: bytes) -> Any:
+        """Broadcast the root's JSON ``encoded`` (its length first); JSON, not pickle:
+        nothing but plain data crosses between ranks."""
+        n = np.array([len(encoded)], np.int64)
+        self._wait(self.comm.Ibcast(n, root=self.root), "the reading rank's answer")
+        buf = np.frombuffer(encoded, np.uint8).copy() if self.comm.rank == self.root else \
+            np.empty(int(n[0]), np.uint8)
+        self._wait(self.comm.Ibcast(buf, root=self.root), "the reading rank's answer")
+        return json.loads(buf.tobytes())
 
     def _view(self, window: _Window, entry: tuple) -> Payload:
         _, kind, dtype, shape, off, n = entry

@@ -137,8 +137,32 @@ def crash(calib: str) -> dict:
     return {"unreachable": True}
 
 
+def slow(calib: str, outdir: str) -> dict:
+    """The reading rank hangs (a stuck file system or server); the others give up after
+    their timeout, report, and end the job with Abort as documented."""
+    import time
+
+    def opener():
+        time.sleep(60)
+    try:
+        with SharedConstants(opener, timeout=2) as sc:
+            sc.get("pedestals", T)
+    except Exception as exc:
+        rep = {"error": [type(exc).__name__, str(exc)], "rank": WORLD.rank}
+        Path(outdir, f"rank{WORLD.rank}.json").write_text(json.dumps(rep))
+    if WORLD.rank == 1:  # once ranks 1..3 have reported (bounded wait), end everything
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(list(Path(outdir).glob("rank*"))) < 3:
+            time.sleep(0.05)
+        WORLD.Abort(3)
+    time.sleep(60)
+    return {}
+
+
 def main() -> None:
     scenario, calib, outdir = sys.argv[1:4]
+    if scenario == "slow":
+        slow(calib, outdir)
     rep = globals()[scenario](calib)
     rep["rank"] = WORLD.rank
     Path(outdir, f"rank{WORLD.rank}.json").write_text(json.dumps(rep))

@@ -187,3 +187,14 @@ def test_reading_rank_killed_midway_ends_the_job_instead_of_hanging(calib, tmp_p
     assert reports == {}
     assert took < TIMEOUT
     assert "signal 9" in proc.stderr or "Killed" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_timeout_frees_the_waiting_ranks_of_a_hanging_reader(calib, tmp_path):
+    proc, took, reports = mpirun("slow", calib, tmp_path / "out")
+    assert sorted(reports) == [1, 2, 3], proc.stderr[-2000:]  # rank 0 still hangs in get
+    for r in (1, 2, 3):
+        cls, msg = reports[r]["error"]
+        assert cls == "CollectiveError"
+        assert msg.startswith(f"rank {r} waited 2 s for the reading rank's answer")
+    assert proc.returncode != 0  # MPI_Abort(3) from rank 1 ended the job, rank 0 included
+    assert took < 45  # well before rank 0's 60 s sleep
