@@ -23,13 +23,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .errors import CollectiveError, InvalidInputError, MissingDependencyError, PscalibError
-from .store.payload import Payload
+from .store.payload import Payload, normalize_payload
 from .timestamps import format_ns, to_ns
 
 try:
@@ -54,11 +55,14 @@ _CHUNK = 1 << 30
 def _plan(payloads: Sequence[Tuple[str, Payload]]) -> Tuple[List[tuple], List[Any], int]:
     """Header entries, the data of each payload and the window size (root only).
 
-    An entry is a plain tuple (it pickles small): ctype, kind ('ndarray' or 'text'), dtype
+    An entry is a plain tuple (sent as JSON): ctype, kind ('ndarray' or 'text'), dtype
     string, shape, offset in the window and number of bytes.
     """
     entries, blobs, offset = [], [], 0
     for ctype, data in payloads:
+        # what an opener returns is checked like constants to store: object arrays would
+        # put this process's pointers into the other processes' memory
+        data = normalize_payload(data)
         if isinstance(data, str):
             raw = data.encode("utf-8")
             entries.append((ctype, "text", "", (), offset, len(raw)))
@@ -198,7 +202,7 @@ class SharedConstants:
         self._windows: List[_Window] = []
         self.bytes_received = 0  # payload bytes this rank received over MPI (statistics)
         self.window_bytes = 0    # shared-memory bytes this rank allocated (statistics)
-        self._closed = False
+        self._closed = ""  # why it can no longer read, once it cannot
 
     # ---------------------------------------------------------------- reading (root)
     def _open_reader(self) -> Any:
@@ -207,9 +211,9 @@ class SharedConstants:
             if src is None or isinstance(src, (str, os.PathLike)):
                 from .store import DCStore
                 self._reader, self._owns_reader = DCStore(src, self._detname), True
-            elif hasattr(src, "get"):
+            elif hasattr(src, "get") and not isinstance(src, type):
                 self._reader = src
-            elif callable(src):
+            elif callable(src):  # an opener; a class is one too (its get needs an instance)
                 self._reader, self._owns_reader = src(), True
                 if not hasattr(self._reader, "get"):
                     raise InvalidInputError(
@@ -247,7 +251,7 @@ class SharedConstants:
         from the root's, every rank raises :class:`~pscalib.errors.InvalidInputError`.
         """
         if self._closed:
-            raise InvalidInputError("this SharedConstants was closed; create a new one")
+            raise InvalidInputError(f"this SharedConstants {self._closed}; create a new one")
         blobs: List[Any] = []
         failure: Optional[BaseException] = None
         rank = self.comm.rank
@@ -352,7 +356,7 @@ class SharedConstants:
         start, pause = time.monotonic(), 1e-5
         while not req.Test():
             if self.timeout is not None and time.monotonic() - start > self.timeout:
-                self._closed = True  # out of step with the other ranks: no further reads
+                self._closed = "gave up waiting for the other ranks"  # out of step now
                 raise CollectiveError(
                     f"rank {self.comm.rank} waited {self.timeout:g} s for {what} and gave "
                     f"up; the ranks are out of step now, end the job (comm.Abort())")
@@ -380,9 +384,8 @@ class SharedConstants:
     # ---------------------------------------------------------------- lifetime
     def _busy(self) -> List[bool]:
         """Per window: is any array that came from it still referenced on this rank?"""
-        import sys
-        # references: our list, the loop variable, getrefcount's argument, and one for the
-        # window's base array held by the window; any more are live user views
+        # two references are ours (the window's attribute and getrefcount's argument);
+        # every further one is a returned array or a view derived from one
         return [sys.getrefcount(w.base) > 2 for w in self._windows]
 
     def close(self) -> int:
@@ -391,7 +394,7 @@ class SharedConstants:
         finalizes. Also closes a store this object opened."""
         if self._closed:
             return 0
-        self._closed = True
+        self._closed = "was closed"
         freed = 0
         busy = np.array(self._busy(), dtype=np.int32)
         if busy.size:

@@ -106,6 +106,13 @@ def refused_opener():
     socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
+class ObjectArrays:
+    """A reader whose get() returns what must never reach shared memory."""
+
+    def get(self, ctype, t):
+        return np.array([object(), object()])
+
+
 def errors(calib: str) -> dict:
     rep = {}
     damaged = str(Path(calib) / "damaged" / "epix10ka-0002.h5")
@@ -122,7 +129,8 @@ def errors(calib: str) -> dict:
     for name, src, det in (("missing_file", calib, "epix10ka-0099"),
                            ("damaged_file", damaged, None),
                            ("server_down", refused_opener, None),
-                           ("bad_source", 42, None)):
+                           ("bad_source", 42, None),
+                           ("object_payload", ObjectArrays, None)):
         with SharedConstants(src, det) as sc:
             rep[name] = catch(lambda: sc.get("pedestals", T))
     return rep

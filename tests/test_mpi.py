@@ -175,6 +175,8 @@ def test_errors_reach_every_rank_as_the_same_exception(calib, tmp_path):
     odd = same_on_all_ranks(reports, "ranks_disagree")
     assert odd[0] == "InvalidInputError"
     assert "rank 2 asked for ['pixel_status']" in odd[1] and "['pedestals']" in odd[1]
+    obj = same_on_all_ranks(reports, "object_payload")
+    assert obj[0] == "InvalidPayloadError" and "dtype object" in obj[1]
     ok = same_on_all_ranks(reports, "then_ok")
     assert ok == pytest.approx(float(cs.get("pedestals", T).sum()), rel=1e-6)
     assert took < TIMEOUT
