@@ -200,3 +200,13 @@ def test_timeout_frees_the_waiting_ranks_of_a_hanging_reader(calib, tmp_path):
         assert msg.startswith(f"rank {r} waited 2 s for the reading rank's answer")
     assert proc.returncode != 0  # MPI_Abort(3) from rank 1 ended the job, rank 0 included
     assert took < 45  # well before rank 0's 60 s sleep
+
+
+def test_docs_mpi_is_valid_restructuredtext():
+    import io
+
+    import docutils.core
+    warnings = io.StringIO()
+    docutils.core.publish_doctree((ROOT / "docs" / "mpi.rst").read_text(), settings_overrides={
+        "report_level": 2, "halt_level": 5, "warning_stream": warnings})
+    assert warnings.getvalue() == ""
