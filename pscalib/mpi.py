@@ -58,7 +58,9 @@ def _plan(payloads: Sequence[Tuple[str, Payload]]) -> Tuple[List[tuple], List[An
     An entry is a plain tuple (sent as JSON): ctype, kind ('ndarray' or 'text'), dtype
     string, shape, offset in the window and number of bytes.
     """
-    entries, blobs, offset = [], [], 0
+    entries: List[tuple] = []
+    blobs: List[Any] = []
+    offset = 0
     for ctype, data in payloads:
         # what an opener returns is checked like constants to store: object arrays would
         # put this process's pointers into the other processes' memory
@@ -266,10 +268,10 @@ class SharedConstants:
                 encoded = json.dumps(["error", _error_record(exc, rank)]).encode()
         header = self._bcast_json(encoded)
         if header[0] == "error":
-            exc = _exception(header[1])
+            err = _exception(header[1])
             if rank == self.root:
-                raise exc from failure
-            raise exc
+                raise err from failure
+            raise err
         _, entries, size, request = header
         mismatch = None
         if rank != self.root:
@@ -294,7 +296,8 @@ class SharedConstants:
         allocation, or a rank whose arguments differ from the root's).
         """
         error = None
-        win, base, local = None, np.zeros(0, np.uint8), 0
+        win: Any = None
+        base, local = np.zeros(0, np.uint8), 0
         try:
             if size:
                 local = size + _ALIGN if self.is_leader else 0
@@ -321,7 +324,7 @@ class SharedConstants:
         """Root copies into its window; leaders broadcast among themselves; nodes sync."""
         if not size:
             return
-        base, win = window.base, window.win
+        base, win = window.base, window.win  # type: Any, Any
         # MPI-3 shared-memory idiom: stores in a passive epoch, then Sync, barrier, Sync
         win.Lock_all(MPI.MODE_NOCHECK)
         if self.comm.rank == self.root:
