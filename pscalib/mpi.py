@@ -35,10 +35,11 @@ from .timestamps import format_ns, to_ns
 
 try:
     from mpi4py import MPI
-except ImportError as _exc:  # the core works without it; only this module needs it
+except (ImportError, RuntimeError) as _exc:  # the core works without it; only this needs it
+    # RuntimeError: mpi4py's binary wheels load the MPI library at import and fail so
     raise MissingDependencyError(
-        f"pscalib.mpi needs mpi4py and an MPI library ({_exc}); install them with "
-        f"pip install 'pscalib[mpi]' (and e.g. Debian's openmpi-bin, libopenmpi-dev)"
+        f"pscalib.mpi needs mpi4py and an MPI library ({str(_exc).splitlines()[0]}); install "
+        f"them with pip install 'pscalib[mpi]' and e.g. Debian's openmpi-bin libopenmpi-dev"
     ) from None
 
 __all__ = ["SharedConstants", "get_many"]

@@ -84,6 +84,16 @@ def test_import_without_mpi4py_keeps_core_working():
     assert "pip install 'pscalib[mpi]'" in proc.stdout
 
 
+def test_mpi4py_without_an_mpi_library_says_what_to_install():
+    code = ("import pscalib\ntry:\n    import pscalib.mpi\n"
+            "except pscalib.errors.MissingDependencyError as e:\n    print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT),
+                                   MPI4PY_LIBMPI="/nonexistent/libmpi.so"), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot load MPI library" in proc.stdout and "openmpi-bin" in proc.stdout
+
+
 def test_every_rank_gets_the_files_constants_as_shared_readonly_views(calib, tmp_path):
     proc, _, reports = mpirun("basic", calib, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
