@@ -264,7 +264,9 @@ class SharedConstants:
                 request = _request(ctypes, t, vers)
                 entries, blobs, size = _plan(self._read(request[0], t, request[2]))
                 encoded = json.dumps(["ok", entries, size, request]).encode()
-            except Exception as exc:  # every failure of the read goes to every rank
+            # every failure of the read goes to every rank; SystemExit too: a client that
+            # calls sys.exit() must not leave the other ranks waiting for this one
+            except (Exception, SystemExit) as exc:
                 failure = exc
                 encoded = json.dumps(["error", _error_record(exc, rank)]).encode()
         header = self._bcast_json(encoded)

@@ -130,7 +130,8 @@ def errors(calib: str) -> dict:
                            ("damaged_file", damaged, None),
                            ("server_down", refused_opener, None),
                            ("bad_source", 42, None),
-                           ("object_payload", ObjectArrays, None)):
+                           ("object_payload", ObjectArrays, None),
+                           ("client_exits", lambda: sys.exit(1), None)):
         with SharedConstants(src, det) as sc:
             rep[name] = catch(lambda: sc.get("pedestals", T))
     return rep

@@ -187,6 +187,9 @@ def test_errors_reach_every_rank_as_the_same_exception(calib, tmp_path):
     assert "rank 2 asked for ['pixel_status']" in odd[1] and "['pedestals']" in odd[1]
     obj = same_on_all_ranks(reports, "object_payload")
     assert obj[0] == "InvalidPayloadError" and "dtype object" in obj[1]
+    gone = same_on_all_ranks(reports, "client_exits")  # a client calling sys.exit(1)
+    assert gone == ["CollectiveError", "rank 0 failed while reading calibration constants: "
+                                       "SystemExit: 1"]
     ok = same_on_all_ranks(reports, "then_ok")
     assert ok == pytest.approx(float(cs.get("pedestals", T).sum()), rel=1e-6)
     assert took < TIMEOUT
