@@ -24,12 +24,14 @@ Usage::
 With more ranks than cores mpirun runs oversubscribed (``--oversubscribe``): ranks share the
 CPUs, which slows the baseline's parallel reads and the broadcast alike. The store file is
 warm in the page cache for both (just written); the page cache is not part of any PSS.
+The stores are built in a fresh temporary directory that is deleted at the end.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -140,6 +142,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         worker(*a.worker, a.repeat)
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="pscalib-bench-mpi-", dir=a.tmpdir))
+    try:
+        run(a, tmp, argv)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # stores of up to 256 MiB: never leave them
+    return 0
+
+
+def run(a: argparse.Namespace, tmp: Path, argv: Optional[List[str]]) -> None:
     print(machine_line(tmp))
     print(f"command: {' '.join(['python', 'scripts/bench_mpi.py'] + (argv or sys.argv[1:]))}")
     over = " (oversubscribed)" if a.ranks > (os.cpu_count() or 1) else ""
@@ -162,7 +172,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             ratio_m = r["cost"] / res["file"]["cost"] if res["file"]["cost"] > 0 else float("nan")
             print(f"| {name} | {m} | {r['time'] * 1e3:.1f} ms | {r['pss']:.1f} MiB | "
                   f"{r['cost']:.1f} MiB | {ratio_t:.3f} | {ratio_m:.3f} |")
-    return 0
 
 
 if __name__ == "__main__":
