@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import CollectiveError, InvalidInputError, MissingDependencyError, PscalibError
+from .store.dcstore import DCStore
 from .store.payload import Payload, normalize_payload
 from .timestamps import format_ns, to_ns
 
@@ -212,7 +213,6 @@ class SharedConstants:
         if self._reader is None:
             src = self._source
             if src is None or isinstance(src, (str, os.PathLike)):
-                from .store import DCStore
                 self._reader, self._owns_reader = DCStore(src, self._detname), True
             elif hasattr(src, "get") and not isinstance(src, type):
                 self._reader = src
