@@ -257,3 +257,38 @@ def test_round_trip_bit_identical(dtype, shape):
     a = np.asarray(sample(dtype, shape or (1,), seed=30)).reshape(shape)
     b, _ = parse_ndarrio(format_ndarrio(a))
     assert same(a, b)
+
+
+# ------------------------------------------------------------------ dcs add / dcs get
+def test_dcs_add_headerless_and_get_for_psana(tmp_path):
+    import subprocess
+    import sys
+    dcs = Path(sys.executable).with_name("dcs")
+    exe = str(dcs) if dcs.exists() else "dcs"
+
+    def run(*args):
+        return subprocess.run([exe, *map(str, args)], capture_output=True, text=True,
+                              timeout=300)
+
+    src = SAMPLES / "psana1-calib" / "Epix100a::CalibV1" / "MfxEndstation.0:Epix100a.0" \
+        / "pedestals" / "5-end.data"
+    store = tmp_path / "calib" / "epix100a" / "epix100a-0001.h5"
+    res = run("add", store, "pedestals", src, "-b", "2017-03-01", "--create")
+    assert res.returncode == 0, res.stderr
+    res = run("get", store, "pedestals", "-t", "2017-03-02", "-o", tmp_path / "out.data")
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "out.data").read_text()
+    want = np.loadtxt(src, dtype=np.float64).astype(np.float32)
+    for reader in (psana1_load_txt, lcls2_load_txt):
+        got = reader(text)
+        assert got.dtype == np.float32 and got.shape == (704, 768)
+        assert got.tobytes() == want.tobytes()
+    other = tmp_path / "calib" / "mydet" / "mydet-0001.h5"
+    res = run("add", other, "pedestals", src, "-b", "2017-03-01", "--create")
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert "--shape" in res.stderr and "--dtype" in res.stderr and not other.exists()
+    res = run("add", other, "pedestals", src, "-b", "2017-03-01", "--create",
+              "--shape", "704,768", "--dtype", "float32")
+    assert res.returncode == 0, res.stderr
+    res = run("add", other, "pedestals", src, "-b", "2017-03-01", "--dtype", "quad")
+    assert res.returncode == 1 and "unknown DTYPE 'quad'" in res.stderr

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
                       PscalibError, StoreNotFoundError)
+from ..names import split_detname
 from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, parse_ndarrio,
                        read_file_bytes, write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
@@ -204,13 +205,15 @@ _JSON_OPT = click.option("--json", "as_json", is_flag=True,
 
 
 # ---------------------------------------------------------------- input / output
-def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
+def read_input(path: Path, kind: str = "auto", **hints: Any) -> Tuple[Any, str]:
     """Read constants from a file: returns ``(payload, description of the format)``.
 
     ``kind='auto'``: ``.npy`` files (by extension or by the NumPy magic bytes) are arrays;
     other files must be UTF-8 text, read as an NDArrIO array when they look like one (a
     ``# DTYPE``/``# NDIM`` header, or only numbers) and as text constants otherwise.
     ``kind='array'`` forces an array (.npy or NDArrIO), ``kind='text'`` forces text.
+    ``hints`` (``dettype``, ``ctype``, ``shape``, ``dtype``) give NDArrIO files without a
+    shape/dtype header theirs (:func:`pscalib.ndarrio.parse_ndarrio`).
     """
     raw = read_file_bytes(path)
     is_npy = raw.startswith(NPY_MAGIC)
@@ -232,7 +235,7 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
         raise InvalidPayloadError(f"{path}, line {line}: not UTF-8 text and not a .npy file; "
                                   f"convert it to .npy or UTF-8 text") from None
     if kind == "array" or (kind == "auto" and looks_like_ndarrio(text)):
-        arr, _ = parse_ndarrio(text, str(path))
+        arr, _ = parse_ndarrio(text, str(path), **hints)
         return arr, "ndarrio"
     return text, "text"
 
@@ -445,6 +448,19 @@ def get_cmd(store: str, ctype: str, tsp: int, vers: Optional[str], out: Optional
 
 
 # ---------------------------------------------------------------- add
+def _dettype_for(spec: str) -> Optional[str]:
+    """Detector type of STORE (for headerless NDArrIO input), also before --create."""
+    try:
+        with open_store(spec, "r") as cs:
+            return cs.dettype()
+    except StoreNotFoundError:
+        name = Path(spec).name
+        try:
+            return split_detname(name[:-3] if name.endswith(".h5") else name)[0]
+        except PscalibError:
+            return None
+
+
 def _open_for_write(spec: str, create: bool) -> DCStore:
     try:
         open_store(spec, "r").close()
@@ -478,9 +494,15 @@ def _open_for_write(spec: str, create: bool) -> DCStore:
 @click.option("--force", is_flag=True,
               help="Add a new version even if INPUT is identical to the range's current "
                    "default (otherwise that is reported as unchanged and nothing is added).")
+@click.option("--shape", default=None, metavar="D1,D2,...",
+              help="Shape of an NDArrIO INPUT without a shape header (default: psana1's "
+                   "shape for the store's detector type and CTYPE).")
+@click.option("--dtype", default=None, metavar="NAME",
+              help="dtype of an NDArrIO INPUT without a DTYPE header (e.g. float32).")
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
             pars: Tuple[str, ...], message: Optional[str], no_default: bool,
-            kind: Optional[str], create: bool, force: bool) -> None:
+            kind: Optional[str], create: bool, force: bool, shape: Optional[str],
+            dtype: Optional[str]) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -493,7 +515,11 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
           --par run=17 --par experiment=cxic0415 -m "dark run 17" --create
       dcs add cspad-0001 geometry geo.data --begin 2024-05-01 --end 2024-06-01
     """
-    payload, fmt = read_input(input_file, kind or "auto")
+    from ..ndarrio import dtype_from_name, parse_shape
+    hints = {"shape": None if shape is None else parse_shape(shape),
+             "dtype": None if dtype is None else dtype_from_name(dtype)}
+    payload, fmt = read_input(input_file, kind or "auto", dettype=_dettype_for(store),
+                              ctype=ctype, **hints)
     dictpars = dict(parse_par(p) for p in pars)
     with _open_for_write(store, create) as cs:
         ver = cs.add_constants(ctype, payload, _t(begin), _t(end), dictpars or None, message,
