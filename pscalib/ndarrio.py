@@ -77,6 +77,7 @@ from typing import (BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping,
 import numpy as np
 
 from .errors import InvalidInputError, InvalidPayloadError, StoreIOError
+from .psana_shapes import headerless_layout, shape_for_count
 
 __all__ = ["PSANA_DTYPES", "CXX_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio",
            "save_ndarrio", "ndarrio_lines", "ndarrio_line_count", "write_text_atomic",
@@ -401,7 +402,6 @@ def _from_table(dtype: Optional[np.dtype], shape: Optional[Tuple[int, ...]], cou
                 rows: List[Tuple[int, List[str]]], dettype: Optional[str],
                 ctype: Optional[str], source: str) -> Tuple[np.dtype, Tuple[int, ...]]:
     """Complete a missing dtype/shape from psana1's table, or the text layout."""
-    from .psana_shapes import headerless_layout, shape_for_count
     context = dettype is not None or ctype is not None
     layout = headerless_layout(dettype, ctype or "") if context else None
     if dtype is None:

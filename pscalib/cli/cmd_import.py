@@ -7,6 +7,9 @@ from typing import Tuple
 import click
 
 from ..errors import PscalibError
+from ..importers.calibdir import import_calibdir
+from ..importers.legacy import import_legacy_files
+from ..ndarrio import dtype_from_name, parse_shape
 from .app import cli
 from .common import echo_json, lock_timeout
 
@@ -25,7 +28,6 @@ def import_legacy_cmd(sources: Tuple[str, ...], calibdir: str, as_json: bool) ->
     become half-open ends e + 1 ns. Every file is checked before anything is written; an
     existing store is never overwritten.
     """
-    from ..importers.legacy import import_legacy_files
     done = import_legacy_files([Path(s) for s in sources], Path(calibdir),
                                lock_timeout=lock_timeout())
     if as_json:
@@ -52,7 +54,6 @@ def _detname_pairs(ctx, param, values: Tuple[str, ...]):
 def _ctype_pairs(kind: str):
     """click callback: ``CTYPE=VALUE`` options -> {ctype: parsed value}."""
     def parse(ctx, param, values: Tuple[str, ...]):
-        from ..ndarrio import dtype_from_name, parse_shape
         out = {}
         for v in values:
             ctype, sep, rest = v.partition("=")
@@ -98,7 +99,6 @@ def import_calibdir_cmd(calib: str, runs_csv: str, detnames, calibdir: str,
     Headerless files get shape and dtype from psana1's detector tables (--shape/--dtype
     otherwise). An alias SRC -> DETNAME is recorded for every source.
     """
-    from ..importers.calibdir import import_calibdir
     s = import_calibdir(Path(calib), Path(runs_csv), detnames, Path(calibdir),
                         text_ctypes=text_ctypes, shapes=shapes, dtypes=dtypes,
                         lock_timeout=lock_timeout())
