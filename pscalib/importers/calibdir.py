@@ -416,13 +416,17 @@ class _Undo:
             d = d.parent
         self.dirs.extend(p for p in missing if p not in self.dirs)
 
+    def _note_new(self, paths: Iterable[Path]) -> None:
+        # only files that do not exist yet: another writer's lock file is never removed
+        self.files += [p for p in paths if not p.exists() and p not in self.files]
+
     def note_store(self, path: Path) -> None:
-        self.files += [path, lock_path_for(path), soft_lock_path_for(path)]
+        self._note_new([path, lock_path_for(path), soft_lock_path_for(path)])
 
     def note_file(self, path: Path) -> None:
         if path not in self.restore:
             self.restore[path] = path.read_bytes() if path.exists() else None
-            self.files += [lock_path_for(path), soft_lock_path_for(path)]
+            self._note_new([lock_path_for(path), soft_lock_path_for(path)])
 
     def run(self) -> None:
         for p, data in self.restore.items():
