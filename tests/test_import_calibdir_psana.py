@@ -183,7 +183,7 @@ def test_random_directories_agree_with_psana1_rule(ram_dir):
                                         if (d / "HISTORY").exists() else [])
                 cs.close()
         skipped = {str(k.path) for k in summary.skipped}
-        for (g, s, ctype), names in content.items():
+        for g, s, _ in content:
             if g != ref_group(s):
                 assert str(root / g / s) in skipped
     assert checked > 5000 and disagreements == 0, (checked, disagreements)
