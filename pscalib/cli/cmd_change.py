@@ -11,7 +11,9 @@ from typing import Optional, Tuple
 
 import click
 
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import InvalidInputError, InvalidParameterError, PscalibError, StoreNotFoundError
+from ..names import split_detname
+from ..ndarrio import dtype_from_name, parse_shape
 from ..store import DCBase, DCRange, DCType, DCVersion
 from ..store.layout import h5path, version_name
 from .app import cli
@@ -22,6 +24,19 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
 
 
 # ---------------------------------------------------------------- add
+def _dettype_for(spec: str) -> Optional[str]:
+    """Detector type of STORE (for headerless NDArrIO input), also before --create."""
+    try:
+        with open_store(spec, "r") as cs:
+            return cs.dettype()
+    except StoreNotFoundError:
+        name = Path(spec).name
+        try:
+            return split_detname(name[:-3] if name.endswith(".h5") else name)[0]
+        except PscalibError:
+            return None
+
+
 @cli.command("add")
 @click.argument("store", **STORE_ARG)
 @click.argument("ctype", shell_complete=complete_ctype)
@@ -46,9 +61,15 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
 @click.option("--force", is_flag=True,
               help="Add a new version even if INPUT is identical to the range's current "
                    "default (otherwise that is reported as unchanged and nothing is added).")
+@click.option("--shape", default=None, metavar="D1,D2,...",
+              help="Shape of an NDArrIO INPUT without a shape header (default: psana1's "
+                   "shape for the store's detector type and CTYPE).")
+@click.option("--dtype", default=None, metavar="NAME",
+              help="dtype of an NDArrIO INPUT without a DTYPE header (e.g. float32).")
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
             pars: Tuple[str, ...], message: Optional[str], no_default: bool,
-            kind: Optional[str], create: bool, force: bool) -> None:
+            kind: Optional[str], create: bool, force: bool, shape: Optional[str],
+            dtype: Optional[str]) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -61,7 +82,10 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
           --par run=17 --par experiment=cxic0415 -m "dark run 17" --create
       dcs add cspad-0001 geometry geo.data --begin 2024-05-01 --end 2024-06-01
     """
-    payload, fmt = read_input(input_file, kind or "auto")
+    hints = {"shape": None if shape is None else parse_shape(shape),
+             "dtype": None if dtype is None else dtype_from_name(dtype)}
+    payload, fmt = read_input(input_file, kind or "auto", dettype=_dettype_for(store),
+                              ctype=ctype, **hints)
     dictpars = dict(parse_par(p) for p in pars)
     with open_for_write(store, create) as cs:
         ver = cs.add_constants(ctype, payload, sec_nsec(begin), sec_nsec(end),
