@@ -67,7 +67,8 @@ class ResolvedStore(NamedTuple):
 
     ``source`` is the kind of place the file is in: 'file' (a path was given), 'local',
     'experiment' or 'repository'. ``alias``/``alias_file`` are set when ``detname`` came
-    from an alias.
+    from an alias. ``answers`` (a dict filled by lookups) says which file answered which
+    ctype when a lookup fell through to a later place of the search order.
     """
     path: Path
     detname: Optional[str]
@@ -79,6 +80,14 @@ class ResolvedStore(NamedTuple):
     alias_file: Optional[Path] = None
     file_mode: Optional[int] = None
     dir_mode: Optional[int] = None
+    #: records of ``alias`` in each place searched (in search order), to check at get time
+    #: that the alias still means ``detname`` then (see :mod:`pscalib.resolver`)
+    alias_records: Tuple[tuple, ...] = ()
+    #: time (ns) the alias was resolved at; None: at its latest record
+    alias_tsp: Optional[int] = None
+    #: ctype -> store file that answered the last lookup of it (per-ctype fall-through
+    #: through the search order; None when the store was not found through it)
+    answers: Optional[dict] = None
 
 
 def is_detname(name: object) -> bool:
@@ -272,6 +281,13 @@ def _resolve_name(name: str, places: List[Place], tsp) -> Tuple[str, Optional[st
     return rec.detname, name, rec.path
 
 
+def _alias_info(alias: str, places: List[Place], tsp) -> dict:
+    from .resolver import alias_records  # resolver imports this module
+    from .timestamps import to_ns
+    return {"alias_records": alias_records(alias, places),
+            "alias_tsp": None if tsp is None else to_ns(tsp)}
+
+
 def locate(cpath: Optional[PathLike], name: str, *, tsp=None,
            config: Optional[Config] = None) -> Tuple[Optional[str], Optional[Path],
                                                      List[SearchStep], List[Place]]:
@@ -347,6 +363,8 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
                                                     tsp)
         if mode != "r":
             _check_writable(p, place_of(p, cfg), cfg)
+        if alias is not None:
+            fmodes.update(_alias_info(alias, extra + search_places(cfg)[0], tsp))
         return ResolvedStore(p, name, (p,), "file", place_of(p, cfg).label, alias=alias,
                              alias_file=alias_file, **fmodes)
     name, alias_file, steps, places = locate(cpath, detname, tsp=tsp, config=cfg)
@@ -354,6 +372,10 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
     searched = tuple(s.path for s in steps if s.path is not None)
     found = [s for s in steps if s.status == "found"]
     common = dict(alias=alias, alias_file=alias_file, steps=tuple(steps), **fmodes)
+    if alias is not None:
+        common.update(_alias_info(alias, places, tsp))
+    if cpath is None and mode == "r" and sum(s.status == "found" for s in steps) > 1:
+        common["answers"] = {}  # later places may answer ctypes the first one lacks
     if mode == "x" and found:
         raise StoreExistsError(f"a store for {name!r} already exists in {found[0].label}: "
                                f"{found[0].path}; open it with mode='a'")

@@ -31,6 +31,7 @@ from . import payindex
 from .payload import Payload, checksum, normalize_payload, payloads_equal
 from .selection import RangeIndex
 from .values import decode_par, encode_par, pars_equal
+from ..resolver import LOOKUP_MISSES, lookup_time, next_stores, retry_through
 
 __all__ = ["DCStore", "open_backend"]
 
@@ -108,12 +109,13 @@ class DCStore(DCBase):
 
     __slots__ = ("path", "mode", "resolved", "_backend", "_lock_timeout", "_txn",
                  "_txn_depth", "_compact_on_commit", "_tables", "_stat", "_file_mode",
-                 "_txn_error")
+                 "_txn_error", "_next")
 
     def __init__(self, cpath: Optional[PathLike] = None, detname: Optional[str] = None,
                  mode: str = "r", *, lock_timeout: Optional[float] = None,
                  tsp: Optional[TimeLike] = None, file_mode: Optional[int] = None):
         super().__init__(self, ())
+        self._next: Optional[List["DCStore"]] = None  # later places (resolver.next_stores)
         if mode == "w":
             raise InvalidInputError("mode 'w' would truncate an existing store; use 'a' to "
                                     "open or create, or 'x' to create a new one")
@@ -239,6 +241,9 @@ class DCStore(DCBase):
         if self._txn is not None:
             raise InvalidInputError("cannot close a store inside a transaction")
         self._close_backend()
+        for cs in self._next or ():
+            cs.close()
+        self._next = None
 
     def __enter__(self) -> "DCStore":
         return self
@@ -497,21 +502,27 @@ class DCStore(DCBase):
             raise RangeNotFoundError(f"{rkey[0]!r} has no range {L.range_name(*rkey[1:3])}")
         return int(tab.defaultv[i])
 
-    def get(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
-            tsprod: Optional[TimeLike] = None) -> Payload:
-        """The constants of ``ctype`` valid at ``tsp``.
+    def get(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
+            tsprod: Optional[TimeLike] = None, run: Optional[int] = None,
+            experiment: Optional[str] = None) -> Payload:
+        """The constants of ``ctype`` valid at ``tsp`` (or at the begin of ``run``).
 
         Parameters
         ----------
         ctype
             Calibration type, e.g. ``'pedestals'``.
         tsp
-            The time (any form :func:`pscalib.timestamps.to_ns` accepts).
+            The time (any form :func:`pscalib.timestamps.to_ns` accepts, including psana
+            event-time objects such as ``evt.get(psana.EventId)``).
         vers
             None for the range's default version, or a version number (``3``/``'v0003'``).
         tsprod
             Instead of ``vers``: the newest version of the range produced at or before this
             time (reproduce what was current then).
+        run, experiment
+            Instead of ``tsp``: a run number, looked up in the run table of ``experiment``
+            (default: the store's workspace, else ``PSCALIB_EXPERIMENT``; see
+            :mod:`pscalib.runs`).
 
         Returns
         -------
@@ -522,12 +533,29 @@ class DCStore(DCBase):
         NoValidConstantsError
             No range covers ``tsp``.
         CtypeNotFoundError, VersionNotFoundError
+        RunNotFoundError
+            ``run`` is not in the run table (the message names the table file).
+        AliasMismatchError
+            The store was opened through an alias that means another detector at ``tsp``.
+
+        A store found through the search order that lacks ``ctype`` (or a range covering
+        the time) answers from the next place of the search order that has it
+        (:mod:`pscalib.resolver`); ``resolved.answers`` records which file answered.
         """
         validate_ctype(ctype)
-        t = to_ns(tsp)
+        t = lookup_time(self, tsp, run, experiment)
+        return self._get_at(ctype, t, vers, tsprod)
+
+    def _get_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike]) -> Payload:
         if vers is not None and tsprod is not None:
             raise InvalidInputError("give either vers or tsprod, not both")
-        b, e, v = self._select(ctype, t)
+        try:
+            b, e, v = self._select(ctype, t)
+        except LOOKUP_MISSES as miss:
+            return retry_through(self, ctype, miss,
+                                 lambda cs: cs._get_at(ctype, t, vers, tsprod))
+        if self.resolved.answers is not None:
+            self.resolved.answers[ctype] = self.path
         be = self._backend_for_read()
         if tsprod is not None:
             v = DCRange(self, ctype, b, e).version_at(tsprod).version()
@@ -539,11 +567,42 @@ class DCStore(DCBase):
                     f"version {v}; it has {be.versions(ctype, b, e)}")
         return be.payload((ctype, b, e, v))
 
-    def version_at(self, ctype: str, tsp: TimeLike, vers: Any = None) -> DCVersion:
-        """The :class:`DCVersion` that :meth:`get` would read."""
-        b, e, v = self._select(validate_ctype(ctype), to_ns(tsp))
+    def version_at(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
+                   run: Optional[int] = None, experiment: Optional[str] = None) -> DCVersion:
+        """The :class:`DCVersion` that :meth:`get` would read (possibly of a later store of
+        the search order, see :meth:`get`)."""
+        validate_ctype(ctype)
+        return self._version_at(ctype, lookup_time(self, tsp, run, experiment), vers)
+
+    def _version_at(self, ctype: str, t: int, vers: Any) -> DCVersion:
+        try:
+            b, e, v = self._select(ctype, t)
+        except LOOKUP_MISSES as miss:
+            return retry_through(self, ctype, miss, lambda cs: cs._version_at(ctype, t, vers))
+        if self.resolved.answers is not None:
+            self.resolved.answers[ctype] = self.path
         rng = DCRange(self, ctype, b, e)
         return rng.versobj(v if vers is None else vers)
+
+    def get_all(self, tsp: Optional[TimeLike] = None, *, run: Optional[int] = None,
+                experiment: Optional[str] = None) -> Dict[str, Payload]:
+        """Every ctype's constants valid at ``tsp`` (or ``run``): ``{ctype: constants}``.
+
+        Ctypes without constants valid then are absent. With the search order, ctypes of
+        later places that the first file lacks are included (see :meth:`get`).
+        """
+        t = lookup_time(self, tsp, run, experiment)
+        names = list(self.ctypes())
+        if self.resolved.answers is not None:
+            for cs in next_stores(self):
+                names += [c for c in cs.ctypes() if c not in names]
+        out: Dict[str, Payload] = {}
+        for c in sorted(names):
+            try:
+                out[c] = self._get_at(c, t, None, None)
+            except LOOKUP_MISSES:
+                continue
+        return out
 
     def pedestals(self, tsp: TimeLike, vers: Any = None) -> Payload:
         return self.get("pedestals", tsp, vers)
@@ -570,11 +629,12 @@ class DCStore(DCBase):
         return self.get("geometry", tsp, vers)
 
     # ------------------------------------------------------------------ changes
-    def add_constants(self, ctype: str, data: Any, tsbegin: TimeLike,
+    def add_constants(self, ctype: str, data: Any, tsbegin: Optional[TimeLike] = None,
                       tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
                       comment: Optional[str] = None, *, make_default: bool = True,
                       tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
-                      force: bool = False) -> DCVersion:
+                      force: bool = False, runs: Any = None,
+                      experiment: Optional[str] = None) -> DCVersion:
         """Add a new version of constants, creating the type and range as needed.
 
         Deduplication (see docs/exchange.rst): if the range's current default version
@@ -605,6 +665,11 @@ class DCStore(DCBase):
             Explicit version number (default: one above the highest ever used in the range).
         force
             Add a new version even if it is identical to the range's current default.
+        runs, experiment
+            Instead of ``tsbegin``/``tsend``: inclusive runs ``(17, 25)`` / ``'17-25'``, or
+            ``(17, None)`` / ``'17-end'``, mapped to times through the run table of
+            ``experiment`` (default as for :meth:`get`); the range keeps the runs as its
+            dictpars ``runbegin``, ``runend`` and ``experiment`` (:mod:`pscalib.runs`).
 
         Returns
         -------
@@ -614,8 +679,16 @@ class DCStore(DCBase):
             is identical) and ``linked_to`` (key of the version whose stored payload the
             new version shares, or None).
         """
+        if runs is not None or experiment is not None:
+            from ..runs import add_by_runs
+            return add_by_runs(self, ctype, data, runs, experiment, tsbegin, tsend,
+                               dictpars=dictpars, comment=comment, make_default=make_default,
+                               tsprod=tsprod, version=version, force=force)
         validate_ctype(ctype)
         payload = normalize_payload(data)
+        if tsbegin is None:
+            raise InvalidTimeError("add_constants needs the begin of the validity range "
+                                   "(tsbegin) or runs=(first, last)")
         b = to_ns(tsbegin)
         e = to_ns_or_none(tsend)
         e = OPEN_END if e is None else e
