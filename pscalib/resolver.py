@@ -23,7 +23,7 @@ from .paths import Place, ResolvedStore, SearchStep
 from .timestamps import format_ns, to_ns
 
 __all__ = ["lookup_time", "alias_records", "alias_at", "check_alias_at", "retry_through",
-           "next_stores", "ctype_sources", "LOOKUP_MISSES", "as_pair"]
+           "next_stores", "lookup_ctypes", "ctype_sources", "LOOKUP_MISSES", "as_pair"]
 
 #: Errors of one file that let a lookup fall through to the next place.
 LOOKUP_MISSES = (CtypeNotFoundError, NoValidConstantsError)
@@ -112,6 +112,16 @@ def next_stores(store: Any) -> List[Any]:
             raise
         store._next = have
     return have
+
+
+def lookup_ctypes(store: Any) -> List[str]:
+    """Every ctype a lookup on ``store`` can answer: its own and, with the search order,
+    those of the later places holding the detector's file (sorted)."""
+    names = set(store.ctypes())
+    if store.resolved.answers is not None:
+        for cs in next_stores(store):
+            names.update(cs.ctypes())
+    return sorted(names)
 
 
 def retry_through(store: Any, ctype: str, miss: PscalibError, call) -> Any:

@@ -573,12 +573,14 @@ def import_runs(csv_path: PathLike, table: PathLike, *, replace: bool = False,
 
 
 # ----------------------------------------------------------------------- verify
-def check_store_runs(store) -> List[Tuple[str, str]]:
+def check_store_runs(store) -> List[Tuple[str, str, bool]]:
     """Ranges of an open store whose ``runbegin``/``runend`` disagree with the run table.
 
-    Returns ``(object path, message)`` pairs; ranges without run parameters are skipped.
+    Returns ``(object path, message, is_error)``; ranges without run parameters are
+    skipped. A run missing from the table is an error; a table that cannot be found (no
+    experiment root configured here) only a warning.
     """
-    out: List[Tuple[str, str]] = []
+    out: List[Tuple[str, str, bool]] = []
     for ctype in store.ctypes():
         for rng in store.ctypeobj(ctype).ranges():
             pars = rng.dictpars()
@@ -591,14 +593,18 @@ def check_store_runs(store) -> List[Tuple[str, str]]:
             try:
                 b, e, _ = runs_window(spec, exp if isinstance(exp, str) and exp else None,
                                       store.path)
+            except RunNotFoundError as exc:
+                out.append((where, f"runs {_spec_text(spec)} no longer agree with the run "
+                                   f"table: {exc}", True))
+                continue
             except PscalibError as exc:
                 out.append((where, f"runs {_spec_text(spec)} cannot be checked against the "
-                                   f"run table: {exc}"))
+                                   f"run table: {exc}", False))
                 continue
             if (b, e) != (rng.tsbegin(), rng.tsend()):
                 out.append((where, f"runs {_spec_text(spec)} of experiment {exp} now mean "
                                    f"[{format_ns(b)}, {format_ns(e)}) in the run table, but "
-                                   f"the range is [{rng.begin()}, {rng.end()})"))
+                                   f"the range is [{rng.begin()}, {rng.end()})", True))
     return out
 
 

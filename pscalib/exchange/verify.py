@@ -365,8 +365,22 @@ def _check_aliases(path: Path, rep: VerifyReport) -> None:
                     f"which has no store ({target} does not exist)")
 
 
+def _check_runs(path: Path, rep: VerifyReport) -> None:
+    """Ranges added by runs must still cover what the run table says those runs are."""
+    from ..runs import check_store_runs
+    from ..store import DCStore
+    try:
+        with DCStore(path) as cs:
+            found = check_store_runs(cs)
+    except PscalibError as exc:  # the structural checks above already report damage
+        rep.notes.append(f"run check skipped: {exc}")
+        return
+    for where, msg, is_error in found:
+        rep.add(f"/{where}", msg, ERROR if is_error else WARNING)
+
+
 def verify(store: Union[str, Path, Any], *, checksums: bool = True,
-           aliases: bool = True) -> VerifyReport:
+           aliases: bool = True, runs: bool = True) -> VerifyReport:
     """Check a store file and return every problem found; never modifies the file.
 
     Parameters
@@ -379,6 +393,9 @@ def verify(store: Union[str, Path, Any], *, checksums: bool = True,
         are read once).
     aliases
         Check alias files in the store's directory (see docs/exchange.rst).
+    runs
+        Check that ranges added by runs (dictpars ``runbegin``/``runend``/``experiment``)
+        still agree with the experiment's run table (:func:`pscalib.runs.check_store_runs`).
 
     Returns
     -------
@@ -415,4 +432,6 @@ def verify(store: Union[str, Path, Any], *, checksums: bool = True,
         f.close()
     if aliases:
         _check_aliases(path, rep)
+    if runs and rep.ok:
+        _check_runs(path, rep)
     return rep

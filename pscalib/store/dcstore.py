@@ -31,7 +31,7 @@ from . import payindex
 from .payload import Payload, checksum, normalize_payload, payloads_equal
 from .selection import RangeIndex
 from .values import decode_par, encode_par, pars_equal
-from ..resolver import LOOKUP_MISSES, lookup_time, next_stores, retry_through
+from ..resolver import LOOKUP_MISSES, lookup_ctypes, lookup_time, retry_through
 
 __all__ = ["DCStore", "open_backend"]
 
@@ -592,12 +592,8 @@ class DCStore(DCBase):
         later places that the first file lacks are included (see :meth:`get`).
         """
         t = lookup_time(self, tsp, run, experiment)
-        names = list(self.ctypes())
-        if self.resolved.answers is not None:
-            for cs in next_stores(self):
-                names += [c for c in cs.ctypes() if c not in names]
         out: Dict[str, Payload] = {}
-        for c in sorted(names):
+        for c in lookup_ctypes(self):
             try:
                 out[c] = self._get_at(c, t, None, None)
             except LOOKUP_MISSES:
