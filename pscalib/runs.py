@@ -17,8 +17,8 @@ written by pscalib. Files change only through :func:`add_runs` / :func:`import_r
 alias files).
 
 Validity by runs follows psana's inclusive convention: runs ``17-25`` are valid from the
-begin of run 17 until the next run after 25 in the table begins (if no later run is listed,
-until run 25's end); ``17-end`` is open. See docs/paths.rst.
+begin of run 17 to the end of run 25 (if its end is not known: until the next listed run
+begins); ``17-end`` is open. See docs/paths.rst.
 """
 from __future__ import annotations
 
@@ -247,11 +247,11 @@ class RunTable:
         if last is None:
             return b, OPEN_END
         rec = self.get(last)
+        if rec.end is not None:  # stable: later runs added to the table do not move it
+            return b, rec.end
         later = [r for r in self._arrays()[0] if r > last]
         if later:
             return b, self.records[later[0]].begin
-        if rec.end is not None:
-            return b, rec.end
         raise RunNotFoundError(
             f"the end of runs {first}-{last} is not known: run {last} has no end time and no "
             f"later run is in the run table of {self.label} ({self.path}); give run {last}'s "
@@ -370,6 +370,10 @@ def _find_run_table(experiment: Optional[str], store_path: Optional[PathLike],
                                     f"{experiment!r}")
         cfg = load_config(experiment=experiment) if config is None else config
         instr, exp = parse_experiment(experiment, cfg.instrument)
+        if store_path is not None:  # the store's own workspace, if it is that experiment's
+            calib = Path(os.path.abspath(store_path)).parent.parent
+            if workspace_experiment(calib) == exp and run_table_path(calib).is_file():
+                return exp, run_table_path(calib)
         if cfg.experiment_root is None:
             raise InvalidInputError(
                 f"experiment {experiment!r}: PSCALIB_EXPERIMENT_ROOT is not set, so its "

@@ -35,4 +35,8 @@ def cli(ctx: click.Context, debug: bool, lock_timeout, tz):
     ctx.obj["debug"] = debug
     ctx.obj["lock_timeout"] = lock_timeout
     from ..display import set_display_tz
-    set_display_tz(tz)
+    from ..errors import PscalibError
+    try:
+        set_display_tz(tz)
+    except PscalibError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tz") from None
