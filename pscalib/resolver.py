@@ -47,10 +47,20 @@ def lookup_time(store: Any, tsp: Any, run: Any = None, experiment: Optional[str]
     else:
         if tsp is not None:
             raise InvalidInputError(f"give either a time ({tsp!r}) or run={run!r}, not both")
-        from .runs import run_time
-        t = run_time(run, experiment, store.path)
+        t = _run_time()(run, experiment, store.path)
     check_alias_at(store.resolved, t)
     return t
+
+
+def _run_time():
+    global _RUN_TIME
+    if _RUN_TIME is None:
+        from .runs import run_time  # runs imports the store package, which imports this
+        _RUN_TIME = run_time
+    return _RUN_TIME
+
+
+_RUN_TIME = None
 
 
 # ------------------------------------------------------------------ aliases at a time

@@ -427,9 +427,35 @@ def load_run_table(experiment: Optional[str] = None, store_path: Optional[PathLi
 
 def run_time(run: object, experiment: Optional[str] = None,
              store_path: Optional[PathLike] = None) -> int:
-    """Begin time (ns) of ``run``: the time a lookup by run uses."""
+    """Begin time (ns) of ``run``: the time a lookup by run uses.
+
+    Repeated lookups cost one ``stat`` of the table (a changed table is reread).
+    """
+    env = os.environ
+    key = None
+    if type(run) is int and run > 0:  # fast path of analysis loops (not bool, not text)
+        key = (run, experiment, store_path, env.get("PSCALIB_EXPERIMENT"),
+               env.get("PSCALIB_EXPERIMENT_ROOT"))
+        hit = _RUN_TIMES.get(key)
+        if hit is not None:
+            try:
+                st = os.stat(hit[0])
+                if (st.st_ino, st.st_mtime_ns, st.st_size) == hit[1]:
+                    return hit[2]
+            except OSError:
+                pass
     r = parse_run(run)
-    return load_run_table(experiment, store_path).begin_of(r)
+    rt = load_run_table(experiment, store_path)
+    ns = rt.begin_of(r)
+    cached = _TABLE_CACHE.get(rt.path)
+    if key is not None and cached is not None and cached[1] is rt:
+        if len(_RUN_TIMES) > 100_000:  # bounded: a job over many runs and stores
+            _RUN_TIMES.clear()
+        _RUN_TIMES[key] = (rt.path, cached[0], ns)
+    return ns
+
+
+_RUN_TIMES: Dict[tuple, Tuple[Path, tuple, int]] = {}
 
 
 def runs_window(runs: object, experiment: Optional[str] = None,
