@@ -26,13 +26,13 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 from .config import Config, load_config
 from .errors import (AliasFileError, AliasNotFoundError, InvalidInputError, InvalidNameError)
 from .names import split_detname, validate_alias, validate_dettype
-from .paths import ALIAS_FILE_NAME, alias_file_in, is_detname, permission_error
+from .locations import ALIAS_FILE_NAME, alias_file_in, is_detname, permission_error
 from .textfiles import HISTORY_MARKER, FileChange, locked_update, parse_history_line
 from .timestamps import OPEN_END, TS_MIN, TimeLike, format_ns, to_ns
 
 __all__ = ["AliasRecord", "AliasChange", "AliasFile", "add_alias", "remove_alias",
-           "list_aliases", "resolve_alias", "find_alias", "alias_history", "alias_files",
-           "HISTORY_MARKER"]
+           "list_aliases", "resolve_alias", "alias_records", "find_alias", "alias_history",
+           "alias_files", "HISTORY_MARKER"]
 
 PathLike = Union[str, Path]
 
@@ -427,6 +427,13 @@ def find_alias(alias: str, places: Sequence[Tuple[str, PathLike]],
             f"{r.window()} -> {r.detname} ({r.path}:{r.line})" for r in elsewhere)
     raise AliasNotFoundError(f"{alias!r} is not a detector name and no alias file defines it"
                              f"{when}; searched: {'; '.join(searched) or 'nothing'}{hint}")
+
+
+def alias_records(alias: str, calibs: Sequence[PathLike]) -> Tuple[tuple, ...]:
+    """The records of ``alias`` in each calib directory (in order), for checking later at
+    which time the alias means which detector (:func:`pscalib.resolver.alias_at`)."""
+    return tuple(tuple(r for p in alias_files(c) for r in AliasFile.load(p).records_for(alias))
+                 for c in calibs)
 
 
 def resolve_alias(alias: str, calib: Union[PathLike, Sequence[PathLike]],

@@ -6,10 +6,10 @@ UTC integers and UTC text, so the same command gives the same files everywhere.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import re
 from typing import Optional
 
+from .config import env_value
 from .errors import InvalidInputError
 from .timestamps import format_ns
 
@@ -57,7 +57,7 @@ def set_display_tz(name: Optional[str]) -> None:
 def display_tz() -> Optional[_dt.tzinfo]:
     """The display time zone (None means UTC)."""
     name, what = (_chosen, "--tz") if _chosen is not None else (
-        os.environ.get("PSCALIB_TZ", "").strip(), "PSCALIB_TZ")
+        (env_value("PSCALIB_TZ") or "").strip(), "PSCALIB_TZ")
     if not name:
         return None
     if name not in _cache:

@@ -15,14 +15,15 @@ Used by :class:`pscalib.store.DCStore` lookups (``get``, ``version_at``, ``get_a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import (AliasMismatchError, AliasNotFoundError, CtypeNotFoundError,
                      InvalidInputError, NoValidConstantsError, PscalibError)
-from .paths import Place, ResolvedStore, SearchStep
+from .paths import ResolvedStore, SearchStep
+from .runs import run_time
 from .timestamps import format_ns, to_ns
 
-__all__ = ["lookup_time", "alias_records", "alias_at", "check_alias_at", "retry_through",
+__all__ = ["lookup_time", "alias_at", "check_alias_at", "retry_through",
            "next_stores", "lookup_ctypes", "ctype_sources", "LOOKUP_MISSES", "as_pair"]
 
 #: Errors of one file that let a lookup fall through to the next place.
@@ -47,30 +48,12 @@ def lookup_time(store: Any, tsp: Any, run: Any = None, experiment: Optional[str]
     else:
         if tsp is not None:
             raise InvalidInputError(f"give either a time ({tsp!r}) or run={run!r}, not both")
-        t = _run_time()(run, experiment, store.path)
+        t = run_time(run, experiment, store.path)
     check_alias_at(store.resolved, t)
     return t
 
 
-def _run_time():
-    global _RUN_TIME
-    if _RUN_TIME is None:
-        from .runs import run_time  # runs imports the store package, which imports this
-        _RUN_TIME = run_time
-    return _RUN_TIME
-
-
-_RUN_TIME = None
-
-
 # ------------------------------------------------------------------ aliases at a time
-def alias_records(alias: str, places: Sequence[Place]) -> Tuple[tuple, ...]:
-    """The records of ``alias`` in each place (search order), read once at open time."""
-    from .aliases import AliasFile, alias_files
-    return tuple(tuple(r for p in alias_files(pl.calib) for r in AliasFile.load(p)
-                       .records_for(alias)) for pl in places)
-
-
 def alias_at(records: Sequence[tuple], t: int):
     """The record the alias resolves to at ``t`` (first place with a window holding it)."""
     for recs in records:
@@ -109,13 +92,12 @@ def _found(steps: Sequence[SearchStep]) -> List[SearchStep]:
 
 def next_stores(store: Any) -> List[Any]:
     """The stores of the later places holding the detector's file (opened once, lazily)."""
-    have = store._next
+    have = getattr(store, "_next", None)
     if have is None:
-        from .store import DCStore
         have = []
         try:
             for s in _found(store.resolved.steps)[1:]:
-                have.append(DCStore(s.path))
+                have.append(type(store)(s.path))
         except BaseException:
             for cs in have:
                 cs.close()
@@ -154,17 +136,18 @@ def retry_through(store: Any, ctype: str, miss: PscalibError, call) -> Any:
                      + "; ".join(said)) from None
 
 
-def ctype_sources(steps: Sequence[SearchStep], tsp: Any = None) -> Dict[str, Dict[str, Any]]:
+def ctype_sources(steps: Sequence[SearchStep], open_store: Callable[[Path], Any],
+                  tsp: Any = None) -> Dict[str, Optional[Dict[str, Any]]]:
     """For ``dcs where``: ctype -> the file (and place) a lookup of it uses.
 
     Without ``tsp`` the first file holding the ctype; with ``tsp`` the first holding a range
-    of it valid then (ctypes no file can answer then map to None).
+    of it valid then (ctypes no file can answer then map to None). ``open_store(path)``
+    opens a store read-only (``DCStore``).
     """
-    from .store import DCStore
     t = None if tsp is None else to_ns(tsp)
-    out: Dict[str, Dict[str, Any]] = {}
+    out: Dict[str, Optional[Dict[str, Any]]] = {}
     for s in _found(steps):
-        with DCStore(s.path) as cs:
+        with open_store(s.path) as cs:
             for c in cs.ctypes():
                 if out.get(c) is not None:
                     continue

@@ -32,9 +32,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .config import Config, load_config, parse_experiment
+from .config import Config, env_value, load_config, parse_experiment
 from .errors import (InvalidInputError, PscalibError, RunNotFoundError, RunTableError)
-from .paths import permission_error
+from .locations import permission_error
 from .textfiles import HISTORY_MARKER, FileChange, locked_update, parse_history_line
 from .timestamps import OPEN_END, TimeLike, format_ns, to_ns
 
@@ -348,8 +348,8 @@ def find_run_table(experiment: Optional[str] = None, store_path: Optional[PathLi
         No experiment is known, or an experiment is named without PSCALIB_EXPERIMENT_ROOT.
     """
     key = (experiment, None if store_path is None else str(store_path),
-           os.environ.get("PSCALIB_EXPERIMENT"), os.environ.get("PSCALIB_EXPERIMENT_ROOT"),
-           os.environ.get("PSCALIB_INSTRUMENT"))
+           env_value("PSCALIB_EXPERIMENT"), env_value("PSCALIB_EXPERIMENT_ROOT"),
+           env_value("PSCALIB_INSTRUMENT"))
     hit = _FIND_CACHE.get(key) if config is None else None
     if hit is not None:
         return hit
@@ -431,11 +431,10 @@ def run_time(run: object, experiment: Optional[str] = None,
 
     Repeated lookups cost one ``stat`` of the table (a changed table is reread).
     """
-    env = os.environ
     key = None
     if type(run) is int and run > 0:  # fast path of analysis loops (not bool, not text)
-        key = (run, experiment, store_path, env.get("PSCALIB_EXPERIMENT"),
-               env.get("PSCALIB_EXPERIMENT_ROOT"))
+        key = (run, experiment, store_path, env_value("PSCALIB_EXPERIMENT"),
+               env_value("PSCALIB_EXPERIMENT_ROOT"))
         hit = _RUN_TIMES.get(key)
         if hit is not None:
             try:

@@ -15,8 +15,8 @@ from typing import Callable, Optional, Protocol, Type, TypeVar
 
 from .config import Config
 from .errors import InvalidInputError, PscalibError, StoreIOError
-from .paths import make_dirs, permission_error
-from .store.history import hostname, whoami
+from .identity import hostname, whoami
+from .locations import make_dirs, permission_error
 from .timestamps import format_ns, now_ns, to_ns
 from .txn import StoreLock, atomic_replace, cleanup_leftovers, tmp_path_for
 from .txn.atomic import os_error

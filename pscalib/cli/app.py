@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import click
 
+from ..display import set_display_tz
+from ..errors import PscalibError
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -34,8 +37,6 @@ def cli(ctx: click.Context, debug: bool, lock_timeout, tz):
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["lock_timeout"] = lock_timeout
-    from ..display import set_display_tz
-    from ..errors import PscalibError
     try:
         set_display_tz(tz)
     except PscalibError as exc:

@@ -16,6 +16,7 @@ from ..config import load_config
 from ..errors import InvalidInputError, PscalibError
 from ..paths import Place, locate, place_of, search_places
 from ..resolver import ctype_sources
+from ..store import DCStore
 from ..timestamps import to_ns
 from .app import cli
 from .common import echo_json, lock_timeout
@@ -209,7 +210,7 @@ def where(name: str, tsp, calib: Optional[Path], as_json: bool):
     if found is not None:
         at = None if tsp in ("-", "start", "begin", "end", "open") else tsp
         try:
-            sources = ctype_sources(steps if calib is None else [found], at)
+            sources = ctype_sources(steps if calib is None else [found], DCStore, at)
         except PscalibError as exc:  # a damaged store must not hide the resolution report
             unreadable = str(exc)
     if as_json:

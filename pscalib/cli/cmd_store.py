@@ -13,7 +13,8 @@ Conventions shared with the other command modules (see docs/cli.rst):
 """
 from __future__ import annotations
 
-import os
+import io
+import json
 import re
 import sys
 import tempfile
@@ -23,14 +24,16 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import click
 import numpy as np
 
+from ..config import env_value, load_config
+from ..demo import DEMO_STEPS, build_demo, read_back
 from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
                       PscalibError, StoreNotFoundError)
 from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, parse_ndarrio,
                        read_file_bytes, write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
-from ..store.layout import version_name
-from ..store.native import h5path
+from ..store.layout import h5path, version_name
 from ..display import show_ns
+from ..locations import make_dirs
 from ..resolver import LOOKUP_MISSES, alias_at, as_pair, lookup_ctypes
 from ..runs import RUN_PARS, parse_run, parse_runs, run_time
 from .app import cli
@@ -124,12 +127,12 @@ def _resolve_obj(cs: DCStore, path: Optional[str]) -> DCBase:
 def _detnames() -> List[str]:
     dirs: List[Path] = []
     try:
-        from ..config import load_config
         cfg = load_config()
         dirs = [d for d in (cfg.calib_dir(k) for k in cfg.search_order) if d is not None]
     except Exception:  # completion must never fail; fall back to the repository variable
-        if os.environ.get("PSCALIB_REPOSITORY"):
-            dirs = [Path(os.environ["PSCALIB_REPOSITORY"])]
+        repo = env_value("PSCALIB_REPOSITORY")
+        if repo:
+            dirs = [Path(repo)]
     names = set()
     for d in dirs:
         try:
@@ -220,7 +223,6 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
         if not is_npy:
             raise InvalidPayloadError(f"{path} has the .npy extension but is not a NumPy "
                                       f".npy file")
-        import io
         try:
             arr = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
@@ -478,7 +480,6 @@ def _get_all(cs: DCStore, t: int, out: Optional[str], as_json: bool,
         found[c] = _summary(ver, t, payloads[c])
     doc = dict(head, ctypes=found, missing=missing)
     if out is not None:
-        from ..paths import make_dirs
         out_dir = Path(out)
         if out_dir.exists() and not out_dir.is_dir():
             raise InvalidInputError(f"--output {out} for --all must be a directory (one file "
@@ -491,7 +492,6 @@ def _get_all(cs: DCStore, t: int, out: Optional[str], as_json: bool,
                 "VERSION": version_name(found[c]["version"]), "TSPROD": found[c]["tsprod"]})
             found[c]["output"] = str(dest.absolute())
         summary = out_dir / "summary.json"
-        import json
         write_text_atomic(summary, json.dumps(doc, indent=2, default=str) + "\n")
         doc["summary"] = str(summary.absolute())
     if as_json:
@@ -870,7 +870,6 @@ def demo_cmd(directory: Optional[Path], as_json: bool) -> None:
       dcs demo                  (into a fresh temporary directory)
       dcs demo ./demo-calib
     """
-    from ..demo import DEMO_STEPS, build_demo, read_back
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="pscalib-demo-"))
     with progress(range(len(DEMO_STEPS)), len(DEMO_STEPS), "building demo") as bar:
