@@ -27,7 +27,8 @@ from .config import Config, load_config
 from .errors import (AliasFileError, AliasNotFoundError, InvalidInputError, InvalidNameError)
 from .names import split_detname, validate_alias, validate_dettype
 from .locations import ALIAS_FILE_NAME, alias_file_in, is_detname, permission_error
-from .textfiles import HISTORY_MARKER, FileChange, locked_update, parse_history_line
+from .textfiles import (HISTORY_MARKER, FileChange, locked_update, numbered_lines,
+                        parse_history_line, read_text_file)
 from .timestamps import OPEN_END, TS_MIN, TimeLike, format_ns, to_ns
 
 __all__ = ["AliasRecord", "AliasChange", "AliasFile", "add_alias", "remove_alias",
@@ -136,32 +137,17 @@ class AliasFile:
     def load(cls, path: PathLike) -> "AliasFile":
         """Read and check ``path`` (a missing file gives an empty AliasFile)."""
         af = cls(path)
-        try:
-            raw = af.path.read_bytes()
-        except FileNotFoundError:
+        text = read_text_file(af.path, AliasFileError, "alias files", "dcs alias")
+        if text is None:
             return af
-        except PermissionError:
-            raise permission_error("read", af.path, None, "no read permission") from None
         af.exists = True
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[:exc.start].count(b"\n") + 1
-            raise AliasFileError(
-                f"{af.path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-                f"{exc.start}); alias files are UTF-8 text written by 'dcs alias'") from None
         af._parse(text)
         return af
 
     def _parse(self, text: str) -> None:
         in_history = False
         in_header = True
-        # split on '\n' only: str.splitlines() would also split on U+2028, NEL, ...
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        for lineno, line in enumerate(lines, 1):
-            line = line[:-1] if line.endswith("\r") else line
+        for lineno, line in numbered_lines(text):
             if line.strip() and not line.strip().startswith("#"):
                 in_header = False
             where = f"{self.path}:{lineno}"

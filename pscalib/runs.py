@@ -35,12 +35,13 @@ import numpy as np
 from .config import Config, env_value, load_config, parse_experiment
 from .errors import (InvalidInputError, PscalibError, RunNotFoundError, RunTableError)
 from .locations import permission_error
-from .textfiles import HISTORY_MARKER, FileChange, locked_update, parse_history_line
+from .textfiles import (HISTORY_MARKER, FileChange, locked_update, numbered_lines,
+                        parse_history_line, read_text_file)
 from .timestamps import OPEN_END, TimeLike, format_ns, to_ns
 
 __all__ = ["RUN_TABLE_NAME", "RunRecord", "RunTable", "parse_run", "parse_runs",
            "run_table_path", "workspace_experiment", "find_run_table", "load_run_table",
-           "add_runs", "import_runs", "read_runs_csv", "run_time", "runs_window", "add_by_runs",
+           "add_runs", "import_runs", "read_runs_csv", "csv_lines", "run_time", "runs_window", "add_by_runs",
            "check_store_runs", "RUN_PARS"]
 
 PathLike = Union[str, Path]
@@ -147,31 +148,16 @@ class RunTable:
     def load(cls, path: PathLike, experiment: Optional[str] = None) -> "RunTable":
         """Read and check ``path`` (a missing file gives an empty table)."""
         rt = cls(path, experiment)
-        try:
-            raw = rt.path.read_bytes()
-        except FileNotFoundError:
+        text = read_text_file(rt.path, RunTableError, "run tables", "dcs runs")
+        if text is None:
             return rt
-        except IsADirectoryError:
-            raise RunTableError(f"run table {rt.path} is a directory, not a file") from None
-        except PermissionError:
-            raise permission_error("read", rt.path, None, "no read permission") from None
         rt.exists = True
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[:exc.start].count(b"\n") + 1
-            raise RunTableError(f"{rt.path}:{line}: not UTF-8 text; run tables are UTF-8 "
-                                f"text written by 'dcs runs'") from None
         rt._parse(text)
         return rt
 
     def _parse(self, text: str) -> None:
         in_history = False
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        for lineno, line in enumerate(lines, 1):
-            line = line[:-1] if line.endswith("\r") else line
+        for lineno, line in numbered_lines(text):
             stripped = line.strip()
             where = f"{self.path}:{lineno}"
             if stripped == HISTORY_MARKER:
@@ -541,6 +527,19 @@ def _run_list(runs: Sequence[int]) -> str:
     return f"run {runs[0]}" if len(runs) == 1 else f"{len(runs)} runs {runs[0]}..{runs[-1]}"
 
 
+def csv_lines(path: Path, what: str) -> List[Tuple[int, str]]:
+    """``(line number, line)`` of the rows of a CSV file (blank and ``#`` lines skipped);
+    ``what`` names the file in errors ('run list', 'run table')."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {what} {path}: {exc}") from None
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
 def read_runs_csv(path: PathLike) -> List[Tuple[int, int, Optional[int]]]:
     """Rows ``(run, begin ns, end ns or None)`` of a CSV ``run,begin[,end]``.
 
@@ -548,14 +547,7 @@ def read_runs_csv(path: PathLike) -> List[Tuple[int, int, Optional[int]]]:
     Errors name the file and line.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError(f"run list {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read run list {p}: {exc}") from None
-    rows = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-            if line.strip() and not line.lstrip().startswith("#")]
+    rows = csv_lines(p, "run list")
     if not rows:
         raise InvalidInputError(f"run list {p} is empty; expected lines 'run,begin[,end]'")
     cols = {"run": 0, "begin": 1, "end": 2}

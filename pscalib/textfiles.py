@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Type, TypeVar
+from typing import Callable, List, Optional, Protocol, Tuple, Type, TypeVar
 
 from .config import Config
 from .errors import InvalidInputError, PscalibError, StoreIOError
@@ -22,7 +22,7 @@ from .txn import StoreLock, atomic_replace, cleanup_leftovers, tmp_path_for
 from .txn.atomic import os_error
 
 __all__ = ["HISTORY_MARKER", "FileChange", "token", "parse_history_line", "write_text",
-           "locked_update"]
+           "locked_update", "read_text_file", "numbered_lines"]
 
 #: Line that starts the history section (written by pscalib, recognised on reading).
 HISTORY_MARKER = "# ---- history (written by pscalib; do not edit) ----"
@@ -62,6 +62,38 @@ def parse_history_line(line: str, where: str, error: Type[PscalibError]) -> File
         raise error(f"{where}: history time {parts[1]!r}: {exc}") from None
     user, _, host = parts[2].rpartition("@")
     return FileChange(tsns, user, host, parts[3], parts[4] if len(parts) > 4 else "")
+
+
+def read_text_file(path: Path, error: Type[PscalibError], kind: str,
+                   command: str) -> Optional[str]:
+    """The UTF-8 text of a managed file, or None if it does not exist.
+
+    A file that is not UTF-8 raises ``error`` naming the line and byte (``kind`` names the
+    file kind, e.g. 'alias files', ``command`` the command that writes them).
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise error(f"{path} is a directory, not one of the {kind}") from None
+    except PermissionError:
+        raise permission_error("read", path, None, "no read permission") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                    f"{exc.start}); {kind} are UTF-8 text written by '{command}'") from None
+
+
+def numbered_lines(text: str) -> List[Tuple[int, str]]:
+    """``(line number, line)`` pairs, split on ``\n`` only (``str.splitlines()`` would also
+    split on U+2028, NEL, ...), a trailing ``\r`` removed."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [(n, ln[:-1] if ln.endswith("\r") else ln) for n, ln in enumerate(lines, 1)]
 
 
 def write_text(path: Path, text: str, cfg: Config) -> None:
