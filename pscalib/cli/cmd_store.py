@@ -34,6 +34,7 @@ from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import h5path, version_name
 from ..display import show_ns
 from ..locations import make_dirs
+from ..names import validate_ctype
 from ..resolver import LOOKUP_MISSES, alias_at, as_pair, lookup_ctypes
 from ..runs import RUN_PARS, parse_run, parse_runs, run_time
 from .app import cli
@@ -461,7 +462,8 @@ def _lookup_args(tsp: Any, run: Optional[str]) -> None:
 
 
 def _ctype_file(out_dir: Path, ctype: str, payload: Any) -> Path:
-    return out_dir / f"{ctype}{'.txt' if isinstance(payload, str) else '.npy'}"
+    # a ctype name read from a (legacy, crafted) file must not leave DIR
+    return out_dir / f"{validate_ctype(ctype)}{'.txt' if isinstance(payload, str) else '.npy'}"
 
 
 def _get_all(cs: DCStore, t: int, out: Optional[str], as_json: bool,
