@@ -37,7 +37,9 @@ Hierarchy::
     ├── AliasMismatchError                       store opened for another detector than
     │                                            the alias means at the asked time
     ├── ConflictError                            merge found diverging content
-    └── IntegrityError                           verify found problems
+    ├── IntegrityError                           verify found problems
+    ├── MissingDependencyError (also ImportError) an optional extra is not installed
+    └── CollectiveError                          another rank of an MPI collective failed
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ __all__ = [
     "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
     "RunNotFoundError", "RunTableError", "AliasMismatchError",
-    "IntegrityError",
+    "IntegrityError", "MissingDependencyError", "CollectiveError",
 ]
 
 
@@ -176,3 +178,15 @@ class RunTableError(PscalibError):
 class AliasMismatchError(PscalibError):
     """A store opened through an alias is asked for a time at which the alias means another
     detector; open the alias at that time instead."""
+
+
+class MissingDependencyError(PscalibError, ImportError):
+    """An optional part of pscalib needs a package that is not installed (see the extra)."""
+
+
+class CollectiveError(PscalibError):
+    """An MPI collective read failed on some rank for a reason that is not a pscalib error.
+
+    Every rank of the collective raises it with the same message, which names the failing
+    rank and the original exception.
+    """
