@@ -41,8 +41,8 @@ from .timestamps import OPEN_END, TimeLike, format_ns, to_ns
 
 __all__ = ["RUN_TABLE_NAME", "RunRecord", "RunTable", "parse_run", "parse_runs",
            "run_table_path", "workspace_experiment", "find_run_table", "load_run_table",
-           "add_runs", "import_runs", "read_runs_csv", "csv_lines", "run_time", "runs_window", "add_by_runs",
-           "check_store_runs", "RUN_PARS"]
+           "add_runs", "import_runs", "read_runs_csv", "csv_lines", "run_time", "runs_window",
+           "add_by_runs", "check_store_runs", "RUN_PARS"]
 
 PathLike = Union[str, Path]
 
@@ -505,7 +505,7 @@ def add_runs(path: PathLike, records: Iterable[Tuple[int, TimeLike, Optional[Tim
         raise InvalidInputError("no runs to add")
 
     def change(rt: RunTable) -> str:
-        done = {"added": [], "changed": [], "unchanged": []}
+        done: Dict[str, List[int]] = {"added": [], "changed": [], "unchanged": []}
         for rec in recs:
             done[rt.add(rec, replace)].append(rec.run)
         if not done["added"] and not done["changed"]:

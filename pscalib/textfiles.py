@@ -123,7 +123,8 @@ def write_text(path: Path, text: str, cfg: Config) -> None:
         except OSError:
             pass
         if isinstance(exc, PermissionError):
-            raise permission_error("write", path, cfg, exc.strerror) from None
+            raise permission_error("write", path, cfg,
+                                   exc.strerror or "permission denied") from None
         if isinstance(exc, OSError) and not isinstance(exc, StoreIOError):
             raise os_error(exc, "write", path) from None
         raise

@@ -7,13 +7,16 @@ when the store was found through it (:func:`pscalib.resolver.retry_through`).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from ..errors import InvalidInputError, VersionNotFoundError
 from ..names import validate_ctype
+from ..paths import ResolvedStore
 from ..resolver import LOOKUP_MISSES, lookup_ctypes, lookup_time, retry_through
 from ..timestamps import TimeLike, format_ns
 from . import layout as L
+from .backend import Backend
 from .dcobjects import DCRange, DCVersion, _parse_vers
 from .payload import Payload
 
@@ -25,6 +28,18 @@ class TimedLookups:
     and ``_backend_for_read``)."""
 
     __slots__ = ()
+
+    if TYPE_CHECKING:  # provided by StoreFile / DCStore
+        path: Path
+        resolved: ResolvedStore
+
+        def _select(self, ctype: str, t: int) -> Tuple[int, int, int]: ...
+
+        def _backend_for_read(self) -> Backend: ...
+
+    def _store_self(self) -> Any:
+        """``self`` as the DCStore it is part of (for the handles' type)."""
+        return self
 
     def get(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
             tsprod: Optional[TimeLike] = None, run: Optional[int] = None,
@@ -79,7 +94,7 @@ class TimedLookups:
             self.resolved.answers[ctype] = self.path
         be = self._backend_for_read()
         if tsprod is not None:
-            v = DCRange(self, ctype, b, e).version_at(tsprod).version()
+            v = DCRange(self._store_self(), ctype, b, e).version_at(tsprod).version()
         elif vers is not None:
             v = _parse_vers(vers)
             if v not in be.versions(ctype, b, e):
@@ -101,7 +116,7 @@ class TimedLookups:
             return retry_through(self, ctype, miss, lambda cs: cs._version_at(ctype, t, vers))
         if self.resolved.answers is not None:
             self.resolved.answers[ctype] = self.path
-        return DCRange(self, ctype, b, e).versobj(v if vers is None else vers)
+        return DCRange(self._store_self(), ctype, b, e).versobj(v if vers is None else vers)
 
     def get_all(self, tsp: Optional[TimeLike] = None, *, run: Optional[int] = None,
                 experiment: Optional[str] = None) -> Dict[str, Payload]:
