@@ -19,7 +19,8 @@ Hierarchy::
     │   ├── RangeNotFoundError
     │   ├── VersionNotFoundError
     │   ├── NoValidConstantsError                no range covers the requested time
-    │   └── AliasNotFoundError
+    │   ├── AliasNotFoundError
+    │   └── RunNotFoundError                     a run that is not in the run table
     ├── StoreFormatError                         file is not a (readable) store
     │   ├── CorruptStoreError                    damaged or inconsistent file
     │   ├── UnsupportedFormatVersionError        written by a newer pscalib
@@ -32,6 +33,9 @@ Hierarchy::
     │   ├── LockTimeoutError                     another writer held the lock too long
     │   └── LockUnavailableError                 filesystem cannot lock; nothing written
     ├── AliasFileError                           malformed or conflicting alias file
+    ├── RunTableError                            malformed or conflicting run table
+    ├── AliasMismatchError                       store opened for another detector than
+    │                                            the alias means at the asked time
     ├── ConflictError                            merge found diverging content
     ├── IntegrityError                           verify found problems
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
@@ -47,6 +51,7 @@ __all__ = [
     "UnsupportedFormatVersionError", "LegacyFormatError", "StoreExistsError",
     "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
+    "RunNotFoundError", "RunTableError", "AliasMismatchError",
     "IntegrityError", "MissingDependencyError", "CollectiveError",
 ]
 
@@ -160,6 +165,19 @@ class ConflictError(PscalibError):
 
 class IntegrityError(PscalibError):
     """A store failed verification; the message lists the problems."""
+
+
+class RunNotFoundError(NotFoundError):
+    """A run number that is not in the experiment's run table (or no run table exists)."""
+
+
+class RunTableError(PscalibError):
+    """A run table is malformed or a change would make it inconsistent."""
+
+
+class AliasMismatchError(PscalibError):
+    """A store opened through an alias is asked for a time at which the alias means another
+    detector; open the alias at that time instead."""
 
 
 class MissingDependencyError(PscalibError, ImportError):

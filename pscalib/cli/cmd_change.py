@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import click
 
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import InvalidInputError, InvalidParameterError, PscalibError, StoreNotFoundError
+from ..names import split_detname
+from ..ndarrio import dtype_from_name, parse_shape
+from ..runs import parse_runs
 from ..store import DCBase, DCRange, DCType, DCVersion
 from ..store.layout import h5path, version_name
 from .app import cli
@@ -22,15 +25,34 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
 
 
 # ---------------------------------------------------------------- add
+def _dettype_for(spec: str) -> Optional[str]:
+    """Detector type of STORE (for headerless NDArrIO input), also before --create."""
+    try:
+        with open_store(spec, "r") as cs:
+            return cs.dettype()
+    except StoreNotFoundError:
+        name = Path(spec).name
+        try:
+            return split_detname(name[:-3] if name.endswith(".h5") else name)[0]
+        except PscalibError:
+            return None
+
+
 @cli.command("add")
 @click.argument("store", **STORE_ARG)
 @click.argument("ctype", shell_complete=complete_ctype)
 @click.argument("input_file", metavar="INPUT",
                 type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--begin", "-b", type=TimeParam(), required=True,
+@click.option("--begin", "-b", type=TimeParam(), default=None,
               help="Start of the validity range (ISO 8601 or Unix seconds).")
 @click.option("--end", "-e", type=OptionalTimeParam(), default=None,
               help="End of the validity range (exclusive); omit or 'open' for no end.")
+@click.option("--runs", "runs", default=None, metavar="FIRST-LAST",
+              help="Instead of --begin/--end: runs FIRST..LAST inclusive ('17-25') or "
+                   "'17-end', mapped to times through the experiment's run table.")
+@click.option("--experiment", "-E", default=None, metavar="EXP",
+              help="Experiment of --runs (default: the store's workspace, else "
+                   "PSCALIB_EXPERIMENT).")
 @click.option("--par", "-p", "pars", multiple=True, metavar="K=V",
               help="Parameter of the new version; repeatable. Values are typed: int, float, "
                    "true/false -> bool, otherwise str ('quoted' stays str).")
@@ -46,9 +68,15 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
 @click.option("--force", is_flag=True,
               help="Add a new version even if INPUT is identical to the range's current "
                    "default (otherwise that is reported as unchanged and nothing is added).")
+@click.option("--shape", default=None, metavar="D1,D2,...",
+              help="Shape of an NDArrIO INPUT without a shape header (default: psana1's "
+                   "shape for the store's detector type and CTYPE).")
+@click.option("--dtype", default=None, metavar="NAME",
+              help="dtype of an NDArrIO INPUT without a DTYPE header (e.g. float32).")
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
-            pars: Tuple[str, ...], message: Optional[str], no_default: bool,
-            kind: Optional[str], create: bool, force: bool) -> None:
+            runs: Optional[str], experiment: Optional[str], pars: Tuple[str, ...],
+            message: Optional[str], no_default: bool, kind: Optional[str], create: bool,
+            force: bool, shape: Optional[str], dtype: Optional[str]) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -60,13 +88,25 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
       dcs add calib/cspad/cspad-0001.h5 pedestals peds.npy --begin 2024-05-01T00:00:00 \\
           --par run=17 --par experiment=cxic0415 -m "dark run 17" --create
       dcs add cspad-0001 geometry geo.data --begin 2024-05-01 --end 2024-06-01
+      dcs add cspad-0001 pedestals peds.npy --runs 17-25 --experiment CXI/cxic0415
     """
-    payload, fmt = read_input(input_file, kind or "auto")
+    if runs is None and begin is None:
+        raise click.UsageError("give the validity: --begin T [--end T] or --runs FIRST-LAST")
+    if runs is not None and (begin is not None or end is not None):
+        raise click.UsageError("give either --begin/--end or --runs, not both")
+    if experiment is not None and runs is None:
+        raise click.UsageError("--experiment is used only with --runs")
+    spec = None if runs is None else parse_runs(runs)
+    hints = {"shape": None if shape is None else parse_shape(shape),
+             "dtype": None if dtype is None else dtype_from_name(dtype)}
+    payload, fmt = read_input(input_file, kind or "auto", dettype=_dettype_for(store),
+                              ctype=ctype, **hints)
     dictpars = dict(parse_par(p) for p in pars)
+    when: Dict[str, Any] = ({"runs": spec, "experiment": experiment} if spec is not None else
+                            {"tsbegin": sec_nsec(begin), "tsend": sec_nsec(end)})
     with open_for_write(store, create) as cs:
-        ver = cs.add_constants(ctype, payload, sec_nsec(begin), sec_nsec(end),
-                               dictpars or None, message, make_default=not no_default,
-                               force=force)
+        ver = cs.add_constants(ctype, payload, dictpars=dictpars or None, comment=message,
+                               make_default=not no_default, force=force, **when)
         default = ver.is_default()
         path = object_path(ver)
         where = cs.path

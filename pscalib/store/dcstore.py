@@ -15,16 +15,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..errors import (CtypeNotFoundError, InvalidInputError, InvalidTimeError,
+from ..errors import (CtypeNotFoundError, InvalidTimeError,
                       RangeNotFoundError, VersionNotFoundError)
 from ..names import validate_ctype, validate_detname
+from ..runs import add_by_runs
 from ..timestamps import OPEN_END, TimeLike, format_ns, to_ns, to_ns_or_none
 from . import layout as L
 from .accessors import CtypeAccessors
+from .lookups import TimedLookups
 from .backend import RangeTable
 from .backends import open_backend
-from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
-from .payload import Payload
+from .dcobjects import DCRange, DCType, DCVersion
 from .storefile import StoreFile
 from .writer import AddResult, add_constants
 
@@ -33,7 +34,7 @@ __all__ = ["DCStore", "open_backend", "AddResult"]
 PathLike = Union[str, Path]
 
 
-class DCStore(StoreFile, CtypeAccessors):
+class DCStore(StoreFile, TimedLookups, CtypeAccessors):
     """One detector's calibration store (one HDF5 file).
 
     Parameters
@@ -58,7 +59,7 @@ class DCStore(StoreFile, CtypeAccessors):
     ...     peds_now = cs.get("pedestals", "2024-06-01T12:00:00")
     """
 
-    __slots__ = ()
+    __slots__ = ("_next",)  # stores of later places of the search order (resolver)
 
     # ------------------------------------------------------------------ metadata
     def _meta(self) -> Dict[str, Any]:
@@ -165,60 +166,20 @@ class DCStore(StoreFile, CtypeAccessors):
     def _default_of(self, rkey: tuple) -> int:
         return self._lookup.default_of(rkey)
 
-    def get(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
-            tsprod: Optional[TimeLike] = None) -> Payload:
-        """The constants of ``ctype`` valid at ``tsp``.
-
-        Parameters
-        ----------
-        ctype
-            Calibration type, e.g. ``'pedestals'``.
-        tsp
-            The time (any form :func:`pscalib.timestamps.to_ns` accepts).
-        vers
-            None for the range's default version, or a version number (``3``/``'v0003'``).
-        tsprod
-            Instead of ``vers``: the newest version of the range produced at or before this
-            time (reproduce what was current then).
-
-        Returns
-        -------
-        numpy.ndarray or str
-
-        Raises
-        ------
-        NoValidConstantsError
-            No range covers ``tsp``.
-        CtypeNotFoundError, VersionNotFoundError
-        """
-        validate_ctype(ctype)
-        t = to_ns(tsp)
-        if vers is not None and tsprod is not None:
-            raise InvalidInputError("give either vers or tsprod, not both")
-        b, e, v = self._select(ctype, t)
-        be = self._backend_for_read()
-        if tsprod is not None:
-            v = DCRange(self, ctype, b, e).version_at(tsprod).version()
-        elif vers is not None:
-            v = _parse_vers(vers)
-            if v not in be.versions(ctype, b, e):
-                raise VersionNotFoundError(
-                    f"range {L.range_name(b, e)} of {ctype!r} (valid at {format_ns(t)}) has no "
-                    f"version {v}; it has {be.versions(ctype, b, e)}")
-        return be.payload((ctype, b, e, v))
-
-    def version_at(self, ctype: str, tsp: TimeLike, vers: Any = None) -> DCVersion:
-        """The :class:`DCVersion` that :meth:`get` would read."""
-        b, e, v = self._select(validate_ctype(ctype), to_ns(tsp))
-        rng = DCRange(self, ctype, b, e)
-        return rng.versobj(v if vers is None else vers)
+    def close(self) -> None:
+        """Close the file (and the later places' stores a lookup opened)."""
+        super().close()
+        for cs in getattr(self, "_next", None) or ():
+            cs.close()
+        self._next = None
 
     # ------------------------------------------------------------------ changes
-    def add_constants(self, ctype: str, data: Any, tsbegin: TimeLike,
+    def add_constants(self, ctype: str, data: Any, tsbegin: Optional[TimeLike] = None,
                       tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
                       comment: Optional[str] = None, *, make_default: bool = True,
                       tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
-                      force: bool = False) -> AddResult:
+                      force: bool = False, runs: Any = None,
+                      experiment: Optional[str] = None) -> AddResult:
         """Add a new version of constants, creating the type and range as needed.
 
         Deduplication (see docs/exchange.rst): if the range's current default version
@@ -249,6 +210,10 @@ class DCStore(StoreFile, CtypeAccessors):
             Explicit version number (default: one above the highest ever used in the range).
         force
             Add a new version even if it is identical to the range's current default.
+        runs, experiment
+            Instead of ``tsbegin``/``tsend``: inclusive runs ``(17, 25)``/``'17-25'`` or
+            ``(17, None)``/``'17-end'`` of ``experiment``'s run table (default as for
+            :meth:`get`); the range keeps dictpars ``runbegin``/``runend``/``experiment``.
 
         Returns
         -------
@@ -258,9 +223,14 @@ class DCStore(StoreFile, CtypeAccessors):
             is identical) and ``linked_to`` (key of the version whose stored payload the
             new version shares, or None).
         """
-        return add_constants(self, ctype, data, tsbegin, tsend, dictpars, comment,
-                             make_default=make_default, tsprod=tsprod, version=version,
-                             force=force)
+        kw: Dict[str, Any] = dict(dictpars=dictpars, comment=comment, make_default=make_default,
+                                  tsprod=tsprod, version=version, force=force)
+        if runs is not None or experiment is not None:
+            return add_by_runs(self, ctype, data, runs, experiment, tsbegin, tsend, **kw)
+        if tsbegin is None:
+            raise InvalidTimeError("add_constants needs the begin of the validity range "
+                                   "(tsbegin) or runs=(first, last)")
+        return add_constants(self, ctype, data, tsbegin, tsend, **kw)
 
     def _add_range(self, ctype: str, tsbegin: TimeLike, tsend: Optional[TimeLike]) -> DCRange:
         validate_ctype(ctype)
