@@ -33,7 +33,9 @@ Hierarchy::
     │   └── LockUnavailableError                 filesystem cannot lock; nothing written
     ├── AliasFileError                           malformed or conflicting alias file
     ├── ConflictError                            merge found diverging content
-    └── IntegrityError                           verify found problems
+    ├── IntegrityError                           verify found problems
+    ├── ServiceUnavailableError (also ConnectionError)  calibration service unreachable
+    └── MissingExtraError (also ImportError)     an optional extra is not installed
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ __all__ = [
     "UnsupportedFormatVersionError", "LegacyFormatError", "StoreExistsError",
     "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
-    "IntegrityError",
+    "IntegrityError", "ServiceUnavailableError",
+    "MissingExtraError",
 ]
 
 
@@ -158,3 +161,13 @@ class ConflictError(PscalibError):
 
 class IntegrityError(PscalibError):
     """A store failed verification; the message lists the problems."""
+
+
+class ServiceUnavailableError(PscalibError, ConnectionError):
+    """The calibration service (``dcs serve``) did not answer, or answered with a server
+    error, after the client's bounded retries; nothing was cached from the failed transfer."""
+
+
+class MissingExtraError(PscalibError, ImportError):
+    """A feature needs an optional extra that is not installed (the message names the
+    ``pip install 'pscalib[...]'`` command)."""
