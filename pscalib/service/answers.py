@@ -2,16 +2,17 @@
 and JSON errors."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..errors import InvalidInputError
 from .encode import dumps, etag_of
 from .errors import error_body, status_of
 
 __all__ = ["JSON_TYPE", "etag_matches", "json_answer", "json_bytes_answer", "error_answer",
-           "IMMUTABLE"]
+           "IMMUTABLE", "query_params"]
 
 JSON_TYPE = "application/json"
 #: Cache-Control of content-addressed payloads: never changes, cache for a year.
@@ -53,3 +54,20 @@ def error_answer(exc: BaseException) -> Response:
     """The JSON error answer of a library exception (never cached by shared caches)."""
     return Response(dumps(error_body(exc)), status_code=status_of(exc), media_type=JSON_TYPE,
                     headers={"Cache-Control": "no-store"})
+
+
+def query_params(request: Request, allowed: Tuple[str, ...]) -> Dict[str, str]:
+    """The query parameters as a dict; InvalidInputError for unknown or repeated ones
+    (a typo such as ``time=`` must not silently mean "no time")."""
+    q = request.query_params
+    unknown = sorted(set(q.keys()) - set(allowed))
+    if unknown:
+        raise InvalidInputError(f"unknown query parameter(s) {', '.join(map(repr, unknown[:5]))[:300]}; "
+                                f"this route accepts {', '.join(allowed) or 'none'}")
+    out = {}
+    for k in q.keys():
+        vals = q.getlist(k)
+        if len(vals) != 1:
+            raise InvalidInputError(f"query parameter {k!r} is given {len(vals)} times")
+        out[k] = vals[0]
+    return out

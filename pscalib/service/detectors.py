@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..aliases import list_aliases
-from .answers import json_answer
+from .answers import json_answer, query_params
 from .encode import API_PREFIX
 from .registry import StoreRegistry
 
@@ -36,6 +36,7 @@ def detectors_doc(reg: StoreRegistry) -> Dict[str, Any]:
 
 def detectors(request: Request) -> Response:
     app = request.app.state
+    query_params(request, ())
     return json_answer(request, detectors_doc(app.registry), app.settings.max_age)
 
 

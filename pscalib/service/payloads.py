@@ -29,7 +29,7 @@ from ..errors import InvalidInputError, NotFoundError
 from ..store import payindex
 from ..store.native import NativeBackend
 from ..store.payload import Payload, checksum
-from .answers import IMMUTABLE, etag_matches
+from .answers import IMMUTABLE, etag_matches, query_params
 from .encode import API_PREFIX
 from .registry import FileState, StoreRegistry, file_state
 from .stores import version_sha
@@ -140,6 +140,7 @@ class PayloadIndex:
 
 def _payload(request: Request) -> Response:
     sha = request.path_params["sha256"]
+    query_params(request, ())
     if not _SHA_RE.match(sha):
         raise InvalidInputError(f"{sha[:80]!r} is not a sha256 (64 lower-case hex digits)")
     etag = f'"{sha}"'

@@ -22,7 +22,7 @@ from ..store import DCStore
 from ..store.backend import Backend, VersionInfo
 from ..store.payload import checksum
 from ..timestamps import format_ns, to_ns
-from .answers import json_bytes_answer
+from .answers import json_bytes_answer, query_params
 from .encode import (API_PREFIX, dumps, encode_pars, encode_version_info, store_tree)
 from .registry import StoreEntry
 
@@ -49,24 +49,9 @@ def _memo(ent: StoreEntry, key: Any, make) -> bytes:
     return hit
 
 
-def _query(request: Request, allowed: Tuple[str, ...]) -> Dict[str, str]:
-    q = request.query_params
-    unknown = sorted(set(q.keys()) - set(allowed))
-    if unknown:
-        raise InvalidInputError(f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
-                                f"this route accepts {', '.join(allowed) or 'none'}")
-    out = {}
-    for k in q.keys():
-        vals = q.getlist(k)
-        if len(vals) != 1:
-            raise InvalidInputError(f"query parameter {k!r} is given {len(vals)} times")
-        out[k] = vals[0]
-    return out
-
-
 def _tree(request: Request) -> Response:
     app = request.app.state
-    q = _query(request, ("t",))
+    q = query_params(request, ("t",))
     name = request.path_params["name"]
     with app.registry.use(name, q.get("t")) as ent:
         def make() -> bytes:
@@ -120,7 +105,7 @@ def lookup_doc(cs: DCStore, ctype: str, q: Mapping[str, str]) -> Dict[str, Any]:
 
 def _lookup(request: Request) -> Response:
     app = request.app.state
-    q = _query(request, LOOKUP_PARAMS)
+    q = query_params(request, LOOKUP_PARAMS)
     name, ctype = request.path_params["name"], request.path_params["ctype"]
     with app.registry.use(name, q.get("t")) as ent:
         key = ("lookup", ctype, tuple(sorted(q.items())))
