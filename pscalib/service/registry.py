@@ -153,8 +153,9 @@ class StoreRegistry:
                 continue
             for f in files:
                 stem = f.name[:-3]
+                # a symlinked store is served like by name (path_of follows it too)
                 if (f.name.endswith(".h5") and is_detname(stem) and stem.split("-")[0] == d.name
-                        and f.is_file(follow_symlinks=False)):
+                        and f.is_file()):
                     out.append(Path(f.path))
         return out
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from ..errors import InvalidInputError
 from ..names import validate_ctype
 from ..store import DCStore
+from ..store.dcobjects import _parse_vers
 from ..store.backend import Backend, VersionInfo
 from ..store.payload import checksum
 from ..timestamps import format_ns, to_ns
@@ -88,10 +89,16 @@ def lookup_doc(cs: DCStore, ctype: str, q: Mapping[str, str]) -> Dict[str, Any]:
         raise InvalidInputError("give either vers or tsprod, not both")
     kw = _library_kwargs(q)
     tns = np.datetime64(t, "ns")  # exact: a bare int would be read as seconds
-    if tsprod is not None:
-        ver = cs.ctypeobj(ctype).range_at(tns).version_at(tsprod)
-    else:
+    if kw or (vers is None and tsprod is None):
         ver = cs.version_at(ctype, tns, vers, **kw)
+    else:  # the path DCStore.get takes, so that errors carry get's messages
+        rng = cs.ctypeobj(ctype).range_at(tns)
+        if tsprod is not None:
+            ver = rng.version_at(tsprod)
+        else:
+            if _parse_vers(vers) not in [v.version() for v in rng.versions()]:
+                cs.get(ctype, tns, vers)  # raises the library's VersionNotFoundError
+            ver = rng.versobj(vers)
     rng = ver.rangeobj()
     be = cs.backend
     info = ver.info()
