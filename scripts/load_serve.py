@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Load test of ``dcs serve`` on loopback, with nginx and Squid in front, against nginx
+serving the same answers as static files (baseline measured in the same run).
+
+N client processes each run OPS operations; one operation is a lookup
+(``GET /api/v1/stores/cspad-0001/pedestals?t=...``) followed by a fetch of the payload
+it names (4x4 float64 by default), over one keep-alive connection per client. "same":
+every client asks for the same constants; "diff": client i walks the DISTINCT ranges.
+
+Phases::
+
+    nginx-static   the lookup answer and the .npy payload as static files (baseline)
+    direct         dcs serve itself
+    nginx-cache    nginx proxy_cache in front of dcs serve
+    squid          Squid (reverse proxy, memory cache) in front of dcs serve
+
+For every phase: operations/s, requests/s, p50/p99 latency of an operation, bytes
+received, errors, and the requests that reached pscalib (``GET /api/v1/stats`` of the
+server before and after). Bounded: OPS per client and --time-limit per phase; loopback
+only; small defaults. nginx and squid come from Debian (apt-get install nginx squid).
+
+Example::
+
+    python3 scripts/load_serve.py --clients 4 --ops 500
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+DET = "cspad-0001"
+T0 = np.datetime64("2024-01-01T00:00:00", "s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"load_serve: {what} exited with status {proc.returncode}")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"load_serve: {what} does not listen on port {port} after {timeout} s")
+
+
+def stop(proc: Optional[subprocess.Popen]) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+# ------------------------------------------------------------------ data
+def range_time(i: int) -> str:
+    return str(T0 + np.timedelta64(i * 86400 + 3600, "s"))
+
+
+def make_calib(work: Path, distinct: int, shape) -> Path:
+    from pscalib import DCStore
+    calib = work / "calib"
+    with DCStore(calib / "cspad" / f"{DET}.h5", mode="a") as cs, cs.transaction():
+        for i in range(distinct):
+            b = T0 + np.timedelta64(i * 86400, "s")
+            cs.add_constants("pedestals", np.full(shape, float(i)), b, b + np.timedelta64(86400, "s"))
+    return calib
+
+
+# ------------------------------------------------------------------ servers
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+{user}
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/ngx-body;
+    proxy_temp_path {work}/ngx-proxy;
+    fastcgi_temp_path {work}/ngx-fcgi;
+    uwsgi_temp_path {work}/ngx-uwsgi;
+    scgi_temp_path {work}/ngx-scgi;
+    types {{ application/json json; application/octet-stream npy; }}
+    keepalive_requests 100000;
+    # baseline: the same answers as static files
+    server {{
+        listen 127.0.0.1:{static_port};
+        root {work}/static;
+        etag on;
+    }}
+    # the documented deployment: a shared cache in front of dcs serve (docs/http.rst)
+    proxy_cache_path {work}/ngx-cache levels=1:2 keys_zone=pscalib:10m max_size=1g
+                     inactive=1d use_temp_path=off;
+    upstream pscalib {{ server 127.0.0.1:{app_port}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{cache_port};
+        location /api/v1/ {{
+            proxy_pass http://pscalib;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache pscalib;
+            proxy_cache_lock on;             # one request upstream per missing answer
+            proxy_cache_lock_timeout 30s;
+            proxy_cache_revalidate on;       # If-None-Match upstream when an answer expires
+            proxy_cache_use_stale error timeout updating http_502 http_503;
+            proxy_cache_background_update on;
+            add_header X-Cache-Status $upstream_cache_status always;
+        }}
+        location = /api/v1/stats {{ proxy_pass http://pscalib; }}
+    }}
+}}
+"""
+
+SQUID_CONF = """
+http_port 127.0.0.1:{squid_port} accel defaultsite=127.0.0.1:{app_port} vhost
+cache_peer 127.0.0.1 parent {app_port} 0 no-query originserver no-digest name=pscalib
+cache_peer_access pscalib allow all
+http_access allow localhost
+http_access deny all
+cache_mem 64 MB
+maximum_object_size_in_memory 64 MB
+collapsed_forwarding on
+pid_filename {work}/squid.pid
+cache_log {work}/squid-cache.log
+access_log none
+coredump_dir {work}
+shutdown_lifetime 1 seconds
+visible_hostname pscalib-load
+"""
+
+
+def start_app(work: Path, calib: Path, port: int) -> subprocess.Popen:
+    dcs = shutil.which("dcs") or str(Path(sys.executable).with_name("dcs"))
+    log = open(work / "dcs-serve.log", "wb")
+    proc = subprocess.Popen([dcs, "serve", str(calib), "--port", str(port), "--max-age", "60"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    wait_port(port, proc, "dcs serve")
+    return proc
+
+
+def start_nginx(work: Path, nginx: str, ports: Dict[str, int]) -> subprocess.Popen:
+    for d in ("ngx-body", "ngx-proxy", "ngx-fcgi", "ngx-uwsgi", "ngx-scgi", "ngx-cache"):
+        (work / d).mkdir(exist_ok=True)
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, user=user, static_port=ports["static"],
+                                      app_port=ports["app"], cache_port=ports["cache"]))
+    proc = subprocess.Popen([nginx, "-p", str(work), "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=open(work / "nginx.out", "wb"))
+    wait_port(ports["static"], proc, "nginx")
+    wait_port(ports["cache"], proc, "nginx")
+    return proc
+
+
+def start_squid(work: Path, squid: str, ports: Dict[str, int]) -> subprocess.Popen:
+    conf = work / "squid.conf"
+    conf.write_text(SQUID_CONF.format(work=work, squid_port=ports["squid"],
+                                      app_port=ports["app"]))
+    os.chmod(work, 0o777)  # squid started as root runs as its own user and writes its logs here
+    proc = subprocess.Popen([squid, "-N", "-f", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=open(work / "squid.out", "wb"))
+    wait_port(ports["squid"], proc, "squid")
+    return proc
+
+
+# ------------------------------------------------------------------ clients
+def _client(args) -> Dict:
+    port, paths, ops, deadline, mode, cid, distinct, static = args
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    lat: List[float] = []
+    nbytes = reqs = errors = 0
+    for k in range(ops):
+        if time.time() > deadline:
+            break
+        i = 0 if mode == "same" else (cid * 7 + k) % distinct
+        t0 = time.perf_counter()
+        try:
+            conn.request("GET", paths["lookup"][i])
+            r = conn.getresponse()
+            body = r.read()
+            reqs += 1
+            nbytes += len(body)
+            if r.status != 200:
+                errors += 1
+                continue
+            url = paths["payload"][i] if static else json.loads(body)["payload_url"]
+            conn.request("GET", url)
+            r = conn.getresponse()
+            body = r.read()
+            reqs += 1
+            nbytes += len(body)
+            if r.status != 200:
+                errors += 1
+                continue
+        except (OSError, http.client.HTTPException, ValueError):
+            errors += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            continue
+        lat.append(time.perf_counter() - t0)
+    conn.close()
+    return {"lat": lat, "bytes": nbytes, "requests": reqs, "errors": errors}
+
+
+def stats(app_port: int) -> Dict:
+    c = http.client.HTTPConnection("127.0.0.1", app_port, timeout=10)
+    c.request("GET", "/api/v1/stats")
+    doc = json.loads(c.getresponse().read())
+    c.close()
+    return doc
+
+
+def run_phase(name: str, port: int, paths: Dict, mode: str, a, app_port: int,
+              static: bool = False) -> Dict:
+    before = stats(app_port)
+    deadline = time.time() + a.time_limit
+    jobs = [(port, paths, a.ops, deadline, mode, c, a.distinct, static) for c in range(a.clients)]
+    t0 = time.perf_counter()
+    with mp.get_context("fork").Pool(a.clients) as pool:
+        res = pool.map(_client, jobs)
+    wall = time.perf_counter() - t0
+    after = stats(app_port)
+    lat = sorted(x for r in res for x in r["lat"])
+    n_ops = len(lat)
+    reached = after["requests"] - before["requests"]
+    by = {k: after["by_route"].get(k, 0) - before["by_route"].get(k, 0)
+          for k in ("lookup", "payloads")}
+    out = {"phase": name, "mode": mode, "ops": n_ops, "wall_s": wall,
+           "ops_per_s": n_ops / wall if wall else 0.0,
+           "requests": sum(r["requests"] for r in res),
+           "req_per_s": sum(r["requests"] for r in res) / wall if wall else 0.0,
+           "p50_ms": 1e3 * lat[n_ops // 2] if lat else None,
+           "p99_ms": 1e3 * lat[min(n_ops - 1, int(n_ops * 0.99))] if lat else None,
+           "bytes": sum(r["bytes"] for r in res), "errors": sum(r["errors"] for r in res),
+           "reached_pscalib": reached, "reached_lookups": by["lookup"],
+           "reached_payloads": by["payloads"],
+           "distinct_payloads": 1 if mode == "same" else min(a.distinct, n_ops)}
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=4, help="concurrent client processes")
+    ap.add_argument("--ops", type=int, default=200, help="lookup+fetch operations per client")
+    ap.add_argument("--distinct", type=int, default=16, help="distinct constants ('diff')")
+    ap.add_argument("--shape", default="4,4", help="payload shape (float64)")
+    ap.add_argument("--time-limit", type=float, default=20.0, help="seconds per phase at most")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--no-squid", action="store_true", help="skip the Squid phase")
+    a = ap.parse_args(argv)
+    if not (1 <= a.clients <= 64 and 1 <= a.ops <= 100000 and 1 <= a.distinct <= 1000):
+        ap.error("--clients 1..64, --ops 1..100000, --distinct 1..1000")
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")
+                                      else None)
+    squid = shutil.which("squid") or ("/usr/sbin/squid" if os.path.exists("/usr/sbin/squid")
+                                      else None)
+    if nginx is None or (squid is None and not a.no_squid):
+        raise SystemExit("load_serve: needs nginx and squid (apt-get install nginx squid)")
+    shape = tuple(int(x) for x in a.shape.split(","))
+    work = Path(tempfile.mkdtemp(prefix="pscalib-load-"))
+    procs: List[subprocess.Popen] = []
+    results: List[Dict] = []
+    try:
+        calib = make_calib(work, a.distinct, shape)
+        ports = {k: free_port() for k in ("app", "static", "cache", "squid")}
+        app = start_app(work, calib, ports["app"])
+        procs.append(app)
+        # the answers, fetched once, become nginx's static files (same bytes as served)
+        paths = {"lookup": [f"/api/v1/stores/{DET}/pedestals?t={range_time(i)}"
+                            for i in range(a.distinct)], "payload": []}
+        static_paths = {"lookup": [], "payload": []}
+        (work / "static").mkdir()
+        c = http.client.HTTPConnection("127.0.0.1", ports["app"], timeout=30)
+        for i, p in enumerate(paths["lookup"]):
+            c.request("GET", p)
+            body = c.getresponse().read()
+            url = json.loads(body)["payload_url"]
+            c.request("GET", url)
+            payload = c.getresponse().read()
+            (work / "static" / f"lookup{i}.json").write_bytes(body)
+            (work / "static" / f"{url.rsplit('/', 1)[1]}.npy").write_bytes(payload)
+            static_paths["lookup"].append(f"/lookup{i}.json")
+            static_paths["payload"].append(f"/{url.rsplit('/', 1)[1]}.npy")
+            paths["payload"].append(url)
+        c.close()
+        os.chmod(work, 0o755)
+        procs.append(start_nginx(work, nginx, ports))
+        if not a.no_squid:
+            procs.append(start_squid(work, squid, ports))
+        results.append(run_phase("nginx-static", ports["static"], static_paths, "same", a,
+                                 ports["app"], static=True))
+        for mode in ("same", "diff"):
+            results.append(run_phase("direct", ports["app"], paths, mode, a, ports["app"]))
+        for mode in ("same", "diff"):
+            results.append(run_phase("nginx-cache", ports["cache"], paths, mode, a,
+                                     ports["app"]))
+        if not a.no_squid:
+            for mode in ("same", "diff"):
+                results.append(run_phase("squid", ports["squid"], paths, mode, a, ports["app"]))
+    finally:
+        for p in reversed(procs):
+            stop(p)
+        shutil.rmtree(work, ignore_errors=True)
+    base = results[0]["req_per_s"]
+    direct_same = next(r for r in results if r["phase"] == "direct" and r["mode"] == "same")
+    summary = {"clients": a.clients, "ops": a.ops, "distinct": a.distinct, "shape": shape,
+               "results": results,
+               "direct_vs_nginx_static": direct_same["req_per_s"] / base if base else None,
+               "cpus": os.cpu_count()}
+    if a.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    print(f"load_serve: {a.clients} clients x {a.ops} lookup+fetch, payload {shape} float64, "
+          f"{a.distinct} distinct for 'diff', {os.cpu_count()} CPUs")
+    print(f"{'phase':<13}{'mode':<6}{'ops':>6}{'ops/s':>9}{'req/s':>9}{'p50 ms':>8}"
+          f"{'p99 ms':>8}{'bytes':>10}{'err':>5}{'->pscalib':>10}{'payloads':>9}{'distinct':>9}")
+    for r in results:
+        print(f"{r['phase']:<13}{r['mode']:<6}{r['ops']:>6}{r['ops_per_s']:>9.0f}"
+              f"{r['req_per_s']:>9.0f}{r['p50_ms'] or 0:>8.2f}{r['p99_ms'] or 0:>8.2f}"
+              f"{r['bytes']:>10}{r['errors']:>5}{r['reached_pscalib']:>10}"
+              f"{r['reached_payloads']:>9}{r['distinct_payloads']:>9}")
+    print(f"direct / nginx-static requests/s (same constants): "
+          f"{summary['direct_vs_nginx_static']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
