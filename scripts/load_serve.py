@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -230,6 +230,34 @@ def _client(args) -> Dict:
     return {"lat": lat, "bytes": nbytes, "requests": reqs, "errors": errors}
 
 
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _children(pid: int) -> List[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def cpu_seconds(pids: List[int]) -> float:
+    """CPU time (user + system) of these processes and their children (nginx workers)."""
+    every = set(pids)
+    for p in pids:
+        every.update(_children(p))
+    return sum(_cpu_ticks(p) for p in every) / os.sysconf("SC_CLK_TCK")
+
+
 def stats(app_port: int) -> Dict:
     c = http.client.HTTPConnection("127.0.0.1", app_port, timeout=10)
     c.request("GET", "/api/v1/stats")
@@ -239,30 +267,45 @@ def stats(app_port: int) -> Dict:
 
 
 def run_phase(name: str, port: int, paths: Dict, mode: str, a, app_port: int,
-              static: bool = False) -> Dict:
+              static: bool = False, pids: Tuple[int, ...] = ()) -> Dict:
+    """One timed phase; returns raw figures (see :func:`summarize`). ``pids``: the server
+    processes whose CPU time is charged to this phase."""
     before = stats(app_port)
+    cpu0 = cpu_seconds(list(pids))
     deadline = time.time() + a.time_limit
     jobs = [(port, paths, a.ops, deadline, mode, c, a.distinct, static) for c in range(a.clients)]
     t0 = time.perf_counter()
     with mp.get_context("fork").Pool(a.clients) as pool:
         res = pool.map(_client, jobs)
     wall = time.perf_counter() - t0
+    cpu = cpu_seconds(list(pids)) - cpu0
     after = stats(app_port)
-    lat = sorted(x for r in res for x in r["lat"])
-    n_ops = len(lat)
-    reached = after["requests"] - before["requests"]
-    by = {k: after["by_route"].get(k, 0) - before["by_route"].get(k, 0)
-          for k in ("lookup", "payloads")}
-    out = {"phase": name, "mode": mode, "ops": n_ops, "wall_s": wall,
-           "ops_per_s": n_ops / wall if wall else 0.0,
-           "requests": sum(r["requests"] for r in res),
-           "req_per_s": sum(r["requests"] for r in res) / wall if wall else 0.0,
-           "p50_ms": 1e3 * lat[n_ops // 2] if lat else None,
-           "p99_ms": 1e3 * lat[min(n_ops - 1, int(n_ops * 0.99))] if lat else None,
-           "bytes": sum(r["bytes"] for r in res), "errors": sum(r["errors"] for r in res),
-           "reached_pscalib": reached, "reached_lookups": by["lookup"],
-           "reached_payloads": by["payloads"],
-           "distinct_payloads": 1 if mode == "same" else min(a.distinct, n_ops)}
+    delta = {k: after["by_route"].get(k, 0) - before["by_route"].get(k, 0)
+             for k in ("lookup", "payloads")}
+    return {"phase": name, "mode": mode, "wall_s": wall, "lat": [x for r in res for x in r["lat"]],
+            "requests": sum(r["requests"] for r in res), "bytes": sum(r["bytes"] for r in res),
+            "errors": sum(r["errors"] for r in res),
+            "reached_pscalib": after["requests"] - before["requests"],
+            "reached_lookups": delta["lookup"], "reached_payloads": delta["payloads"],
+            "distinct_payloads": 1 if mode == "same" else a.distinct, "server_cpu_s": cpu}
+
+
+def summarize(runs: List[Dict]) -> Dict:
+    """Figures of one phase over its rounds (sums; latency percentiles of all operations)."""
+    lat = sorted(x for r in runs for x in r["lat"])
+    wall = sum(r["wall_s"] for r in runs)
+    n = len(lat)
+    out = {k: runs[0][k] for k in ("phase", "mode", "distinct_payloads")}
+    for k in ("requests", "bytes", "errors", "reached_pscalib", "reached_lookups",
+              "reached_payloads", "server_cpu_s"):
+        out[k] = sum(r[k] for r in runs)
+    out.update({"rounds": len(runs), "ops": n, "wall_s": wall,
+                "ops_per_s": n / wall if wall else 0.0,
+                "req_per_s": out["requests"] / wall if wall else 0.0,
+                "p50_ms": 1e3 * lat[n // 2] if lat else None,
+                "p99_ms": 1e3 * lat[min(n - 1, int(n * 0.99))] if lat else None,
+                "server_cpu_us_per_req": (1e6 * out["server_cpu_s"] / out["requests"]
+                                          if out["requests"] else None)})
     return out
 
 
@@ -273,11 +316,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--distinct", type=int, default=16, help="distinct constants ('diff')")
     ap.add_argument("--shape", default="4,4", help="payload shape (float64)")
     ap.add_argument("--time-limit", type=float, default=20.0, help="seconds per phase at most")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating rounds of nginx-static and direct (median ratio)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--no-squid", action="store_true", help="skip the Squid phase")
     a = ap.parse_args(argv)
-    if not (1 <= a.clients <= 64 and 1 <= a.ops <= 100000 and 1 <= a.distinct <= 1000):
-        ap.error("--clients 1..64, --ops 1..100000, --distinct 1..1000")
+    if not (1 <= a.clients <= 64 and 1 <= a.ops <= 100000 and 1 <= a.distinct <= 1000
+            and 1 <= a.rounds <= 20):
+        ap.error("--clients 1..64, --ops 1..100000, --distinct 1..1000, --rounds 1..20")
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")
                                       else None)
     squid = shutil.which("squid") or ("/usr/sbin/squid" if os.path.exists("/usr/sbin/squid")
@@ -288,6 +334,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pscalib-load-"))
     procs: List[subprocess.Popen] = []
     results: List[Dict] = []
+    ratios: List[float] = []
     try:
         calib = make_calib(work, a.distinct, shape)
         ports = {k: free_port() for k in ("app", "static", "cache", "squid")}
@@ -312,43 +359,61 @@ def main(argv: Optional[List[str]] = None) -> int:
             paths["payload"].append(url)
         c.close()
         os.chmod(work, 0o755)
-        procs.append(start_nginx(work, nginx, ports))
+        ngx = start_nginx(work, nginx, ports)
+        procs.append(ngx)
         if not a.no_squid:
-            procs.append(start_squid(work, squid, ports))
-        results.append(run_phase("nginx-static", ports["static"], static_paths, "same", a,
-                                 ports["app"], static=True))
+            sq = start_squid(work, squid, ports)
+            procs.append(sq)
+        # baseline and direct service alternate, so that both see the same machine load
+        static_runs, direct_runs, ratios = [], [], []
+        for _ in range(a.rounds):
+            static_runs.append(run_phase("nginx-static", ports["static"], static_paths, "same",
+                                         a, ports["app"], static=True, pids=(ngx.pid,)))
+            direct_runs.append(run_phase("direct", ports["app"], paths, "same", a,
+                                         ports["app"], pids=(app.pid,)))
+            ratios.append((direct_runs[-1]["requests"] / direct_runs[-1]["wall_s"]) /
+                          (static_runs[-1]["requests"] / static_runs[-1]["wall_s"]))
+        results += [summarize(static_runs), summarize(direct_runs)]
+        results.append(summarize([run_phase("direct", ports["app"], paths, "diff", a,
+                                            ports["app"], pids=(app.pid,))]))
         for mode in ("same", "diff"):
-            results.append(run_phase("direct", ports["app"], paths, mode, a, ports["app"]))
-        for mode in ("same", "diff"):
-            results.append(run_phase("nginx-cache", ports["cache"], paths, mode, a,
-                                     ports["app"]))
+            results.append(summarize([run_phase("nginx-cache", ports["cache"], paths, mode, a,
+                                                ports["app"], pids=(ngx.pid, app.pid))]))
         if not a.no_squid:
             for mode in ("same", "diff"):
-                results.append(run_phase("squid", ports["squid"], paths, mode, a, ports["app"]))
+                results.append(summarize([run_phase("squid", ports["squid"], paths, mode, a,
+                                                    ports["app"], pids=(sq.pid, app.pid))]))
     finally:
         for p in reversed(procs):
             stop(p)
         shutil.rmtree(work, ignore_errors=True)
-    base = results[0]["req_per_s"]
-    direct_same = next(r for r in results if r["phase"] == "direct" and r["mode"] == "same")
-    summary = {"clients": a.clients, "ops": a.ops, "distinct": a.distinct, "shape": shape,
-               "results": results,
-               "direct_vs_nginx_static": direct_same["req_per_s"] / base if base else None,
-               "cpus": os.cpu_count()}
+    ratios.sort()
+    cpu = {r["phase"]: r["server_cpu_us_per_req"] for r in results if r["mode"] == "same"}
+    summary = {"cpu_us_per_req": cpu,"clients": a.clients, "ops": a.ops, "distinct": a.distinct, "shape": shape,
+               "rounds": a.rounds, "results": results, "ratios": ratios,
+               "direct_vs_nginx_static": ratios[len(ratios) // 2],
+               "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
     if a.json:
         print(json.dumps(summary, indent=1))
         return 0
     print(f"load_serve: {a.clients} clients x {a.ops} lookup+fetch, payload {shape} float64, "
           f"{a.distinct} distinct for 'diff', {os.cpu_count()} CPUs")
     print(f"{'phase':<13}{'mode':<6}{'ops':>6}{'ops/s':>9}{'req/s':>9}{'p50 ms':>8}"
-          f"{'p99 ms':>8}{'bytes':>10}{'err':>5}{'->pscalib':>10}{'payloads':>9}{'distinct':>9}")
+          f"{'p99 ms':>8}{'bytes':>10}{'err':>5}{'->pscalib':>10}{'payloads':>9}{'distinct':>9}"
+          f"{'cpu us/req':>11}")
     for r in results:
         print(f"{r['phase']:<13}{r['mode']:<6}{r['ops']:>6}{r['ops_per_s']:>9.0f}"
               f"{r['req_per_s']:>9.0f}{r['p50_ms'] or 0:>8.2f}{r['p99_ms'] or 0:>8.2f}"
               f"{r['bytes']:>10}{r['errors']:>5}{r['reached_pscalib']:>10}"
-              f"{r['reached_payloads']:>9}{r['distinct_payloads']:>9}")
-    print(f"direct / nginx-static requests/s (same constants): "
-          f"{summary['direct_vs_nginx_static']:.2f}")
+              f"{r['reached_payloads']:>9}{r['distinct_payloads']:>9}"
+              f"{r['server_cpu_us_per_req'] or 0:>11.0f}")
+    print(f"direct / nginx-static requests/s (same constants), median of {a.rounds} "
+          f"alternating rounds: {summary['direct_vs_nginx_static']:.2f} "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}); load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if cpu.get("nginx-static") and cpu.get("direct"):
+        print(f"server CPU per request: dcs serve {cpu['direct']:.0f} us, nginx static "
+              f"{cpu['nginx-static']:.0f} us (x{cpu['direct'] / cpu['nginx-static']:.1f})")
     return 0
 
 

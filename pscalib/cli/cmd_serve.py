@@ -25,6 +25,15 @@ def _web_stack():
     return create_app, ServiceSettings, uvicorn
 
 
+def _http_impl() -> str:
+    """httptools (C parser, in the extra) when installed, else h11 (pure Python)."""
+    try:
+        import httptools  # noqa: F401
+        return "httptools"
+    except ImportError:
+        return "h11"
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only then;
@@ -68,6 +77,8 @@ def serve(calib: Path, host: str, port: int, max_age: int, payload_cache_mb: int
     shown = f"[{real_host}]" if ":" in real_host else real_host
     click.echo(f"dcs serve: listening on http://{shown}:{real_port}/api/v1 (serving {calib})")
     sys.stdout.flush()
+    # no X-Forwarded-* rewriting (proxy_headers): the API builds no absolute URLs, and the
+    # layer costs time on every request
     config = uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="on",
-                            server_header=False)
+                            server_header=False, proxy_headers=False, http=_http_impl())
     uvicorn.Server(config).run(sockets=[sock])

@@ -14,6 +14,7 @@ import numpy as np
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from ..errors import InvalidInputError
@@ -34,6 +35,7 @@ __all__ = ["routes", "lookup_doc", "version_sha", "LOOKUP_PARAMS"]
 LOOKUP_PARAMS = ("t", "vers", "tsprod", "run", "tag", "asof")
 _PASSED_ON = ("run", "tag", "asof")
 _MEMO_LIMIT = 4096  # memoized answers per store file state
+_TREE_KEY = ("tree",)
 
 
 def version_sha(be: Backend, key: tuple, info: VersionInfo) -> str:
@@ -50,18 +52,24 @@ def _memo(ent: StoreEntry, key: Any, make) -> bytes:
     return hit
 
 
-def _tree(request: Request) -> Response:
-    app = request.app.state
-    q = query_params(request, ("t",))
+def _tree_body(request: Request, q: Mapping[str, str]) -> bytes:
     name = request.path_params["name"]
-    with app.registry.use(name, q.get("t")) as ent:
+    with request.app.state.registry.use(name, q.get("t")) as ent:
         def make() -> bytes:
             cs = ent.store
             doc = store_tree(cs, lambda key, info: version_sha(cs.backend, key, info))
             doc["lookup_url"] = f"{API_PREFIX}/stores/{doc['detname']}/{{ctype}}?t={{time}}"
             return dumps(doc)
-        body = _memo(ent, ("tree",), make)
-    return json_bytes_answer(request, body, app.settings.max_age)
+        return _memo(ent, _TREE_KEY, make)
+
+
+async def _tree(request: Request) -> Response:
+    q = query_params(request, ("t",))
+    body = None if q else request.app.state.registry.memo_hit(request.path_params["name"],
+                                                             _TREE_KEY)
+    if body is None:
+        body = await run_in_threadpool(_tree_body, request, q)
+    return json_bytes_answer(request, body, request.app.state.settings.max_age)
 
 
 def _library_kwargs(q: Mapping[str, str]) -> Dict[str, str]:
@@ -110,14 +118,22 @@ def lookup_doc(cs: DCStore, ctype: str, q: Mapping[str, str]) -> Dict[str, Any]:
     return doc
 
 
-def _lookup(request: Request) -> Response:
-    app = request.app.state
-    q = query_params(request, LOOKUP_PARAMS)
+def _lookup_body(request: Request, q: Mapping[str, str], key: tuple) -> bytes:
     name, ctype = request.path_params["name"], request.path_params["ctype"]
-    with app.registry.use(name, q.get("t")) as ent:
-        key = ("lookup", ctype, tuple(sorted(q.items())))
-        body = _memo(ent, key, lambda: dumps(lookup_doc(ent.store, ctype, q)))
-    return json_bytes_answer(request, body, app.settings.max_age)
+    with request.app.state.registry.use(name, q.get("t")) as ent:
+        return _memo(ent, key, lambda: dumps(lookup_doc(ent.store, ctype, q)))
+
+
+async def _lookup(request: Request) -> Response:
+    # A memoized answer is sent from the event loop; anything that reads a file runs in a
+    # worker thread (a large store must not stall other requests). The thread hop costs
+    # about as much as the whole memoized answer.
+    q = query_params(request, LOOKUP_PARAMS)
+    key = ("lookup", request.path_params["ctype"], tuple(sorted(q.items())))
+    body = request.app.state.registry.memo_hit(request.path_params["name"], key)
+    if body is None:
+        body = await run_in_threadpool(_lookup_body, request, q, key)
+    return json_bytes_answer(request, body, request.app.state.settings.max_age)
 
 
 routes = [Route(API_PREFIX + "/stores/{name}", _tree, methods=["GET"]),
