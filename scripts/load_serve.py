@@ -89,7 +89,8 @@ def make_calib(work: Path, distinct: int, shape) -> Path:
     with DCStore(calib / "cspad" / f"{DET}.h5", mode="a") as cs, cs.transaction():
         for i in range(distinct):
             b = T0 + np.timedelta64(i * 86400, "s")
-            cs.add_constants("pedestals", np.full(shape, float(i)), b, b + np.timedelta64(86400, "s"))
+            e = b + np.timedelta64(86400, "s")
+            cs.add_constants("pedestals", np.full(shape, float(i)), b, e)
     return calib
 
 
@@ -192,6 +193,12 @@ def start_squid(work: Path, squid: str, ports: Dict[str, int]) -> subprocess.Pop
 
 
 # ------------------------------------------------------------------ clients
+def _get(conn: http.client.HTTPConnection, path: str):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
 def _client(args) -> Dict:
     port, paths, ops, deadline, mode, cid, distinct, static = args
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -203,21 +210,13 @@ def _client(args) -> Dict:
         i = 0 if mode == "same" else (cid * 7 + k) % distinct
         t0 = time.perf_counter()
         try:
-            conn.request("GET", paths["lookup"][i])
-            r = conn.getresponse()
-            body = r.read()
-            reqs += 1
-            nbytes += len(body)
-            if r.status != 200:
-                errors += 1
-                continue
-            url = paths["payload"][i] if static else json.loads(body)["payload_url"]
-            conn.request("GET", url)
-            r = conn.getresponse()
-            body = r.read()
-            reqs += 1
-            nbytes += len(body)
-            if r.status != 200:
+            status, body = _get(conn, paths["lookup"][i])
+            reqs, nbytes = reqs + 1, nbytes + len(body)
+            if status == 200:
+                url = paths["payload"][i] if static else json.loads(body)["payload_url"]
+                status, body = _get(conn, url)
+                reqs, nbytes = reqs + 1, nbytes + len(body)
+            if status != 200:
                 errors += 1
                 continue
         except (OSError, http.client.HTTPException, ValueError):
@@ -389,7 +388,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     ratios.sort()
     cpu = {r["phase"]: r["server_cpu_us_per_req"] for r in results if r["mode"] == "same"}
-    summary = {"cpu_us_per_req": cpu,"clients": a.clients, "ops": a.ops, "distinct": a.distinct, "shape": shape,
+    summary = {"cpu_us_per_req": cpu, "clients": a.clients, "ops": a.ops, "distinct": a.distinct, "shape": shape,
                "rounds": a.rounds, "results": results, "ratios": ratios,
                "direct_vs_nginx_static": ratios[len(ratios) // 2],
                "cpus": os.cpu_count(), "loadavg": os.getloadavg()}

@@ -28,7 +28,7 @@ def _web_stack():
 def _http_impl() -> str:
     """httptools (C parser, in the extra) when installed, else h11 (pure Python)."""
     try:
-        import httptools  # noqa: F401
+        import httptools  # noqa: F401  (only whether it is installed)
         return "httptools"
     except ImportError:
         return "h11"

@@ -8,7 +8,7 @@ Both answer with a short ``max-age``, a strong ETag of the body and 304 on
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping
 
 import numpy as np
 
@@ -79,9 +79,10 @@ def _library_kwargs(q: Mapping[str, str]) -> Dict[str, str]:
         params = inspect.signature(DCStore.version_at).parameters
         missing = [k for k in kw if k not in params]
         if missing:
+            have = "".join(", " + k for k in _PASSED_ON if k in params)
             raise InvalidInputError(
                 f"this pscalib's lookup does not support {', '.join(m + '=' for m in missing)}"
-                f" (supported: t, vers, tsprod{''.join(', ' + k for k in _PASSED_ON if k in params)})")
+                f" (supported: t, vers, tsprod{have})")
     return kw
 
 
