@@ -4,24 +4,30 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
+from typing import Optional
 
 import click
 
 from ..errors import InvalidInputError, MissingExtraError
+from ..service import SERVER_EXTRA_HINT
 from .app import cli
 
 __all__ = ["serve"]
 
 
+try:  # the optional extra: everything else of dcs works without it
+    import uvicorn
+    from ..service.app import ServiceSettings, create_app
+    _MISSING: Optional[str] = None
+except ImportError as _exc:
+    _MISSING = str(_exc)
+
+
 def _web_stack():
     """(create_app, ServiceSettings, uvicorn), or MissingExtraError naming the install."""
-    try:
-        import uvicorn
-        from ..service.app import ServiceSettings, create_app
-    except ImportError as exc:
-        from ..service import SERVER_EXTRA_HINT
-        raise MissingExtraError(f"'dcs serve' needs the optional web stack ({exc}); install "
-                                f"it with: {SERVER_EXTRA_HINT}") from None
+    if _MISSING is not None:
+        raise MissingExtraError(f"'dcs serve' needs the optional web stack ({_MISSING}); "
+                                f"install it with: {SERVER_EXTRA_HINT}")
     return create_app, ServiceSettings, uvicorn
 
 
