@@ -19,7 +19,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, BinaryIO, Callable, Dict, Optional
 
 import numpy as np
 
@@ -37,6 +37,12 @@ def decode_payload(body: bytes, kind: str) -> Payload:
     if kind == "text":
         return body.decode("utf-8")
     return np.load(io.BytesIO(body), allow_pickle=False)
+
+
+def _writing(data: bytes) -> Callable[[BinaryIO], None]:
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+    return write
 
 
 class ClientCache:
@@ -89,7 +95,7 @@ class ClientCache:
                                  f"sha256 {sha}; nothing was cached (a broken cache or proxy "
                                  f"in between?)")
         self._mkdir(self.payload_dir)
-        write_file_atomic(self.payload_path(sha, kind), lambda fh: fh.write(body))
+        write_file_atomic(self.payload_path(sha, kind), _writing(body))
         return data
 
     # ----------------------------------------------------------------- answers
@@ -109,4 +115,4 @@ class ClientCache:
     def save_answer(self, url: str, etag: Optional[str], doc: Any, fetched: float) -> None:
         self._mkdir(self.answer_dir)
         text = json.dumps({"url": url, "etag": etag, "fetched": fetched, "doc": doc})
-        write_file_atomic(self._answer_path(url), lambda fh: fh.write(text.encode("utf-8")))
+        write_file_atomic(self._answer_path(url), _writing(text.encode("utf-8")))

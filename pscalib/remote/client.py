@@ -62,7 +62,8 @@ class RemoteClient:
             self.stale = True
             return cached["doc"]
         try:
-            ans = self.http.get(path, params, etag=cached and cached.get("etag"),
+            etag = cached.get("etag") if cached else None
+            ans = self.http.get(path, params, etag=etag if isinstance(etag, str) else None,
                                 max_bytes=_MAX_JSON)
         except ServiceUnavailableError as exc:
             if cached is None:

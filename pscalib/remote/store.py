@@ -150,9 +150,10 @@ class RemoteStore(DCStore):
                                     offline=offline)
         self.url = http.base
         self.name = detname
-        self.path = f"{self.url}{API}/stores/{detname}"  # used in messages, like a file path
+        # a URL where a file store has its path (used in messages the same way)
+        self.path = f"{self.url}{API}/stores/{detname}"  # type: ignore[assignment]
         self.mode = "r"
-        self.resolved = None
+        self.resolved = None  # type: ignore[assignment]  # no file was resolved
         self._lock_timeout = None
         self._file_mode = None
         self._backend = None
@@ -175,7 +176,7 @@ class RemoteStore(DCStore):
         tree = self._client.doc(self._store_path(), params)
         old = self._backend.tree if isinstance(self._backend, RemoteBackend) else None
         if tree != old:
-            self._backend = RemoteBackend(tree, self._client, self.path)
+            self._backend = RemoteBackend(tree, self._client, str(self.path))
             self._lookup.clear()
         return old
 
@@ -220,11 +221,11 @@ class RemoteStore(DCStore):
         return out
 
     # -------------------------------------------------------------- no writes
-    def transaction(self):  # type: ignore[override]
+    def transaction(self):
         raise ReadOnlyError(f"{self.path} is served over HTTP and read-only; change the "
                             f"store where it is stored")
 
-    def add_constants(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def add_constants(self, *args: Any, **kwargs: Any):
         return self.transaction()
 
     def close(self) -> None:

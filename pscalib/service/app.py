@@ -17,7 +17,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -175,7 +175,7 @@ def create_app(calib_dir: os.PathLike, *, extra_routes: Sequence[BaseRoute] = ()
                                 f"(it holds <dettype>/<detname>.h5 files)")
     settings = settings or ServiceSettings()
     registry = StoreRegistry(calib, max_open=max_open)
-    routes = [Route(API_PREFIX, _index, methods=["GET"]),
+    routes: List[BaseRoute] = [Route(API_PREFIX, _index, methods=["GET"]),
               Route(f"{API_PREFIX}/stats", _stats, methods=["GET"]),
               Route(f"{API_PREFIX}/health", _health, methods=["GET"])]
     routes += detectors.routes + stores.routes + payloads.routes + list(extra_routes)

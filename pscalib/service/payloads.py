@@ -55,13 +55,13 @@ def encode_payload(data: Payload) -> Tuple[bytes, str]:
 def _keys_of_store(reg: StoreRegistry, path: Path) -> Dict[str, Key]:
     """sha256 -> version key of every version in one store file."""
     with reg.entry(path) as ent:
-        be = ent.store.backend
+        be = ent.cs.backend
         rows = payindex.read_rows(be.f) if isinstance(be, NativeBackend) else None
         if rows is not None:
             return {sha: key for sha, key in
                     zip((r.decode() for r in rows["sha256"]), payindex.keys_of(rows))}
         out: Dict[str, Key] = {}
-        for cname in ent.store.ctypes():
+        for cname in ent.cs.ctypes():
             tab = be.range_table(cname)
             for b, e in zip(tab.tsbegin.tolist(), tab.tsend.tolist()):
                 for v in be.versions(cname, b, e):
@@ -122,7 +122,7 @@ class PayloadIndex:
         for path, key in self.locate(sha):
             try:
                 with self.registry.entry(path) as ent:
-                    data = ent.store.backend.payload(key)
+                    data = ent.cs.backend.payload(key)
             except NotFoundError:  # removed since the scan
                 continue
             if checksum(data) != sha:  # a stale index row: never serve wrong bytes

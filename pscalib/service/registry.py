@@ -53,6 +53,12 @@ class StoreEntry:
         self.state: FileState = None
         self.memo: Dict[Any, Any] = {}
 
+    @property
+    def cs(self) -> DCStore:
+        """The open handle (inside :meth:`StoreRegistry.use` / ``entry`` it is open)."""
+        assert self.store is not None, "StoreEntry used outside StoreRegistry.entry()"
+        return self.store
+
     def current(self) -> DCStore:
         """The handle, reopened if the file changed since the last request."""
         if self.store is None:

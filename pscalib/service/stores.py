@@ -8,7 +8,7 @@ Both answer with a short ``max-age``, a strong ETag of the body and 304 on
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def _tree_body(request: Request, q: Mapping[str, str]) -> bytes:
     name = request.path_params["name"]
     with request.app.state.registry.use(name, q.get("t")) as ent:
         def make() -> bytes:
-            cs = ent.store
+            cs = ent.cs
             doc = store_tree(cs, lambda key, info: version_sha(cs.backend, key, info))
             doc["lookup_url"] = f"{API_PREFIX}/stores/{doc['detname']}/{{ctype}}?t={{time}}"
             return dumps(doc)
@@ -65,8 +65,8 @@ def _tree_body(request: Request, q: Mapping[str, str]) -> bytes:
 
 async def _tree(request: Request) -> Response:
     q = query_params(request, ("t",))
-    body = None if q else request.app.state.registry.memo_hit(request.path_params["name"],
-                                                             _TREE_KEY)
+    reg = request.app.state.registry
+    body: Optional[bytes] = None if q else reg.memo_hit(request.path_params["name"], _TREE_KEY)
     if body is None:
         body = await run_in_threadpool(_tree_body, request, q)
     return json_bytes_answer(request, body, request.app.state.settings.max_age)
@@ -122,7 +122,7 @@ def lookup_doc(cs: DCStore, ctype: str, q: Mapping[str, str]) -> Dict[str, Any]:
 def _lookup_body(request: Request, q: Mapping[str, str], key: tuple) -> bytes:
     name, ctype = request.path_params["name"], request.path_params["ctype"]
     with request.app.state.registry.use(name, q.get("t")) as ent:
-        return _memo(ent, key, lambda: dumps(lookup_doc(ent.store, ctype, q)))
+        return _memo(ent, key, lambda: dumps(lookup_doc(ent.cs, ctype, q)))
 
 
 async def _lookup(request: Request) -> Response:
@@ -131,7 +131,8 @@ async def _lookup(request: Request) -> Response:
     # about as much as the whole memoized answer.
     q = query_params(request, LOOKUP_PARAMS)
     key = ("lookup", request.path_params["ctype"], tuple(sorted(q.items())))
-    body = request.app.state.registry.memo_hit(request.path_params["name"], key)
+    body: Optional[bytes] = request.app.state.registry.memo_hit(request.path_params["name"],
+                                                                key)
     if body is None:
         body = await run_in_threadpool(_lookup_body, request, q, key)
     return json_bytes_answer(request, body, request.app.state.settings.max_age)

@@ -77,7 +77,8 @@ class DCStore(StoreFile, CtypeAccessors):
 
     __slots__ = ()
 
-    __new__ = _new_store  # DCStore("http://host:port", name): see register_url_store
+    def __new__(cls, *args: Any, **kwargs: Any) -> "DCStore":
+        return _new_store(cls, *args, **kwargs)  # DCStore("http://..."): register_url_store
 
     # ------------------------------------------------------------------ metadata
     def _meta(self) -> Dict[str, Any]:
@@ -298,7 +299,8 @@ class DCStore(StoreFile, CtypeAccessors):
 
     def _set_default(self, rkey: tuple, version: int) -> None:
         with self.transaction():
-            self.writer().set_default(*rkey, version)
+            ctype, b, e = rkey
+            self.writer().set_default(ctype, b, e, version)
 
     def _del_version(self, ver: DCVersion) -> None:
         with self.transaction():
