@@ -38,6 +38,7 @@ Hierarchy::
     │                                            the alias means at the asked time
     ├── ConflictError                            merge found diverging content
     ├── IntegrityError                           verify found problems
+    ├── ServiceUnavailableError (also ConnectionError)  calibration service unreachable
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
     └── CollectiveError                          another rank of an MPI collective failed
 """
@@ -53,6 +54,7 @@ __all__ = [
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
     "RunNotFoundError", "RunTableError", "AliasMismatchError",
     "IntegrityError", "MissingDependencyError", "CollectiveError",
+    "ServiceUnavailableError",
 ]
 
 
@@ -178,6 +180,9 @@ class RunTableError(PscalibError):
 class AliasMismatchError(PscalibError):
     """A store opened through an alias is asked for a time at which the alias means another
     detector; open the alias at that time instead."""
+class ServiceUnavailableError(PscalibError, ConnectionError):
+    """The calibration service (``dcs serve``) did not answer, or answered with a server
+    error, after the client's bounded retries; nothing was cached from the failed transfer."""
 
 
 class MissingDependencyError(PscalibError, ImportError):
