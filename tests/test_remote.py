@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -35,44 +34,10 @@ from pscalib.store.values import pars_equal  # noqa: E402
 from pscalib.timestamps import OPEN_END  # noqa: E402
 import pscalib.remote  # noqa: E402
 from serve_helpers import Served, free_port, kill_quietly  # noqa: E402
-from store_conformance import check_store_invariants  # noqa: E402
-from test_conformance import EXPECTED, STORE_FACTORIES  # noqa: E402
+from store_conformance import ReadOnlyConformance, survey  # noqa: E402
+import test_conformance as TC  # noqa: E402
 
 TINY = Path(__file__).with_name("tiny_http.py")
-
-
-@pytest.fixture(scope="module")
-def conformance_calib(tmp_path_factory):
-    """Every conformance store in one calib directory: {factory name: (detname, file)}."""
-    root = tmp_path_factory.mktemp("conf")
-    calib = root / "calib"
-    stores = {}
-    for i, (name, factory) in enumerate(STORE_FACTORIES):
-        work = root / f"f{i}"
-        work.mkdir()
-        try:
-            src = Path(factory(work))
-        except pytest.skip.Exception:
-            continue
-        if name.startswith("legacy-") and not name.endswith("imported"):
-            det = src.name[:-3]  # original DCS file: keep its detector name, link to it
-            dst = calib / det.split("-")[0] / src.name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.symlink_to(src)
-        else:
-            det = f"cspad-{i:04d}"
-            dst = calib / "cspad" / f"{det}.h5"
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, dst)
-        stores[name] = (det, dst)
-    return calib, stores
-
-
-@pytest.fixture(scope="module")
-def conf_server(conformance_calib):
-    srv = Served(conformance_calib[0])
-    yield srv
-    srv.stop()
 
 
 def _equal_pars(a, b) -> bool:
@@ -122,27 +87,53 @@ def assert_same_as_file(fcs: DCStore, rcs: RemoteStore) -> int:
     return n
 
 
-@pytest.mark.parametrize("name", [n for n, _ in STORE_FACTORIES])
-def test_conformance_read_checks_on_the_remote_client(name, conformance_calib, conf_server,
-                                                      tmp_path):
-    calib, stores = conformance_calib
-    if name not in stores:
-        pytest.skip(f"store {name} is not available here (shared data missing)")
-    det, path = stores[name]
-    rcs = RemoteStore(conf_server.base, det, cache_dir=tmp_path / "cache")
-    summary = check_store_invariants(rcs)
-    with DCStore(path) as fcs:
-        assert summary == check_store_invariants(fcs)
-        assert assert_same_as_file(fcs, rcs) == summary["versions"]
-    if name in EXPECTED:
-        assert EXPECTED[name](summary), summary
-    # every payload in the cache is named by its sha256 and holds exactly that payload
-    cache = ClientCache(tmp_path / "cache")
-    files = list(cache.payload_dir.glob("*")) if cache.payload_dir.exists() else []
-    assert len(files) == len({f.name for f in files})
-    for f in files:
-        sha, ext = f.name.split(".")
-        assert cache.load_payload(sha, "text" if ext == "txt" else "ndarray") is not None
+class RemoteReadConformance(ReadOnlyConformance):
+    """The read half of the conformance suite on RemoteStore: the factory's store, linked
+    into a calib directory, served by a real ``dcs serve`` on 127.0.0.1."""
+
+    @pytest.fixture(scope="class")
+    def served(self, source, tmp_path_factory):
+        calib = tmp_path_factory.mktemp(type(self).__name__ + "-calib")
+        det = source.name[:-3]
+        dst = calib / det.split("-")[0] / source.name
+        dst.parent.mkdir(parents=True)
+        dst.symlink_to(source)
+        srv = Served(calib)
+        yield srv, det
+        srv.stop()
+
+    @pytest.fixture
+    def store(self, served, tmp_path):
+        srv, det = served
+        rcs = RemoteStore(srv.base, det, cache_dir=tmp_path / "cache")
+        yield rcs
+        rcs.close()
+
+    def test_remote_answers_equal_the_file(self, store, source, tmp_path):
+        with DCStore(source) as fcs:
+            assert assert_same_as_file(fcs, store) == survey(fcs)["versions"]
+            assert survey(store) == survey(fcs)
+        # every payload in the cache is named by its sha256 and holds exactly that payload
+        cache = ClientCache(tmp_path / "cache")
+        files = list(cache.payload_dir.glob("*")) if cache.payload_dir.exists() else []
+        assert len(files) == len({f.name for f in files})
+        for f in files:
+            sha, ext = f.name.split(".")
+            assert cache.load_payload(sha, "text" if ext == "txt" else "ndarray") is not None
+
+
+def _remote_variant(base: type) -> type:
+    """``base`` (a class of tests/test_conformance.py) with its stores read over HTTP."""
+    return type("TestRemote" + base.__name__[4:], (RemoteReadConformance,),
+                {"make": base.make, "EXPECT": staticmethod(base.EXPECT) if base.EXPECT
+                 else None, "__doc__": f"{base.__name__}'s store through the service."})
+
+
+for _base in (TC.TestNativeEmpty, TC.TestNativeManyRanges, TC.TestNativeOverlaps,
+              TC.TestNativeTextAnd0d, TC.TestNativeAfterDeletions, TC.TestNativeCompacted,
+              TC.TestLegacyCspad, TC.TestLegacyEpix100a, TC.TestImportedCspad):
+    globals()[_remote_variant(_base).__name__] = _remote_variant(_base)
+del _base
 
 
 # ------------------------------------------------------------------ one small store
