@@ -33,7 +33,9 @@ Hierarchy::
     │   └── LockUnavailableError                 filesystem cannot lock; nothing written
     ├── AliasFileError                           malformed or conflicting alias file
     ├── ConflictError                            merge found diverging content
-    └── IntegrityError                           verify found problems
+    ├── IntegrityError                           verify found problems
+    ├── MissingDependencyError (also ImportError) optional extra not installed
+    └── AccessDeniedError (also PermissionError) web user not allowed to change
 """
 from __future__ import annotations
 
@@ -158,3 +160,15 @@ class ConflictError(PscalibError):
 
 class IntegrityError(PscalibError):
     """A store failed verification; the message lists the problems."""
+
+
+class MissingDependencyError(PscalibError, ImportError):
+    """An optional extra (e.g. ``pscalib[plot]`` for matplotlib) is needed but not installed."""
+
+
+class AccessDeniedError(PscalibError, PermissionError):
+    """A web user is not logged in or the access list does not allow this change."""
+
+
+# errors of the optional extras (plot, gui), kept apart from the core list above
+__all__ += ["MissingDependencyError", "AccessDeniedError"]

@@ -129,6 +129,10 @@ class DCBase:
             self._require_exists()
             return st._writer().append_history(self._key, action, record)
 
+    def _repr_html_(self) -> str:  # notebook view (tree, timeline): pscalib.plot.html
+        from ..plot.html import repr_html
+        return repr_html(self)
+
     # ------------------------------------------------------------------ helpers
     def _require_exists(self) -> None:
         """Raise NotFoundError if this object no longer exists (checked in transactions)."""

@@ -1,0 +1,106 @@
+"""What a timeline shows, as plain data (no matplotlib): ranges as bars in lanes.
+
+Shared by the matplotlib timeline (:mod:`.timeline`), the inline SVG of notebooks and the
+web GUI (:mod:`.svg`), so all three show the same thing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional
+
+from ..timestamps import OPEN_END
+
+__all__ = ["VersionMark", "RangeBar", "timeline_rows", "state_of", "tags_of"]
+
+
+@dataclass
+class VersionMark:
+    """One version of a range as the timeline labels it."""
+    version: int
+    tsprod: int
+    default: bool
+    state: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RangeBar:
+    """One validity range: ``[begin, end)`` in ns, ``end`` None when open."""
+    ctype: str
+    name: str
+    begin: int
+    end: Optional[int]
+    lane: int = 0
+    versions: List[VersionMark] = field(default_factory=list)
+
+    @property
+    def default(self) -> Optional[VersionMark]:
+        return next((v for v in self.versions if v.default), None)
+
+    def label(self) -> str:
+        """``'v1 [v2] v3'``: the default in brackets, a state after a colon."""
+        out = []
+        for v in self.versions:
+            s = f"v{v.version}" + (f":{v.state}" if v.state and v.state != "valid" else "")
+            out.append(f"[{s}]" if v.default else s)
+        return " ".join(out)
+
+
+def state_of(ver: Any) -> Optional[str]:
+    """A version's state where the library has version states (else None)."""
+    fn = getattr(ver, "state", None)
+    if not callable(fn):
+        return None
+    st = fn()
+    return getattr(st, "value", st) if st is not None else None
+
+
+def tags_of(ver: Any) -> List[str]:
+    """A version's tags where the library has tags (else [])."""
+    fn = getattr(ver, "tags", None)
+    return sorted(str(t) for t in fn()) if callable(fn) else []
+
+
+def _lanes(bars: List[RangeBar]) -> None:
+    """Put overlapping ranges of one ctype into separate lanes (greedy by begin)."""
+    lane_end: List[int] = []
+    for bar in sorted(bars, key=lambda b: (b.begin, b.end or OPEN_END)):
+        end = OPEN_END if bar.end is None else bar.end
+        for i, e in enumerate(lane_end):
+            if e <= bar.begin:
+                bar.lane, lane_end[i] = i, end
+                break
+        else:
+            bar.lane = len(lane_end)
+            lane_end.append(end)
+
+
+def timeline_rows(store: Any, ctypes: Optional[Iterable[str]] = None,
+                  with_versions: bool = True) -> Dict[str, List[RangeBar]]:
+    """Every range of every (or the given) ctype of ``store`` as :class:`RangeBar` s.
+
+    Parameters
+    ----------
+    store
+        An open :class:`pscalib.DCStore`.
+    ctypes
+        Restrict to these ctypes (unknown names raise CtypeNotFoundError).
+    with_versions
+        Also collect each range's versions (tsprod, default, state, tags).
+    """
+    names = list(ctypes) if ctypes else store.ctypes()
+    out: Dict[str, List[RangeBar]] = {}
+    for ct in names:
+        bars = []
+        for r in store.ctypeobj(ct).ranges():
+            bar = RangeBar(ct, r.range(), r.tsbegin(), None if r.is_open() else r.tsend())
+            if with_versions:
+                vdef = r.versdef()
+                for v in r.versions():
+                    bar.versions.append(VersionMark(v.version(), v.tsprod(),
+                                                    v.version() == vdef, state_of(v),
+                                                    tags_of(v)))
+            bars.append(bar)
+        _lanes(bars)
+        out[ct] = bars
+    return out
