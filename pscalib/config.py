@@ -23,7 +23,8 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 
 from .errors import InvalidInputError
 
-__all__ = ["Config", "load_config", "ENV_VARS", "PLACES", "parse_mode", "parse_experiment"]
+__all__ = ["Config", "load_config", "ENV_VARS", "PLACES", "parse_mode", "parse_experiment",
+           "RemoteSettings", "remote_settings"]
 
 PathLike = Union[str, Path]
 
@@ -47,6 +48,12 @@ ENV_VARS: Dict[str, Tuple[str, str]] = {
     "PSCALIB_LOCK_FALLBACK": ("(unset)", "'soft': marker-file locks where flock fails"),
     "PSCALIB_USER": ("(login name)", "user name recorded in history records"),
     "PSCALIB_DEBUG": ("(unset)", "1: 'dcs' shows full tracebacks"),
+    "PSCALIB_CACHE": ("~/.cache/pscalib", "cache directory of the remote client "
+                      "(payloads by sha256, last lookup answers)"),
+    "PSCALIB_HTTP_TIMEOUT": ("10", "seconds the remote client waits for the service per "
+                             "attempt"),
+    "PSCALIB_HTTP_RETRIES": ("3", "attempts of the remote client before "
+                             "ServiceUnavailableError"),
 }
 
 _EXPERIMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
@@ -223,3 +230,45 @@ def load_config(*, repository: Optional[PathLike] = None,
         file_mode=parse_mode(fmode, what("file_mode", "PSCALIB_FILE_MODE")),
         dir_mode=parse_mode(dmode, what("dir_mode", "PSCALIB_DIR_MODE")),
         sources=src)
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """Settings of the remote client (:mod:`pscalib.remote`), see :func:`remote_settings`."""
+    cache_dir: Path
+    timeout: float
+    retries: int
+
+
+def remote_settings(*, cache_dir: Optional[PathLike] = None, timeout: Optional[float] = None,
+                    retries: Optional[int] = None,
+                    env: Optional[Mapping[str, str]] = None) -> RemoteSettings:
+    """Remote-client settings: arguments > ``PSCALIB_CACHE`` / ``PSCALIB_HTTP_TIMEOUT`` /
+    ``PSCALIB_HTTP_RETRIES`` > defaults (``~/.cache/pscalib``, 10 s, 3 attempts).
+
+    Raises
+    ------
+    InvalidInputError
+        A timeout that is not a positive number or a retry count that is not an int >= 1.
+    """
+    env = os.environ if env is None else env
+    src: Dict[str, str] = {}
+    cache = _pick("PSCALIB_CACHE", cache_dir, env, src, "cache_dir")
+    tmo = _pick("PSCALIB_HTTP_TIMEOUT", timeout, env, src, "timeout")
+    tries = _pick("PSCALIB_HTTP_RETRIES", retries, env, src, "retries")
+    path = Path(cache).expanduser() if cache is not None else Path.home() / ".cache" / "pscalib"
+    try:
+        tmo_s = 10.0 if tmo is None else float(tmo)
+    except (TypeError, ValueError):
+        tmo_s = -1.0
+    if not tmo_s > 0 or tmo_s == float("inf"):
+        name = "timeout" if src["timeout"] == "argument" else "PSCALIB_HTTP_TIMEOUT"
+        raise InvalidInputError(f"{name}={tmo!r} must be a positive number of seconds")
+    try:
+        n = 3 if tries is None else int(tries)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or isinstance(tries, bool):
+        name = "retries" if src["retries"] == "argument" else "PSCALIB_HTTP_RETRIES"
+        raise InvalidInputError(f"{name}={tries!r} must be an integer >= 1 (attempts)")
+    return RemoteSettings(path, tmo_s, n)

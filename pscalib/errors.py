@@ -34,8 +34,9 @@ Hierarchy::
     ├── AliasFileError                           malformed or conflicting alias file
     ├── ConflictError                            merge found diverging content
     ├── IntegrityError                           verify found problems
-    ├── MissingDependencyError (also ImportError) optional extra not installed
-    └── AccessDeniedError (also PermissionError) web user not allowed to change
+    ├── ServiceUnavailableError (also ConnectionError)  calibration service unreachable
+    ├── MissingExtraError (also ImportError)     an optional extra is not installed
+    └── AccessDeniedError (also PermissionError) web user may not make this change
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ __all__ = [
     "UnsupportedFormatVersionError", "LegacyFormatError", "StoreExistsError",
     "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
-    "IntegrityError",
+    "IntegrityError", "ServiceUnavailableError",
+    "MissingExtraError", "AccessDeniedError",
 ]
 
 
@@ -162,13 +164,15 @@ class IntegrityError(PscalibError):
     """A store failed verification; the message lists the problems."""
 
 
-class MissingDependencyError(PscalibError, ImportError):
-    """An optional extra (e.g. ``pscalib[plot]`` for matplotlib) is needed but not installed."""
+class ServiceUnavailableError(PscalibError, ConnectionError):
+    """The calibration service (``dcs serve``) did not answer, or answered with a server
+    error, after the client's bounded retries; nothing was cached from the failed transfer."""
+
+
+class MissingExtraError(PscalibError, ImportError):
+    """A feature needs an optional extra that is not installed (the message names the
+    ``pip install 'pscalib[...]'`` command)."""
 
 
 class AccessDeniedError(PscalibError, PermissionError):
-    """A web user is not logged in or the access list does not allow this change."""
-
-
-# errors of the optional extras (plot, gui), kept apart from the core list above
-__all__ += ["MissingDependencyError", "AccessDeniedError"]
+    """A web user is not logged in, or the access list does not allow this change."""

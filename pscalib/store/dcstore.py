@@ -110,6 +110,13 @@ class DCStore(DCBase):
                  "_txn_depth", "_compact_on_commit", "_tables", "_stat", "_file_mode",
                  "_txn_error")
 
+    def __new__(cls, cpath: Any = None, *args: Any, **kwargs: Any):
+        # DCStore("http://host:port", detname): a store served by 'dcs serve' (pscalib.remote)
+        if cls is DCStore and isinstance(cpath, str) and cpath.startswith(("http://", "https://")):
+            from ..remote.store import RemoteStore
+            cls = RemoteStore
+        return super().__new__(cls)
+
     def __init__(self, cpath: Optional[PathLike] = None, detname: Optional[str] = None,
                  mode: str = "r", *, lock_timeout: Optional[float] = None,
                  tsp: Optional[TimeLike] = None, file_mode: Optional[int] = None):

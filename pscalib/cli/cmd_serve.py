@@ -1,0 +1,71 @@
+"""``dcs serve``: the read-only HTTP service over a calib directory (extra ``server``)."""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import InvalidInputError, MissingExtraError
+from .app import cli
+
+__all__ = ["serve"]
+
+
+def _web_stack():
+    """(create_app, ServiceSettings, uvicorn), or MissingExtraError naming the install."""
+    try:
+        import uvicorn
+        from ..service.app import ServiceSettings, create_app
+    except ImportError as exc:
+        from ..service import SERVER_EXTRA_HINT
+        raise MissingExtraError(f"'dcs serve' needs the optional web stack ({exc}); install "
+                                f"it with: {SERVER_EXTRA_HINT}") from None
+    return create_app, ServiceSettings, uvicorn
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInputError(f"cannot listen on {host}:{port} ({exc.strerror}); choose "
+                                f"another --port or --host") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@cli.command("serve")
+@click.argument("calib", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (use 0.0.0.0 only behind a firewall or a cache).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0: any free port; the one chosen is printed).")
+@click.option("--max-age", default=10, show_default=True, type=click.IntRange(0, 86400),
+              help="Seconds a cache in front may reuse a lookup answer.")
+@click.option("--payload-cache-mb", default=256, show_default=True,
+              type=click.IntRange(0, 1 << 20), help="Memory for encoded payloads.")
+@click.option("--access-log", is_flag=True, help="Log every request to stderr.")
+def serve(calib: Path, host: str, port: int, max_age: int, payload_cache_mb: int,
+          access_log: bool) -> None:
+    """Serve the stores of CALIB read-only over HTTP (API under /api/v1, see docs/http.rst).
+
+    Commits to the stores are visible to the next request; no restart is needed. The
+    first line on stdout is 'dcs serve: listening on http://HOST:PORT/api/v1'.
+    """
+    create_app, ServiceSettings, uvicorn = _web_stack()
+    app = create_app(calib, settings=ServiceSettings(
+        max_age=max_age, payload_cache_bytes=payload_cache_mb * 2**20))
+    sock = _bind(host, port)
+    real_host, real_port = sock.getsockname()[:2]
+    shown = f"[{real_host}]" if ":" in real_host else real_host
+    click.echo(f"dcs serve: listening on http://{shown}:{real_port}/api/v1 (serving {calib})")
+    sys.stdout.flush()
+    config = uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="on",
+                            server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,117 @@
+"""Routes ``GET /api/v1/stores/{name}`` (a store's tree) and
+``GET /api/v1/stores/{name}/{ctype}?t=...`` (the lookup: which version is valid).
+
+Both answer with a short ``max-age``, a strong ETag of the body and 304 on
+``If-None-Match``; answers are memoized per store file state (see
+:mod:`pscalib.service.registry`), so a commit is visible to the next request.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, Mapping, Tuple
+
+import numpy as np
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..errors import InvalidInputError
+from ..names import validate_ctype
+from ..store import DCStore
+from ..store.backend import Backend, VersionInfo
+from ..store.payload import checksum
+from ..timestamps import format_ns, to_ns
+from .answers import json_bytes_answer, query_params
+from .encode import (API_PREFIX, dumps, encode_pars, encode_version_info, store_tree)
+from .registry import StoreEntry
+
+__all__ = ["routes", "lookup_doc", "version_sha", "LOOKUP_PARAMS"]
+
+#: Query parameters of a lookup. ``t``, ``vers`` and ``tsprod`` map to DCStore.get(); the
+#: others are passed on when the library's lookup accepts them (400 otherwise).
+LOOKUP_PARAMS = ("t", "vers", "tsprod", "run", "tag", "asof")
+_PASSED_ON = ("run", "tag", "asof")
+_MEMO_LIMIT = 4096  # memoized answers per store file state
+
+
+def version_sha(be: Backend, key: tuple, info: VersionInfo) -> str:
+    """The sha256 naming a version's payload: stored, or computed (legacy files)."""
+    return info.sha256 if info.sha256 else checksum(be.payload(key))
+
+
+def _memo(ent: StoreEntry, key: Any, make) -> bytes:
+    hit = ent.memo.get(key)
+    if hit is None:
+        if len(ent.memo) >= _MEMO_LIMIT:
+            ent.memo.clear()
+        hit = ent.memo[key] = make()
+    return hit
+
+
+def _tree(request: Request) -> Response:
+    app = request.app.state
+    q = query_params(request, ("t",))
+    name = request.path_params["name"]
+    with app.registry.use(name, q.get("t")) as ent:
+        def make() -> bytes:
+            cs = ent.store
+            doc = store_tree(cs, lambda key, info: version_sha(cs.backend, key, info))
+            doc["lookup_url"] = f"{API_PREFIX}/stores/{doc['detname']}/{{ctype}}?t={{time}}"
+            return dumps(doc)
+        body = _memo(ent, ("tree",), make)
+    return json_bytes_answer(request, body, app.settings.max_age)
+
+
+def _library_kwargs(q: Mapping[str, str]) -> Dict[str, str]:
+    """run=/tag=/asof= for the library, refused clearly if its lookup lacks them."""
+    kw = {k: q[k] for k in _PASSED_ON if k in q}
+    if kw:
+        params = inspect.signature(DCStore.version_at).parameters
+        missing = [k for k in kw if k not in params]
+        if missing:
+            raise InvalidInputError(
+                f"this pscalib's lookup does not support {', '.join(m + '=' for m in missing)}"
+                f" (supported: t, vers, tsprod{''.join(', ' + k for k in _PASSED_ON if k in params)})")
+    return kw
+
+
+def lookup_doc(cs: DCStore, ctype: str, q: Mapping[str, str]) -> Dict[str, Any]:
+    """The lookup answer for query ``q`` (strings as in the URL) on an open store."""
+    validate_ctype(ctype)
+    if "t" not in q:
+        raise InvalidInputError("give the time of the lookup as t=<ISO 8601 or Unix seconds>, "
+                                "e.g. ?t=2024-05-01T12:00:00")
+    t = to_ns(q["t"])
+    vers, tsprod = q.get("vers"), q.get("tsprod")
+    if vers is not None and tsprod is not None:
+        raise InvalidInputError("give either vers or tsprod, not both")
+    kw = _library_kwargs(q)
+    tns = np.datetime64(t, "ns")  # exact: a bare int would be read as seconds
+    if tsprod is not None:
+        ver = cs.ctypeobj(ctype).range_at(tns).version_at(tsprod)
+    else:
+        ver = cs.version_at(ctype, tns, vers, **kw)
+    rng = ver.rangeobj()
+    be = cs.backend
+    info = ver.info()
+    doc = encode_version_info(info, version_sha(be, ver._key, info))
+    doc.update({"detname": cs.detname(), "ctype": ctype, "t_ns": t, "t": format_ns(t),
+                "range": rng.range(), "tsbegin_ns": rng.tsbegin(), "tsend_ns": rng.tsend(),
+                "default": rng.versdef() == ver.version(),
+                "dictpars": encode_pars(ver.dictpars())})
+    return doc
+
+
+def _lookup(request: Request) -> Response:
+    app = request.app.state
+    q = query_params(request, LOOKUP_PARAMS)
+    name, ctype = request.path_params["name"], request.path_params["ctype"]
+    with app.registry.use(name, q.get("t")) as ent:
+        key = ("lookup", ctype, tuple(sorted(q.items())))
+        body = _memo(ent, key, lambda: dumps(lookup_doc(ent.store, ctype, q)))
+    return json_bytes_answer(request, body, app.settings.max_age)
+
+
+routes = [Route(API_PREFIX + "/stores/{name}", _tree, methods=["GET"]),
+          Route(API_PREFIX + "/stores/{name}/{ctype}", _lookup, methods=["GET"])]
