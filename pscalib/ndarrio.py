@@ -53,8 +53,8 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import (BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
-                    Tuple, Union)
+from typing import (Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping,
+                    Optional, Tuple, Union)
 
 import numpy as np
 
@@ -62,7 +62,7 @@ from .errors import InvalidInputError, InvalidPayloadError, StoreIOError
 
 __all__ = ["PSANA_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio", "save_ndarrio",
            "ndarrio_lines", "ndarrio_line_count", "write_text_atomic", "write_file_atomic",
-           "looks_like_ndarrio",
+           "looks_like_ndarrio", "payload_from_bytes",
            "read_file_bytes",
            "dtype_from_name", "psana_dtype_name"]
 
@@ -449,3 +449,37 @@ def looks_like_ndarrio(text: str) -> bool:
                 return False
             numbers += 1
     return numbers > 0
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def payload_from_bytes(raw: bytes, source: str, kind: str = "auto") -> Tuple[Any, str]:
+    """Constants from file content: ``(payload, format)`` with format npy/ndarrio/text.
+
+    ``kind='auto'``: NumPy ``.npy`` content (magic bytes, or a ``source`` ending in .npy)
+    is an array; anything else must be UTF-8 text, read as an NDArrIO array when it looks
+    like one and as text constants otherwise. ``'array'`` forces an array, ``'text'`` text.
+    Errors name ``source``.
+    """
+    is_npy = raw.startswith(NPY_MAGIC)
+    if kind != "text" and (is_npy or source.lower().endswith(".npy")):
+        if not is_npy:
+            raise InvalidPayloadError(f"{source} has the .npy extension but is not a NumPy "
+                                      f".npy file")
+        try:
+            arr = np.load(io.BytesIO(raw), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InvalidPayloadError(f"{source}: cannot read the .npy file ({exc}); only "
+                                      f"plain numeric arrays are supported") from None
+        return arr, "npy"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise InvalidPayloadError(f"{source}, line {line}: not UTF-8 text and not a .npy "
+                                  f"file; convert it to .npy or UTF-8 text") from None
+    if kind == "array" or (kind == "auto" and looks_like_ndarrio(text)):
+        arr, _ = parse_ndarrio(text, source)
+        return arr, "ndarrio"
+    return text, "text"

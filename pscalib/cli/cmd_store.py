@@ -25,8 +25,8 @@ import numpy as np
 
 from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
                       PscalibError, StoreNotFoundError)
-from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, parse_ndarrio,
-                       read_file_bytes, write_file_atomic, write_text_atomic)
+from ..ndarrio import (ndarrio_line_count, ndarrio_lines, payload_from_bytes, read_file_bytes,
+                       write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import version_name
 from ..store.native import h5path
@@ -34,9 +34,9 @@ from ..timestamps import format_ns
 from .app import cli
 from .common import OptionalTimeParam, TimeParam, echo_json, open_store, progress
 
-__all__ = ["parse_par", "read_input", "write_output", "store_tree", "object_path"]
+__all__ = ["parse_par", "read_input", "write_output", "store_tree", "object_path",
+           "merged_history"]
 
-NPY_MAGIC = b"\x93NUMPY"
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf)$", re.I)
 
@@ -212,29 +212,7 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
     ``# DTYPE``/``# NDIM`` header, or only numbers) and as text constants otherwise.
     ``kind='array'`` forces an array (.npy or NDArrIO), ``kind='text'`` forces text.
     """
-    raw = read_file_bytes(path)
-    is_npy = raw.startswith(NPY_MAGIC)
-    if kind != "text" and (is_npy or path.suffix.lower() == ".npy"):
-        if not is_npy:
-            raise InvalidPayloadError(f"{path} has the .npy extension but is not a NumPy "
-                                      f".npy file")
-        import io
-        try:
-            arr = np.load(io.BytesIO(raw), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InvalidPayloadError(f"{path}: cannot read the .npy file ({exc}); only "
-                                      f"plain numeric arrays are supported") from None
-        return arr, "npy"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise InvalidPayloadError(f"{path}, line {line}: not UTF-8 text and not a .npy file; "
-                                  f"convert it to .npy or UTF-8 text") from None
-    if kind == "array" or (kind == "auto" and looks_like_ndarrio(text)):
-        arr, _ = parse_ndarrio(text, str(path))
-        return arr, "ndarrio"
-    return text, "text"
+    return payload_from_bytes(read_file_bytes(path), str(path), kind)
 
 
 def _write_npy(out: Path, arr: np.ndarray) -> None:
@@ -666,6 +644,15 @@ def _walk(obj: DCBase) -> Iterator[DCBase]:
         yield from obj.versions()
 
 
+def merged_history(top: DCBase, recursive: bool = True) -> List[Tuple[str, Any]]:
+    """``(object path, HistoryRecord)`` of ``top`` (and everything below it), by time."""
+    objs = list(_walk(top)) if recursive else [top]
+    recs = [(r.tsns, i, object_path(o), r) for i, o in enumerate(objs)
+            for r in o.history_records()]
+    recs.sort(key=lambda x: (x[0], x[1]))
+    return [(p, r) for _, _, p, r in recs]
+
+
 @cli.command("history")
 @click.argument("store", **_STORE_ARG)
 @click.argument("path", required=False, default=None, shell_complete=complete_objpath)
@@ -682,18 +669,15 @@ def history_cmd(store: str, path: Optional[str], recursive: bool, as_json: bool)
     """
     with open_store(store) as cs:
         top = _resolve_obj(cs, path)
-        objs = list(_walk(top)) if recursive else [top]
-        recs = [(r.tsns, i, object_path(o), r) for i, o in enumerate(objs)
-                for r in o.history_records()]
+        recs = merged_history(top, recursive)
         top_path = object_path(top)
-    recs.sort(key=lambda x: (x[0], x[1]))
     if as_json:
         echo_json({"path": top_path, "recursive": recursive, "records": [
             {"path": p, "time": format_ns(r.tsns), "tsns": r.tsns, "user": r.user,
              "host": r.host, "action": r.action, "record": r.record}
-            for _, _, p, r in recs]})
+            for p, r in recs]})
         return
-    for _, _, p, r in recs:
+    for p, r in recs:
         prefix = f"[{p or '/'}] " if recursive else ""
         click.echo(prefix + r.format())
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["plot_array", "plot_constants", "plot_diff", "plot_timeline", "robust_limits",
-           "save_figure", "raw_image", "image_of", "timeline_rows"]
+__all__ = ["plot_array", "plot_constants", "plot_version", "plot_diff", "plot_timeline",
+           "robust_limits", "save_figure", "raw_image", "image_of", "timeline_rows"]
 
-_WHERE = {"plot_array": "arrays", "plot_constants": "arrays", "plot_diff": "arrays",
-          "robust_limits": "limits", "image_of": "arrays", "raw_image": "output",
-          "save_figure": "output", "plot_timeline": "timeline", "timeline_rows": "model"}
+_WHERE = {"plot_array": "arrays", "plot_constants": "arrays", "plot_version": "arrays",
+          "plot_diff": "arrays", "robust_limits": "limits", "image_of": "arrays",
+          "raw_image": "output", "save_figure": "output", "plot_timeline": "timeline",
+          "timeline_rows": "model"}
 
 
 def __getattr__(name: str) -> Any:  # lazy: matplotlib is imported only when drawing

@@ -12,8 +12,8 @@ from ..geometry import Geometry, parse_geometry
 from ._mpl import Figure, ListedColormap
 from .limits import finite_sample, robust_limits
 
-__all__ = ["plot_array", "plot_constants", "plot_diff", "image_of", "mosaic_shape",
-           "geometry_for"]
+__all__ = ["plot_array", "plot_constants", "plot_version", "plot_diff", "image_of",
+           "mosaic_shape", "geometry_for"]
 
 LAYOUTS = ("auto", "mosaic", "geometry")
 _CMAP = "viridis"
@@ -189,28 +189,35 @@ def _version_title(ver: Any) -> str:
             f"{' (default)' if ver.is_default() else ''}")
 
 
-def plot_constants(store: Any, ctype: str, tsp: Any, vers: Any = None,
-                   layout: str = "auto", **kw) -> Figure:
-    """:func:`plot_array` of the version of ``ctype`` valid at ``tsp`` (or ``vers``), using
-    the store's geometry at that time. Geometry text itself is drawn as its segment layout
-    (each pixel coloured by its segment number)."""
-    ver = store.version_at(ctype, tsp, vers)
+def plot_version(ver: Any, geometry: Optional[Geometry] = None, layout: str = "auto",
+                 **kw) -> Figure:
+    """:func:`plot_array` of one :class:`~pscalib.DCVersion` (title: detector, ctype, range,
+    version). Geometry text is drawn as its segment layout (colour = segment number)."""
     data = ver.calib()
     title = _version_title(ver)
     if isinstance(data, str):
         try:
             geo = parse_geometry(data)
         except InvalidInputError:
-            if ctype == "geometry":
+            if ver.ctype() == "geometry":
                 raise
-            raise InvalidInputError(f"{ctype} v{ver.version()} is text, not an array; "
+            raise InvalidInputError(f"{ver.ctype()} v{ver.version()} is text, not an array; "
                                     f"use 'dcs get' to read it") from None
         seg_ids = np.repeat(np.arange(geo.nsegments), geo.size // geo.nsegments)
         colors = ListedColormap([f"C{k % 10}" for k in range(geo.nsegments)])
         return plot_array(seg_ids.reshape(geo.shape), title + " (colour = segment number)",
                           geo, "geometry", limits=(-0.5, geo.nsegments - 0.5),
                           cmap=colors, hist=False, **kw)
-    return plot_array(data, title, geometry_for(store, tsp), layout, **kw)
+    return plot_array(data, title, geometry, layout, **kw)
+
+
+def plot_constants(store: Any, ctype: str, tsp: Any, vers: Any = None,
+                   layout: str = "auto", **kw) -> Figure:
+    """:func:`plot_version` of the version of ``ctype`` valid at ``tsp`` (or ``vers`` of
+    that range), assembled by the store's geometry valid at ``tsp`` when it fits."""
+    ver = store.version_at(ctype, tsp, vers)
+    geo = geometry_for(store, tsp) if ctype != "geometry" else None
+    return plot_version(ver, geo, layout, **kw)
 
 
 def _text_diff_figure(a: str, b: str, labels: Sequence[str]) -> Figure:

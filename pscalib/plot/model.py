@@ -6,11 +6,14 @@ web GUI (:mod:`.svg`), so all three show the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ..timestamps import OPEN_END
+from ..timestamps import OPEN_END, now_ns
 
-__all__ = ["VersionMark", "RangeBar", "timeline_rows", "state_of", "tags_of"]
+__all__ = ["VersionMark", "RangeBar", "timeline_rows", "time_span", "state_of", "tags_of"]
+
+#: Shortest time axis of a timeline (ns): a single range still gets a readable axis.
+MIN_SPAN = 30 * 86400 * 10**9
 
 
 @dataclass
@@ -73,6 +76,16 @@ def _lanes(bars: List[RangeBar]) -> None:
         else:
             bar.lane = len(lane_end)
             lane_end.append(end)
+
+
+def time_span(rows: Dict[str, List["RangeBar"]]) -> Tuple[int, int]:
+    """``(t0, t1)`` ns of the time axis: earliest begin to latest finite time, at least
+    :data:`MIN_SPAN`, plus an eighth on the right where open ranges end in an arrow."""
+    bars = [b for bs in rows.values() for b in bs]
+    times = [b.begin for b in bars] + [b.end for b in bars if b.end is not None]
+    t0 = min(times) if times else now_ns()
+    t1 = max(times + [t0 + MIN_SPAN])
+    return t0, t1 + (t1 - t0) // 8
 
 
 def timeline_rows(store: Any, ctypes: Optional[Iterable[str]] = None,

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from html import escape
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from ..timestamps import format_ns, now_ns
-from .model import RangeBar
+from ..timestamps import format_ns
+from .model import RangeBar, time_span
 
 __all__ = ["timeline_svg"]
 
@@ -19,19 +19,17 @@ def _ticks(t0: int, t1: int, n: int = 6) -> List[int]:
 
 
 def timeline_svg(rows: Dict[str, List[RangeBar]], width: int = 900, lane_px: int = 18,
-                 href: Optional[Callable[[RangeBar], Optional[str]]] = None) -> str:
+                 href: Optional[Callable[[RangeBar], Optional[str]]] = None,
+                 span: Optional[Tuple[int, int]] = None) -> str:
     """SVG text drawing ``rows`` (from :func:`pscalib.plot.model.timeline_rows`).
 
     Same picture as :func:`pscalib.plot.timeline.plot_timeline`: one strip per lane, bars
     over ``[begin, end)``, open ranges to the right edge (drawn with a ``>``), label with
     versions and ``[default]``, colour by the default's state, a tooltip per bar. ``href``
-    turns bars into links.
+    turns bars into links; ``span`` = ``(t0, t1)`` fixes the time axis (e.g. one axis for
+    several ctypes), default :func:`~pscalib.plot.model.time_span`.
     """
-    bars = [b for bs in rows.values() for b in bs]
-    times = [b.begin for b in bars] + [b.end for b in bars if b.end is not None]
-    t0 = min(times) if times else now_ns()
-    t1 = max(times + [t0 + 86400 * 10**9])
-    t1 += (t1 - t0) // 8
+    t0, t1 = span or time_span(rows)
     left, top, right = 130, 6, 10
     plot_w = width - left - right
     nlanes = sum(max((b.lane for b in bs), default=0) + 1 for bs in rows.values())

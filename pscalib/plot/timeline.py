@@ -5,9 +5,8 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from ..timestamps import now_ns
 from ._mpl import Figure
-from .model import RangeBar, timeline_rows
+from .model import RangeBar, time_span, timeline_rows
 
 __all__ = ["plot_timeline", "STATE_COLORS"]
 
@@ -29,12 +28,7 @@ def plot_timeline(store: Any, ctypes: Optional[Iterable[str]] = None,
     lists the versions, the default in brackets; the colour is the default's state.
     """
     rows = timeline_rows(store, ctypes)
-    bars = [b for bs in rows.values() for b in bs]
-    # x range: earliest begin .. latest finite end/begin, extended for open ranges
-    times = [b.begin for b in bars] + [b.end for b in bars if b.end is not None]
-    t0 = min(times) if times else now_ns()
-    t1 = max(times + [t0 + 86400 * 10**9])
-    t1 += (t1 - t0) // 8
+    t0, t1 = time_span(rows)
     ylabels, y = [], 0
     nlanes = sum(max((b.lane for b in bs), default=0) + 1 for bs in rows.values())
     height = 1.1 + 0.4 * max(nlanes, 1)  # inches: margins + one strip per lane
