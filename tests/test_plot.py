@@ -202,3 +202,18 @@ def test_repr_html(demo):
         assert "v0002" in r._repr_html_() and "default" in r._repr_html_()
         v = r.versions()[0]
         assert v._repr_html_().count("<tr>") == 2 and "float32 (4, 352, 384)" in v._repr_html_()
+
+
+def test_versions_by_range_matches_versions(demo):
+    """The one-call version listing (used by timelines) equals the per-range listing, for
+    the native backend and for legacy files."""
+    from conftest import LEGACY_DIR
+    paths = list(demo[0].stores.values()) + sorted(LEGACY_DIR.glob("**/*.h5"))[:2]
+    for p in paths:
+        with DCStore(p) as cs:
+            be = cs.backend
+            for ct in cs.ctypes():
+                tab = be.range_table(ct)
+                want = {(b, e): be.versions(ct, b, e)
+                        for b, e in zip(tab.tsbegin.tolist(), tab.tsend.tolist())}
+                assert be.versions_by_range(ct) == want

@@ -7,6 +7,7 @@ web user recorded in history (:func:`pscalib.store.history.acting_user`).
 from __future__ import annotations
 
 import functools
+import inspect
 import io
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -39,6 +40,8 @@ _STATIC_TYPES = {"gui.css": "text/css; charset=utf-8",
 HAS_STATES = callable(getattr(DCVersion, "deprecate", None))
 #: History records shown on a store page (all of them: the history page).
 RECENT = 15
+#: Ranges per ctype on one store page (the timeline always shows all of them).
+PAGE = 50
 
 
 class HttpError(Exception):
@@ -136,15 +139,17 @@ class Gui:
     def _wrap(self, handler: Callable, plain: bool = False):
         """Errors -> the library's one-line message on an HTML page (or plain text for
         images and downloads) with a 4xx/5xx status; nothing was changed."""
+        is_async = inspect.iscoroutinefunction(handler)
+
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             ctx = None
             try:
                 ctx = Ctx(self, request)
-                result = handler(ctx, request)
-                if hasattr(result, "__await__"):
-                    result = await result
-                return result
+                if is_async:
+                    return await handler(ctx, request)
+                # store reads and pictures take a while: never block the event loop
+                return await run_in_threadpool(handler, ctx, request)
             except (PscalibError, HttpError) as exc:
                 user = ctx.user if ctx else None
                 status = _status(exc, user)
@@ -197,14 +202,15 @@ class Gui:
         return request.app.state.registry.use(request.path_params["name"])
 
     def store_page(self, ctx: Ctx, request: Request) -> Response:
-        from ..cli.cmd_store import merged_history
         from ..plot.model import time_span, timeline_rows
         from ..plot.svg import timeline_svg
         name = request.path_params["name"]
         with self._store(request) as ent:
             cs = ent.store
             det = cs.detname()
-            rows = timeline_rows(cs)
+            rows = ent.memo.get(("gui-timeline",))
+            if rows is None:  # per store file state, like the API's answers
+                rows = ent.memo[("gui-timeline",)] = timeline_rows(cs)
             span = time_span(rows)  # one time axis for every ctype of the store
             upload = (" &middot; " + link(url("d", name, "upload"), "upload constants")
                       if ctx.can_write else "")
@@ -212,15 +218,29 @@ class Gui:
                      f'{esc(pars_text(cs.dictpars()) or "no parameters")} &middot; '
                      f'{link(url("d", name, "history"), "full history")}{upload}</p>',
                      self._manage_hint(ctx)]
+            page = _int(request.query_params.get("page", "0"), "page", low=0)
             for ct, bars in rows.items():
-                def href(b, ct=ct):
-                    return f"#r-{ct}-{b.name}"
+                ranges = list(reversed(cs.ctypeobj(ct).ranges()))  # newest first
+                # bars are in ranges() order (oldest first): page of each, without
+                # formatting every range name again
+                where = {b.name: (len(bars) - 1 - i) // PAGE for i, b in enumerate(bars)}
+
+                def href(b, ct=ct, where=where):
+                    p = where.get(b.name, 0)
+                    return (url("d", name, page=p) if p != page else "") + f"#r-{ct}-{b.name}"
                 svg = timeline_svg({ct: bars}, href=href, span=span)
-                parts.append(f'<section class="ctype" id="ct-{esc(ct)}"><h2>{esc(ct)}</h2>'
-                             f'<div class="timeline">{svg}</div>'
-                             + self._version_table(ctx, cs, name, ct) + "</section>")
-            recent = merged_history(cs)[-RECENT:]
-            parts.append(f"<h2>Recent changes</h2>" + history_table(recent))
+                shown = ranges[page * PAGE:(page + 1) * PAGE]
+                pager = _pager(name, page, len(ranges))
+                parts.append(f'<section class="ctype" id="ct-{esc(ct)}"><h2>{esc(ct)} '
+                             f'<span class="span">{len(ranges)} ranges</span></h2>'
+                             f'<div class="timeline">{svg}</div>{pager}'
+                             + self._version_table(ctx, ent, name, ct, shown) + "</section>")
+            recent = [("", r) for r in cs.history_records()]
+            recent += [(ct, r) for ct in cs.ctypes() for r in cs.ctypeobj(ct).history_records()]
+            recent.sort(key=lambda x: x[1].tsns)
+            parts.append(f"<h2>Recent changes to the store and its ctypes</h2>"
+                         f"<p>{link(url('d', name, 'history'), 'full history')} (ranges and "
+                         f"versions too)</p>" + history_table(recent[-RECENT:]))
         return ctx.page(det, "".join(parts), crumbs=[(url("d", name), det)])
 
     def _manage_hint(self, ctx: Ctx) -> str:
@@ -230,15 +250,15 @@ class Gui:
             return f'<p class="acl no" id="acl">{esc(ctx.why)}</p>'
         return '<p class="acl ro" id="acl">read-only</p>'
 
-    def _version_table(self, ctx: Ctx, cs: DCStore, name: str, ct: str) -> str:
+    def _version_table(self, ctx: Ctx, ent: Any, name: str, ct: str,
+                       ranges: List[Any]) -> str:
+        """Version tables of ``ranges`` (one page of a ctype's ranges)."""
         out = []
-        for r in cs.ctypeobj(ct).ranges():
-            vdef = r.versdef()
+        for r in ranges:
             rows = []
-            for v in r.versions():
-                info = v.info()
-                n = v.version()
-                state = _state(v)
+            d = _range_details(ent, r)
+            for v in d["versions"]:
+                n, info, state = v["n"], v["info"], v["state"]
                 what = (f"{info.dtype} {tuple(info.shape)}" if info.kind == "ndarray"
                         else "text")
                 vlink = link(url("d", name, "v", ct, r.range(), n), version_name(n), "ver")
@@ -246,17 +266,18 @@ class Gui:
                        + link(url("d", name, "dl", ct, r.range(), f"{n}.data"), ".data")
                        if info.kind == "ndarray" else
                        link(url("d", name, "dl", ct, r.range(), f"{n}.txt"), ".txt"))
-                rows.append((vlink, "<b>default</b>" if n == vdef else "", esc(state or ""),
-                             esc(", ".join(_tags(v))), esc(format_ns(info.tsprod)),
+                is_def = n == d["vdef"]
+                rows.append((vlink, "<b>default</b>" if is_def else "", esc(state or ""),
+                             esc(", ".join(v["tags"])), esc(format_ns(info.tsprod)),
                              f'<code title="{esc(info.sha256 or "")}">'
                              f'{esc((info.sha256 or "")[:12])}</code>', esc(what),
-                             esc(f"{info.nbytes:,}"), esc(pars_text(v.dictpars())), dls,
-                             self._actions(ctx, name, ct, r.range(), n, n == vdef, state)))
+                             esc(f"{info.nbytes:,}"), esc(v["pars"]), dls,
+                             self._actions(ctx, name, ct, r.range(), n, is_def, state)))
             anchor = f"r-{ct}-{r.range()}"
             compare = ""
             if len(rows) > 1:
-                opts = "".join(f'<option value="{v.version()}">{v.version()}</option>'
-                               for v in r.versions())
+                opts = "".join(f'<option value="{v["n"]}">{v["n"]}</option>'
+                               for v in d["versions"])
                 compare = (f'<form method="get" class="compare inline" action="'
                            f'{url("d", name, "diff", ct, r.range())}">compare v<select '
                            f'name="a">{opts}</select> with v<select name="b">{opts}</select>'
@@ -581,15 +602,36 @@ def _tags(v: DCVersion) -> List[str]:
     return tags_of(v)
 
 
-def _int(text: Any, what: str) -> int:
+def _int(text: Any, what: str, low: int = 1) -> int:
     try:
         n = int(str(text))
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{what} must be a version number, got {str(text)[:40]!r}") \
+        raise InvalidInputError(f"{what} must be a number such as 1, got {str(text)[:40]!r}") \
             from None
-    if not 0 < n < 10**9:
-        raise InvalidInputError(f"{what} must be a positive version number, got {n}")
+    if not low <= n < 10**9:
+        raise InvalidInputError(f"{what} must be a number from {low}, got {n}")
     return n
+
+
+def _pager(name: str, page: int, n: int) -> str:
+    pages = (n + PAGE - 1) // PAGE
+    if pages <= 1:
+        return ""
+    links = " ".join(f"<b>{p + 1}</b>" if p == page else link(url("d", name, page=p), p + 1)
+                     for p in range(pages))
+    return f'<p class="pager">ranges, newest first, {PAGE} per page: {links}</p>'
+
+
+def _range_details(ent: Any, r: Any) -> Dict[str, Any]:
+    """Versions of a range with their metadata, memoized per store file state (the
+    registry drops the memo when the file changes)."""
+    key = ("gui-range", r.ctype(), r.tsbegin(), r.tsend())
+    hit = ent.memo.get(key)
+    if hit is None:
+        vers = [{"n": v.version(), "info": v.info(), "pars": pars_text(v.dictpars()),
+                 "state": _state(v), "tags": _tags(v)} for v in r.versions()]
+        hit = ent.memo[key] = {"vdef": r.versdef(), "versions": vers}
+    return hit
 
 
 def _keys(f) -> Tuple[str, str, int]:

@@ -116,12 +116,15 @@ def load_settings(path: Optional[os.PathLike]) -> GuiSettings:
     def rel(v: Optional[str]) -> Optional[Path]:
         return None if not v else (p.parent / v if not os.path.isabs(v) else Path(v))
 
-    try:
-        writes = cp.getboolean("gui", "writes", fallback=False)
-        secure = cp.getboolean("gui", "secure_cookies", fallback=False)
-        max_mb = cp.getfloat("gui", "max_upload_mb", fallback=64.0)
-    except ValueError as exc:
-        raise InvalidInputError(f"GUI config {p}: {exc}") from None
+    def typed(get, option: str, default, what: str):
+        try:
+            return get("gui", option, fallback=default)
+        except ValueError:
+            raise InvalidInputError(f"GUI config {p}: [gui] {option} = {g.get(option)!r} is "
+                                    f"not {what}") from None
+    writes = typed(cp.getboolean, "writes", False, "true or false")
+    secure = typed(cp.getboolean, "secure_cookies", False, "true or false")
+    max_mb = typed(cp.getfloat, "max_upload_mb", 64.0, "a number")
     auth = tuple(sorted(_names(g.get("auth", "password"))))
     bad = [m for m in auth if m not in AUTH_MODES]
     kind = a.get("kind", "local").strip()

@@ -20,7 +20,6 @@ MIN_SPAN = 30 * 86400 * 10**9
 class VersionMark:
     """One version of a range as the timeline labels it."""
     version: int
-    tsprod: int
     default: bool
     state: Optional[str] = None
     tags: List[str] = field(default_factory=list)
@@ -49,6 +48,12 @@ class RangeBar:
         return " ".join(out)
 
 
+def _has_states() -> bool:
+    from ..store import DCVersion
+    return callable(getattr(DCVersion, "state", None)) or callable(getattr(DCVersion, "tags",
+                                                                          None))
+
+
 def state_of(ver: Any) -> Optional[str]:
     """A version's state where the library has version states (else None)."""
     fn = getattr(ver, "state", None)
@@ -62,6 +67,9 @@ def tags_of(ver: Any) -> List[str]:
     """A version's tags where the library has tags (else [])."""
     fn = getattr(ver, "tags", None)
     return sorted(str(t) for t in fn()) if callable(fn) else []
+
+
+_HAS_STATES = _has_states()
 
 
 def _lanes(bars: List[RangeBar]) -> None:
@@ -99,20 +107,25 @@ def timeline_rows(store: Any, ctypes: Optional[Iterable[str]] = None,
     ctypes
         Restrict to these ctypes (unknown names raise CtypeNotFoundError).
     with_versions
-        Also collect each range's versions (tsprod, default, state, tags).
+        Also collect each range's versions (number, default, state, tags; no payload
+        metadata is read, so this stays fast for thousands of ranges).
     """
+    from ..store import DCVersion
     names = list(ctypes) if ctypes else store.ctypes()
+    be = store.backend
     out: Dict[str, List[RangeBar]] = {}
     for ct in names:
+        ctobj = store.ctypeobj(ct)  # raises CtypeNotFoundError for unknown names
         bars = []
-        for r in store.ctypeobj(ct).ranges():
+        vmap = be.versions_by_range(ct) if with_versions else {}
+        for r in ctobj.ranges():
             bar = RangeBar(ct, r.range(), r.tsbegin(), None if r.is_open() else r.tsend())
             if with_versions:
                 vdef = r.versdef()
-                for v in r.versions():
-                    bar.versions.append(VersionMark(v.version(), v.tsprod(),
-                                                    v.version() == vdef, state_of(v),
-                                                    tags_of(v)))
+                for n in vmap.get((r.tsbegin(), r.tsend()), []):
+                    v = DCVersion(store, (ct, r.tsbegin(), r.tsend(), n)) if _HAS_STATES \
+                        else None
+                    bar.versions.append(VersionMark(n, n == vdef, state_of(v), tags_of(v)))
             bars.append(bar)
         _lanes(bars)
         out[ct] = bars
