@@ -93,7 +93,7 @@ def test_read_pages_pictures_downloads(site):
     (f"/gui/d/epix10ka-0001/v/pedestals/{R1}/9", 404, ["9"]),
     ("/gui/d/epix10ka-0001/v/pedestals/not-a-time/1", 400, ["not-a-time"]),
     ("/gui/d/epix10ka-0001/v/..%2e/x/1", 400, [""]),
-    (f"/gui/d/epix10ka-0001/diff/pedestals/{R1}?a=1&b=zz", 400, ["version number"]),
+    (f"/gui/d/epix10ka-0001/diff/pedestals/{R1}?a=1&b=zz", 400, ["b must be a number"]),
     (f"/gui/d/epix10ka-0001/img/pedestals/{R1}/1.png?view=huge", 400, ["view"]),
     (f"/gui/d/epix10ka-0001/dl/pedestals/{R1}/1.exe", 400, ["npy"]),
     ("/gui/static/..%2Fapp.py", 404, []),
