@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,8 +24,10 @@ class Served:
 
     def __init__(self, calib: Path, args: Sequence[str] = (), timeout: float = 30.0):
         self.calib = Path(calib)
+        self._err = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks
+        self._stderr = ""
         self.proc = subprocess.Popen([DCS, "serve", str(calib), "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._err,
                                      env=dict(os.environ))
         line = _readline(self.proc, timeout)
         if "listening on http://" not in line:
@@ -57,11 +60,12 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f:
-                f.close()
-        return err
+        if not self._err.closed:
+            self._err.seek(0)
+            self._stderr = self._err.read().decode(errors="replace")
+            self._err.close()
+            self.proc.stdout.close()
+        return self._stderr
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..errors import InvalidInputError
+from ..gui.auth import hash_password, hash_token, set_user
 from .app import cli
 
 __all__ = ["web_user"]
@@ -32,7 +34,6 @@ def web_user(users_file: Path, name: str, token: bool, password_stdin: bool,
       dcs web-user /etc/pscalib/users.txt alice
       dcs web-user /etc/pscalib/users.txt ci-bot --token
     """
-    from ..gui.auth import hash_password, hash_token, set_user
     if token:
         value = secrets.token_urlsafe(32)
         set_user(users_file, name, hash_token(value))
@@ -43,7 +44,6 @@ def web_user(users_file: Path, name: str, token: bool, password_stdin: bool,
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
-        from ..errors import InvalidInputError
         raise InvalidInputError("the password must have at least 8 characters")
     set_user(users_file, name, hash_password(password, scheme))
     click.echo(f"{name} added to {users_file}")

@@ -6,18 +6,25 @@ from typing import Optional, Tuple
 
 import click
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, MissingExtraError
+from ..ndarrio import write_file_atomic
+from ..plot import limits
 from .app import cli
 from .common import TimeParam, open_store
 
 __all__ = ["plot_cmd", "timeline_cmd"]
 
+try:  # the optional extra: 'dcs --help' and every other command work without matplotlib
+    from ..plot import arrays, output, timeline
+    _MISSING = None
+except ImportError as _exc:  # MissingExtraError is an ImportError
+    _MISSING = " ".join(str(_exc).split())
+
 
 def _plot():
-    # imported here so that 'dcs --help' and every other command work without matplotlib
-    from .. import plot
-    from ..plot import arrays, limits, output
-    return plot, arrays, limits, output
+    if _MISSING is not None:
+        raise MissingExtraError(_MISSING)
+    return arrays, output, timeline
 
 
 @cli.command("plot")
@@ -54,7 +61,7 @@ def plot_cmd(store: str, ctype: str, tsp, vers: Optional[int], diff_version: Opt
       dcs plot epix10ka-0001 pedestals -t 2024-01-20 -o peds.png
       dcs plot epix10ka-0001 pedestals -t 2024-01-20 --version 1 --diff-version 2 -o d.png
     """
-    plot, arrays, limits, output = _plot()
+    arrays, output, _ = _plot()
     pct = limits.parse_percentiles(percentiles)
     with open_store(store) as cs:
         geo = arrays.geometry_for(cs, tsp) if ctype != "geometry" else None
@@ -66,19 +73,18 @@ def plot_cmd(store: str, ctype: str, tsp, vers: Optional[int], diff_version: Opt
             if raw:
                 fig_bytes = _raw_diff(output, a, b, geo, layout, frame, pct)
             else:
-                fig = plot.plot_diff(a, b, labels, geo, layout, pct, frame=frame)
+                fig = arrays.plot_diff(a, b, labels, geo, layout, pct, frame=frame)
         elif raw:
             data = cs.get(ctype, tsp, vers)
             if isinstance(data, str):
                 raise InvalidInputError(f"{ctype} is text; --raw draws arrays only")
             fig_bytes = output.raw_image(data, geo, layout, frame, pct)
         else:
-            fig = plot.plot_constants(cs, ctype, tsp, vers, layout, percentiles=pct,
-                                      frame=frame)
+            fig = arrays.plot_constants(cs, ctype, tsp, vers, layout, percentiles=pct,
+                                        frame=frame)
     if raw:
         if Path(out).suffix.lower() not in (".png", ""):
             raise InvalidInputError("--raw writes PNG; name the output *.png")
-        from ..ndarrio import write_file_atomic
         write_file_atomic(out, lambda fh: fh.write(fig_bytes))
     else:
         output.save_figure(fig, out)
@@ -112,8 +118,8 @@ def timeline_cmd(store: str, ctypes: Tuple[str, ...], out: str) -> None:
       dcs timeline epix10ka-0001 -o timeline.png
       dcs timeline jungfrau-0001 --ctype geometry -o geo-timeline.svg
     """
-    plot, _, _, output = _plot()
+    _, output, timeline = _plot()
     with open_store(store) as cs:
-        fig = plot.plot_timeline(cs, ctypes or None)
+        fig = timeline.plot_timeline(cs, ctypes or None)
     output.save_figure(fig, out)
     click.echo(f"wrote {out}")

@@ -4,30 +4,49 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
+from typing import Optional
 
 import click
 
 from ..errors import InvalidInputError, MissingExtraError
+from ..service import SERVER_EXTRA_HINT
 from .app import cli
 
 __all__ = ["serve"]
 
 
+try:  # the optional extra: everything else of dcs works without it
+    import uvicorn
+    from ..gui.app import gui_routes
+    from ..gui.settings import load_settings
+    from ..service.app import ServiceSettings, create_app
+    _MISSING: Optional[str] = None
+except ImportError as _exc:
+    _MISSING = str(_exc)
+
+
 def _web_stack():
     """(create_app, ServiceSettings, uvicorn), or MissingExtraError naming the install."""
-    try:
-        import uvicorn
-        from ..service.app import ServiceSettings, create_app
-    except ImportError as exc:
-        from ..service import SERVER_EXTRA_HINT
-        raise MissingExtraError(f"'dcs serve' needs the optional web stack ({exc}); install "
-                                f"it with: {SERVER_EXTRA_HINT}") from None
+    if _MISSING is not None:
+        raise MissingExtraError(f"'dcs serve' needs the optional web stack ({_MISSING}); "
+                                f"install it with: {SERVER_EXTRA_HINT}")
     return create_app, ServiceSettings, uvicorn
+
+
+def _http_impl() -> str:
+    """httptools (C parser, in the extra) when installed, else h11 (pure Python)."""
+    try:
+        import httptools  # noqa: F401  (only whether it is installed)
+        return "httptools"
+    except ImportError:
+        return "h11"
 
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only then;
+    # without it Nagle + delayed ACK add ~40 ms to every keep-alive answer
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -65,7 +84,6 @@ def serve(calib: Path, host: str, port: int, max_age: int, payload_cache_mb: int
     create_app, ServiceSettings, uvicorn = _web_stack()
     extra = []
     if not no_gui:
-        from ..gui import gui_routes, load_settings
         extra = gui_routes(load_settings(gui_config))
     app = create_app(calib, extra_routes=extra, settings=ServiceSettings(
         max_age=max_age, payload_cache_bytes=payload_cache_mb * 2**20))
@@ -74,6 +92,8 @@ def serve(calib: Path, host: str, port: int, max_age: int, payload_cache_mb: int
     shown = f"[{real_host}]" if ":" in real_host else real_host
     click.echo(f"dcs serve: listening on http://{shown}:{real_port}/api/v1 (serving {calib})")
     sys.stdout.flush()
+    # no X-Forwarded-* rewriting (proxy_headers): the API builds no absolute URLs, and the
+    # layer costs time on every request
     config = uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="on",
-                            server_header=False)
+                            server_header=False, proxy_headers=False, http=_http_impl())
     uvicorn.Server(config).run(sockets=[sock])

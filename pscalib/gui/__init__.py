@@ -2,21 +2,8 @@
 
 Server-rendered HTML with a little vanilla JavaScript (``static/``), served by the same
 Starlette app as the HTTP API (:func:`pscalib.service.app.create_app` with
-``extra_routes=gui_routes(settings)``). Read-only unless a configuration file enables
-writes (:mod:`.settings`); who may change what: :mod:`.auth`. See docs/gui.rst.
+``extra_routes=pscalib.gui.app.gui_routes(settings)``). Read-only unless a configuration
+file (:func:`pscalib.gui.settings.load_settings`) enables writes; who may change what:
+:mod:`.auth`. Nothing is imported here, so ``pscalib.gui.auth`` and ``.settings`` work
+without the web stack. See docs/gui.rst.
 """
-from __future__ import annotations
-
-__all__ = ["gui_routes", "load_settings"]
-
-
-def gui_routes(settings=None):
-    """The GUI's routes (needs the ``server`` extra; pictures need ``plot``)."""
-    from .app import gui_routes as routes
-    return routes(settings)
-
-
-def load_settings(path=None):
-    """The GUI configuration of ``path`` (None: read-only)."""
-    from .settings import load_settings as load
-    return load(path)

@@ -2,7 +2,7 @@
 
 Read pages work from the calib directory's files alone; changes need the configuration of
 :mod:`.settings` (authentication, ACL) and go through the library's transactions with the
-web user recorded in history (:func:`pscalib.store.history.acting_user`).
+web user recorded in history (:func:`pscalib.identity.acting_user`).
 """
 from __future__ import annotations
 
@@ -18,20 +18,29 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..errors import AccessDeniedError, InvalidInputError, PscalibError
+from ..cli.cmd_store import merged_history, object_path, parse_par
+from ..errors import AccessDeniedError, InvalidInputError, MissingExtraError, PscalibError
 from ..names import validate_ctype
 from ..ndarrio import format_ndarrio, payload_from_bytes
 from ..service.detectors import detectors_doc
 from ..service.errors import status_of
 from ..store import DCStore, DCVersion
-from ..store.history import acting_user
+from ..identity import acting_user
 from ..store.layout import version_name
 from ..timestamps import format_ns
+from ..plot.model import state_of, tags_of, time_span, timeline_rows
+from ..plot.svg import timeline_svg
 from . import auth
 from .pages import PREFIX, esc, form, hidden, history_table, layout, link, pars_text, table, url
 from .settings import GuiSettings
 
 __all__ = ["gui_routes", "Gui"]
+
+try:  # pictures need the plot extra; every other page works without it
+    from .images import render
+    _NO_PICTURES = None
+except ImportError as _exc:  # MissingExtraError is an ImportError
+    _NO_PICTURES = " ".join(str(_exc).split())
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _STATIC_TYPES = {"gui.css": "text/css; charset=utf-8",
@@ -202,8 +211,6 @@ class Gui:
         return request.app.state.registry.use(request.path_params["name"])
 
     def store_page(self, ctx: Ctx, request: Request) -> Response:
-        from ..plot.model import time_span, timeline_rows
-        from ..plot.svg import timeline_svg
         name = request.path_params["name"]
         with self._store(request) as ent:
             cs = ent.store
@@ -311,7 +318,6 @@ class Gui:
         return " ".join(out)
 
     def history_page(self, ctx: Ctx, request: Request) -> Response:
-        from ..cli.cmd_store import merged_history
         name = request.path_params["name"]
         with self._store(request) as ent:
             recs = merged_history(ent.store)
@@ -326,7 +332,6 @@ class Gui:
         return cs.ctypeobj(ct).rangeobj(p["rng"]).versobj(p["vers"] if vers is None else vers)
 
     def version_page(self, ctx: Ctx, request: Request) -> Response:
-        from ..cli.cmd_store import object_path, merged_history
         name = request.path_params["name"]
         with self._store(request) as ent:
             cs = ent.store
@@ -374,7 +379,8 @@ class Gui:
             (url("d", name), det), (url("d", name) + f"#r-{ct}-{r.range()}", r.range())])
 
     def image(self, ctx: Ctx, request: Request) -> Response:
-        from .images import render
+        if _NO_PICTURES is not None:
+            raise MissingExtraError(_NO_PICTURES)
         q = request.query_params
         view, lay = q.get("view", "figure"), q.get("layout", "auto")
         other = q.get("b")
@@ -557,7 +563,6 @@ class Gui:
                         crumbs=[(url("d", name), det)])
 
     async def upload(self, ctx: Ctx, request: Request) -> Response:
-        from ..cli.cmd_store import parse_par
         limit = self.settings.max_upload_bytes
         f = await _bounded_form(request, limit)
         user = self._writer(ctx, request, f)
@@ -592,14 +597,7 @@ class Gui:
 
 
 # ----------------------------------------------------------------- helpers
-def _state(v: DCVersion) -> Optional[str]:
-    from ..plot.model import state_of
-    return state_of(v)
-
-
-def _tags(v: DCVersion) -> List[str]:
-    from ..plot.model import tags_of
-    return tags_of(v)
+_state, _tags = state_of, tags_of  # short names for the table builders
 
 
 def _int(text: Any, what: str, low: int = 1) -> int:

@@ -8,6 +8,8 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..plot.arrays import geometry_for, plot_diff, plot_version
+from ..plot.output import figure_bytes, raw_image
 from ..store.payload import checksum
 
 __all__ = ["render", "MEMO_BYTES"]
@@ -44,8 +46,6 @@ def render(cs: Any, v: Any, w: Optional[Any], view: str, layout: str) -> bytes:
     """PNG of version ``v`` (or of ``w - v`` when ``w`` is given): ``view='figure'`` is the
     figure with histogram, ``'raw'`` one pixel per bin. The geometry is the store's
     geometry valid at the range's begin."""
-    from ..plot.arrays import geometry_for, plot_diff, plot_version
-    from ..plot.output import figure_bytes, raw_image
     t = np.datetime64(v.rangeobj().tsbegin(), "ns")
     geo = geometry_for(cs, t) if v.ctype() != "geometry" else None
     geo_sha = None

@@ -48,12 +48,6 @@ class RangeBar:
         return " ".join(out)
 
 
-def _has_states() -> bool:
-    from ..store import DCVersion
-    return callable(getattr(DCVersion, "state", None)) or callable(getattr(DCVersion, "tags",
-                                                                          None))
-
-
 def state_of(ver: Any) -> Optional[str]:
     """A version's state where the library has version states (else None)."""
     fn = getattr(ver, "state", None)
@@ -67,9 +61,6 @@ def tags_of(ver: Any) -> List[str]:
     """A version's tags where the library has tags (else [])."""
     fn = getattr(ver, "tags", None)
     return sorted(str(t) for t in fn()) if callable(fn) else []
-
-
-_HAS_STATES = _has_states()
 
 
 def _lanes(bars: List[RangeBar]) -> None:
@@ -110,7 +101,6 @@ def timeline_rows(store: Any, ctypes: Optional[Iterable[str]] = None,
         Also collect each range's versions (number, default, state, tags; no payload
         metadata is read, so this stays fast for thousands of ranges).
     """
-    from ..store import DCVersion
     names = list(ctypes) if ctypes else store.ctypes()
     be = store.backend
     out: Dict[str, List[RangeBar]] = {}
@@ -118,13 +108,19 @@ def timeline_rows(store: Any, ctypes: Optional[Iterable[str]] = None,
         ctobj = store.ctypeobj(ct)  # raises CtypeNotFoundError for unknown names
         bars = []
         vmap = be.versions_by_range(ct) if with_versions else {}
-        for r in ctobj.ranges():
+        ranges = ctobj.ranges()
+        # version objects only where the library has states or tags to show (reading them
+        # per version would cost more than the whole listing)
+        probe = ranges[0].versions()[:1] if ranges and with_versions else []
+        marks = bool(probe) and (callable(getattr(probe[0], "state", None))
+                                 or callable(getattr(probe[0], "tags", None)))
+        for r in ranges:
             bar = RangeBar(ct, r.range(), r.tsbegin(), None if r.is_open() else r.tsend())
             if with_versions:
                 vdef = r.versdef()
+                objs = {v.version(): v for v in r.versions()} if marks else {}
                 for n in vmap.get((r.tsbegin(), r.tsend()), []):
-                    v = DCVersion(store, (ct, r.tsbegin(), r.tsend(), n)) if _HAS_STATES \
-                        else None
+                    v = objs.get(n)
                     bar.versions.append(VersionMark(n, n == vdef, state_of(v), tags_of(v)))
             bars.append(bar)
         _lanes(bars)

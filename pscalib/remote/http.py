@@ -9,13 +9,10 @@ process or waits without a bound.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Dict, Mapping, NamedTuple, Optional
 
 from ..errors import InvalidInputError, PscalibError, ServiceUnavailableError
@@ -72,7 +69,9 @@ class HttpClient:
         self.retries = retries
         self.backoff = backoff
         # no proxies from the environment: the client talks to the URL it was given (put
-        # the cache's URL there to go through a cache)
+        # the cache's URL there to go through a cache). urllib.request (with ssl) is
+        # imported here, not with pscalib: 'import pscalib' stays cheap.
+        import urllib.request
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def url(self, path: str, params: Optional[Mapping[str, str]] = None) -> str:
@@ -105,6 +104,9 @@ class HttpClient:
             f"runs there, or use cached answers with stale_ok=True / offline=True")
 
     def _once(self, url: str, etag: Optional[str], max_bytes: Optional[int]) -> Answer:
+        import http.client
+        import urllib.error
+        import urllib.request
         req = urllib.request.Request(url, headers={"Accept": "*/*", "User-Agent": "pscalib"})
         if etag:
             req.add_header("If-None-Match", etag)
@@ -144,6 +146,7 @@ def _read_all(resp, headers: Dict[str, str], max_bytes: Optional[int]) -> bytes:
     n = int(want) if want and want.isdigit() else None
     if max_bytes is not None and n is not None and n > max_bytes:
         raise PscalibError(f"answer of {n} bytes exceeds the limit of {max_bytes}")
+    import http.client
     buf = bytearray()
     while True:
         try:

@@ -21,9 +21,10 @@ from ..service.encode import decode_history, decode_pars
 from ..store.backend import Backend, Key, RangeTable, VersionInfo
 from ..store.dcbase import DCBase
 from ..store.dcobjects import _parse_vers
-from ..store.dcstore import DCStore
+from ..store.dcstore import DCStore, register_url_store
 from ..store.history import HistoryRecord
 from ..store.payload import Payload
+from ..store.selection import SelectionCache
 from ..timestamps import TimeLike, format_ns, to_ns
 from .cache import ClientCache
 from .client import API, RemoteClient
@@ -156,10 +157,7 @@ class RemoteStore(DCStore):
         self._file_mode = None
         self._backend = None
         self._txn = None
-        self._txn_depth = 0
-        self._txn_error = None
-        self._compact_on_commit = False
-        self._tables = {}
+        self._lookup = SelectionCache(self)  # range tables of the tree, as for a file
         self._stat = None
         self._tsp = None if tsp is None else format_ns(to_ns(tsp))
         self._load()
@@ -178,7 +176,7 @@ class RemoteStore(DCStore):
         old = self._backend.tree if isinstance(self._backend, RemoteBackend) else None
         if tree != old:
             self._backend = RemoteBackend(tree, self._client, self.path)
-            self._tables.clear()
+            self._lookup.clear()
         return old
 
     def refresh(self) -> bool:
@@ -231,13 +229,16 @@ class RemoteStore(DCStore):
 
     def close(self) -> None:
         self._backend = None
-        self._tables.clear()
+        self._lookup.clear()
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __repr__(self) -> str:
         return f"<RemoteStore {self.path}{' (closed)' if self._backend is None else ''}>"
+
+
+register_url_store(RemoteStore)
 
 
 def open(url: str, detname: str, **kwargs: Any) -> RemoteStore:  # noqa: A001 (like io.open)

@@ -62,7 +62,8 @@ def query_params(request: Request, allowed: Tuple[str, ...]) -> Dict[str, str]:
     q = request.query_params
     unknown = sorted(set(q.keys()) - set(allowed))
     if unknown:
-        raise InvalidInputError(f"unknown query parameter(s) {', '.join(map(repr, unknown[:5]))[:300]}; "
+        names = ", ".join(map(repr, unknown[:5]))[:300]
+        raise InvalidInputError(f"unknown query parameter(s) {names}; "
                                 f"this route accepts {', '.join(allowed) or 'none'}")
     out = {}
     for k in q.keys():

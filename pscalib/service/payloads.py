@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from ..errors import InvalidInputError, NotFoundError
@@ -77,7 +78,8 @@ class PayloadIndex:
         self.registry = registry
         self.cache_bytes = cache_bytes
         self._files: Dict[Path, Tuple[FileState, Dict[str, Key]]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the sha256 map (held during scans)
+        self._bytes_lock = threading.Lock()  # the byte cache (held for dict updates only)
         self._bytes: "OrderedDict[str, Tuple[bytes, str]]" = OrderedDict()
         self._held = 0
 
@@ -104,13 +106,19 @@ class PayloadIndex:
                 hits = [(p, keys[sha]) for p, (_, keys) in self._files.items() if sha in keys]
             return hits
 
-    def get(self, sha: str) -> Tuple[bytes, str]:
-        """Encoded payload of ``sha``; NotFoundError if no served store holds it."""
-        with self._lock:
+    def cached(self, sha: str) -> Optional[Tuple[bytes, str]]:
+        """The encoded payload if it is in memory (never blocks on a scan)."""
+        with self._bytes_lock:
             hit = self._bytes.get(sha)
             if hit is not None:
                 self._bytes.move_to_end(sha)
-                return hit
+            return hit
+
+    def get(self, sha: str) -> Tuple[bytes, str]:
+        """Encoded payload of ``sha``; NotFoundError if no served store holds it."""
+        hit = self.cached(sha)
+        if hit is not None:
+            return hit
         for path, key in self.locate(sha):
             try:
                 with self.registry.entry(path) as ent:
@@ -128,7 +136,7 @@ class PayloadIndex:
         n = len(item[0])
         if n > self.cache_bytes // 4:
             return
-        with self._lock:
+        with self._bytes_lock:
             if sha in self._bytes:
                 return
             self._bytes[sha] = item
@@ -138,7 +146,7 @@ class PayloadIndex:
                 self._held -= len(old)
 
 
-def _payload(request: Request) -> Response:
+async def _payload(request: Request) -> Response:
     sha = request.path_params["sha256"]
     query_params(request, ())
     if not _SHA_RE.match(sha):
@@ -147,8 +155,9 @@ def _payload(request: Request) -> Response:
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"}
     if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
-    body, ctype = request.app.state.payloads.get(sha)
-    return Response(body, media_type=ctype, headers=headers)
+    index = request.app.state.payloads
+    hit = index.cached(sha) or await run_in_threadpool(index.get, sha)
+    return Response(hit[0], media_type=hit[1], headers=headers)
 
 
 routes = [Route(API_PREFIX + "/payloads/{sha256}", _payload, methods=["GET"])]

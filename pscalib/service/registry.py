@@ -86,6 +86,7 @@ class StoreRegistry:
         self.max_open = max_open
         self._entries: "OrderedDict[Path, StoreEntry]" = OrderedDict()
         self._lock = threading.Lock()
+        self._detname_paths: Dict[str, Path] = {}
 
     # ------------------------------------------------------------- resolution
     def path_of(self, name: str, t: Optional[TimeLike] = None) -> Path:
@@ -94,8 +95,15 @@ class StoreRegistry:
         Raises the library's errors: InvalidNameError, AliasNotFoundError,
         StoreNotFoundError, ...
         """
+        hit = self._detname_paths.get(name) if isinstance(name, str) else None
+        if hit is not None:
+            return hit
         if isinstance(name, str) and is_detname(name):  # the common case: no alias files read
-            return store_file_in(self.calib, name)
+            path = store_file_in(self.calib, name)
+            if len(self._detname_paths) >= 65536:
+                self._detname_paths.clear()
+            self._detname_paths[name] = path  # names are validated once, not per request
+            return path
         return Path(resolve_store(self.calib, name, tsp=t).path)
 
     def open_store(self, name: str, t: Optional[TimeLike] = None) -> DCStore:
@@ -136,6 +144,23 @@ class StoreRegistry:
                 raise
             yield ent
 
+    def memo_hit(self, name: str, key: Any) -> Optional[Any]:
+        """A memoized answer of store ``name`` if it is still current, without blocking.
+
+        For the event loop's fast path: never waits for a lock or opens a file (None
+        means "compute it in a worker thread"). Aliases always take the slow path.
+        """
+        path = self._detname_paths.get(name) if isinstance(name, str) else None
+        ent = None if path is None else self._entries.get(path)
+        if ent is None or not ent.lock.acquire(blocking=False):
+            return None
+        try:
+            if ent.store is None or file_state(ent.path) != ent.state:
+                return None
+            return ent.memo.get(key)
+        finally:
+            ent.lock.release()
+
     # ------------------------------------------------------------------ listing
     def store_files(self) -> List[Path]:
         """Every ``<calib>/<dettype>/<dettype>-<detid>.h5`` file, sorted."""
@@ -153,8 +178,9 @@ class StoreRegistry:
                 continue
             for f in files:
                 stem = f.name[:-3]
+                # a symlinked store is served like by name (path_of follows it too)
                 if (f.name.endswith(".h5") and is_detname(stem) and stem.split("-")[0] == d.name
-                        and f.is_file(follow_symlinks=False)):
+                        and f.is_file()):
                     out.append(Path(f.path))
         return out
 

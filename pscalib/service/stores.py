@@ -8,17 +8,19 @@ Both answer with a short ``max-age``, a strong ETag of the body and 304 on
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping
 
 import numpy as np
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from ..errors import InvalidInputError
 from ..names import validate_ctype
 from ..store import DCStore
+from ..store.dcobjects import _parse_vers
 from ..store.backend import Backend, VersionInfo
 from ..store.payload import checksum
 from ..timestamps import format_ns, to_ns
@@ -33,6 +35,7 @@ __all__ = ["routes", "lookup_doc", "version_sha", "LOOKUP_PARAMS"]
 LOOKUP_PARAMS = ("t", "vers", "tsprod", "run", "tag", "asof")
 _PASSED_ON = ("run", "tag", "asof")
 _MEMO_LIMIT = 4096  # memoized answers per store file state
+_TREE_KEY = ("tree",)
 
 
 def version_sha(be: Backend, key: tuple, info: VersionInfo) -> str:
@@ -49,18 +52,24 @@ def _memo(ent: StoreEntry, key: Any, make) -> bytes:
     return hit
 
 
-def _tree(request: Request) -> Response:
-    app = request.app.state
-    q = query_params(request, ("t",))
+def _tree_body(request: Request, q: Mapping[str, str]) -> bytes:
     name = request.path_params["name"]
-    with app.registry.use(name, q.get("t")) as ent:
+    with request.app.state.registry.use(name, q.get("t")) as ent:
         def make() -> bytes:
             cs = ent.store
             doc = store_tree(cs, lambda key, info: version_sha(cs.backend, key, info))
             doc["lookup_url"] = f"{API_PREFIX}/stores/{doc['detname']}/{{ctype}}?t={{time}}"
             return dumps(doc)
-        body = _memo(ent, ("tree",), make)
-    return json_bytes_answer(request, body, app.settings.max_age)
+        return _memo(ent, _TREE_KEY, make)
+
+
+async def _tree(request: Request) -> Response:
+    q = query_params(request, ("t",))
+    body = None if q else request.app.state.registry.memo_hit(request.path_params["name"],
+                                                             _TREE_KEY)
+    if body is None:
+        body = await run_in_threadpool(_tree_body, request, q)
+    return json_bytes_answer(request, body, request.app.state.settings.max_age)
 
 
 def _library_kwargs(q: Mapping[str, str]) -> Dict[str, str]:
@@ -70,9 +79,10 @@ def _library_kwargs(q: Mapping[str, str]) -> Dict[str, str]:
         params = inspect.signature(DCStore.version_at).parameters
         missing = [k for k in kw if k not in params]
         if missing:
+            have = "".join(", " + k for k in _PASSED_ON if k in params)
             raise InvalidInputError(
                 f"this pscalib's lookup does not support {', '.join(m + '=' for m in missing)}"
-                f" (supported: t, vers, tsprod{''.join(', ' + k for k in _PASSED_ON if k in params)})")
+                f" (supported: t, vers, tsprod{have})")
     return kw
 
 
@@ -88,10 +98,16 @@ def lookup_doc(cs: DCStore, ctype: str, q: Mapping[str, str]) -> Dict[str, Any]:
         raise InvalidInputError("give either vers or tsprod, not both")
     kw = _library_kwargs(q)
     tns = np.datetime64(t, "ns")  # exact: a bare int would be read as seconds
-    if tsprod is not None:
-        ver = cs.ctypeobj(ctype).range_at(tns).version_at(tsprod)
-    else:
+    if kw or (vers is None and tsprod is None):
         ver = cs.version_at(ctype, tns, vers, **kw)
+    else:  # the path DCStore.get takes, so that errors carry get's messages
+        rng = cs.ctypeobj(ctype).range_at(tns)
+        if tsprod is not None:
+            ver = rng.version_at(tsprod)
+        else:
+            if _parse_vers(vers) not in [v.version() for v in rng.versions()]:
+                cs.get(ctype, tns, vers)  # raises the library's VersionNotFoundError
+            ver = rng.versobj(vers)
     rng = ver.rangeobj()
     be = cs.backend
     info = ver.info()
@@ -103,14 +119,22 @@ def lookup_doc(cs: DCStore, ctype: str, q: Mapping[str, str]) -> Dict[str, Any]:
     return doc
 
 
-def _lookup(request: Request) -> Response:
-    app = request.app.state
-    q = query_params(request, LOOKUP_PARAMS)
+def _lookup_body(request: Request, q: Mapping[str, str], key: tuple) -> bytes:
     name, ctype = request.path_params["name"], request.path_params["ctype"]
-    with app.registry.use(name, q.get("t")) as ent:
-        key = ("lookup", ctype, tuple(sorted(q.items())))
-        body = _memo(ent, key, lambda: dumps(lookup_doc(ent.store, ctype, q)))
-    return json_bytes_answer(request, body, app.settings.max_age)
+    with request.app.state.registry.use(name, q.get("t")) as ent:
+        return _memo(ent, key, lambda: dumps(lookup_doc(ent.store, ctype, q)))
+
+
+async def _lookup(request: Request) -> Response:
+    # A memoized answer is sent from the event loop; anything that reads a file runs in a
+    # worker thread (a large store must not stall other requests). The thread hop costs
+    # about as much as the whole memoized answer.
+    q = query_params(request, LOOKUP_PARAMS)
+    key = ("lookup", request.path_params["ctype"], tuple(sorted(q.items())))
+    body = request.app.state.registry.memo_hit(request.path_params["name"], key)
+    if body is None:
+        body = await run_in_threadpool(_lookup_body, request, q, key)
+    return json_bytes_answer(request, body, request.app.state.settings.max_age)
 
 
 routes = [Route(API_PREFIX + "/stores/{name}", _tree, methods=["GET"]),

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..errors import InvalidNameError, InvalidParameterError, NotFoundError
 from ..names import validate_parkey
+from ..plot.html import repr_html
 from ..timestamps import format_ns
 from .history import HistoryRecord
 from .values import encode_par
@@ -65,7 +66,7 @@ class DCBase:
             return
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             for k, v in pars.items():
                 be.set_par(self._key, k, v)
@@ -77,7 +78,7 @@ class DCBase:
         validate_parkey(key)
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             pars = be.dictpars(self._key)
             if key not in pars:
@@ -89,7 +90,7 @@ class DCBase:
         """Delete every parameter (one history record)."""
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             pars = be.dictpars(self._key)
             for k in pars:
@@ -127,10 +128,9 @@ class DCBase:
         st = self._store
         with st.transaction():
             self._require_exists()
-            return st._writer().append_history(self._key, action, record)
+            return st.writer().append_history(self._key, action, record)
 
     def _repr_html_(self) -> str:  # notebook view (tree, timeline): pscalib.plot.html
-        from ..plot.html import repr_html
         return repr_html(self)
 
     # ------------------------------------------------------------------ helpers

@@ -7,22 +7,18 @@ are two rows; nothing is keyed by time.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import getpass
-import os
-import socket
-from typing import Iterator, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import h5py
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..identity import hostname, whoami
 from ..timestamps import format_ns, now_ns
 from .layout import HISTORY_CHUNK, N_HISTORY
 
 __all__ = ["HistoryRecord", "HISTORY_DTYPE", "append_history", "read_history", "whoami",
-           "hostname", "acting_user"]
+           "hostname"]
 
 _STR = h5py.string_dtype("utf-8")
 HISTORY_DTYPE = np.dtype([("tsns", "<i8"), ("user", _STR), ("host", _STR),
@@ -47,42 +43,6 @@ class HistoryRecord(NamedTuple):
             raise InvalidInputError(
                 f"bad history format {fmt!r} ({type(exc).__name__}: {exc}); fields are "
                 f"{{time}} {{tsns}} {{user}} {{host}} {{action}} {{record}}") from None
-
-
-# A per-thread/per-task user for history records: a server acting for a logged-in web user
-# cannot change the process-wide PSCALIB_USER while other requests run.
-_ACTING_USER: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
-    "pscalib_acting_user", default=None)
-
-
-@contextlib.contextmanager
-def acting_user(name: str) -> Iterator[None]:
-    """Inside this block (this thread or task only) history records name ``name`` as the
-    user, e.g. the web GUI's authenticated user."""
-    token = _ACTING_USER.set(name)
-    try:
-        yield
-    finally:
-        _ACTING_USER.reset(token)
-
-
-def whoami() -> str:
-    """The user name recorded in history: the :func:`acting_user`, else ``PSCALIB_USER``,
-    else the login name."""
-    acting = _ACTING_USER.get()
-    if acting:
-        return acting
-    user = os.environ.get("PSCALIB_USER")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return f"uid{os.getuid()}"
-
-
-def hostname() -> str:
-    return socket.gethostname() or "unknown-host"
 
 
 def _clean(text: str) -> str:
