@@ -35,7 +35,8 @@ Hierarchy::
     ├── ConflictError                            merge found diverging content
     ├── IntegrityError                           verify found problems
     ├── ServiceUnavailableError (also ConnectionError)  calibration service unreachable
-    ├── MissingExtraError (also ImportError)     an optional extra is not installed
+    ├── MissingDependencyError (also ImportError) an optional extra is not installed
+    ├── CollectiveError                          another rank of an MPI collective failed
     └── AccessDeniedError (also PermissionError) web user may not make this change
 """
 from __future__ import annotations
@@ -48,8 +49,8 @@ __all__ = [
     "UnsupportedFormatVersionError", "LegacyFormatError", "StoreExistsError",
     "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
-    "IntegrityError", "ServiceUnavailableError",
-    "MissingExtraError", "AccessDeniedError",
+    "IntegrityError", "MissingDependencyError", "CollectiveError",
+    "ServiceUnavailableError", "AccessDeniedError",
 ]
 
 
@@ -169,9 +170,16 @@ class ServiceUnavailableError(PscalibError, ConnectionError):
     error, after the client's bounded retries; nothing was cached from the failed transfer."""
 
 
-class MissingExtraError(PscalibError, ImportError):
-    """A feature needs an optional extra that is not installed (the message names the
-    ``pip install 'pscalib[...]'`` command)."""
+class MissingDependencyError(PscalibError, ImportError):
+    """An optional part of pscalib needs a package that is not installed (see the extra)."""
+
+
+class CollectiveError(PscalibError):
+    """An MPI collective read failed on some rank for a reason that is not a pscalib error.
+
+    Every rank of the collective raises it with the same message, which names the failing
+    rank and the original exception.
+    """
 
 
 class AccessDeniedError(PscalibError, PermissionError):

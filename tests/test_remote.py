@@ -8,6 +8,7 @@ wrong file in the cache), and the offline rules.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -275,27 +276,30 @@ def test_damaged_cache_file_is_fetched_again(small, tmp_path):
 
 
 # ------------------------------------------------------------------ broken servers
-def _tiny(mode: str, body_file: Path):
-    proc = subprocess.Popen([sys.executable, str(TINY), mode, str(body_file)],
-                            stdout=subprocess.PIPE, text=True)
-    port = int(proc.stdout.readline())
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _payload_file(tmp_path: Path, n: int = 4_000_000):
+@contextlib.contextmanager
+def tiny_server(tmp_path: Path, mode: str, n: int = 1000, retries: int = 2):
+    """A tests/tiny_http.py server in ``mode`` serving an n-element float64 payload;
+    yields (client with an empty cache, the array, the server process)."""
     data = np.arange(n, dtype=np.float64)
-    body, _ = encode_payload(data)
-    p = tmp_path / "body.npy"
-    p.write_bytes(body)
-    return data, p
+    body = tmp_path / "body.npy"
+    body.write_bytes(encode_payload(data)[0])
+    proc = subprocess.Popen([sys.executable, str(TINY), mode, str(body)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+        cache = ClientCache(tmp_path / "cache")
+        yield RemoteClient(HttpClient(base, timeout=5, retries=retries), cache), data, proc
+    finally:
+        kill_quietly(proc)
+        proc.stdout.close()
+
+
+def _cached_files(tmp_path: Path):
+    return [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
 
 
 def test_server_killed_mid_transfer_leaves_no_partial_file(tmp_path):
-    data, body = _payload_file(tmp_path)
-    proc, base = _tiny("cut", body)
-    try:
-        cache = ClientCache(tmp_path / "cache")
-        client = RemoteClient(HttpClient(base, timeout=5, retries=3), cache)
+    with tiny_server(tmp_path, "cut", n=4_000_000, retries=3) as (client, data, proc):
         t0 = time.monotonic()
         with pytest.raises(ServiceUnavailableError) as ei:
             client.payload(checksum(data), "ndarray")
@@ -303,32 +307,17 @@ def test_server_killed_mid_transfer_leaves_no_partial_file(tmp_path):
         proc.wait(10)
         assert proc.returncode == -9  # it really was killed while sending
         assert "3 attempt" in str(ei.value)
-        left = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
-        assert left == []  # neither a partial payload nor a temporary file
-    finally:
-        kill_quietly(proc)
+        assert _cached_files(tmp_path) == []  # neither a partial payload nor a temporary file
 
 
 def test_wrong_bytes_are_refused_and_not_cached(tmp_path):
-    data, body = _payload_file(tmp_path, 1000)
-    proc, base = _tiny("garbage", body)
-    try:
-        client = RemoteClient(HttpClient(base, timeout=5, retries=2),
-                              ClientCache(tmp_path / "cache"))
+    with tiny_server(tmp_path, "garbage") as (client, data, _):
         with pytest.raises(IntegrityError, match="does not match its sha256"):
             client.payload(checksum(data), "ndarray")
-        assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
-    finally:
-        kill_quietly(proc)
+        assert _cached_files(tmp_path) == []
 
 
 def test_a_transient_503_from_a_proxy_is_retried(tmp_path):
-    data, body = _payload_file(tmp_path, 1000)
-    proc, base = _tiny("flaky", body)
-    try:
-        cache = ClientCache(tmp_path / "cache")
-        client = RemoteClient(HttpClient(base, timeout=5, retries=2), cache)
+    with tiny_server(tmp_path, "flaky") as (client, data, _):
         assert payloads_equal(client.payload(checksum(data), "ndarray"), data)
-        assert os.listdir(cache.payload_dir) == [f"{checksum(data)}.npy"]
-    finally:
-        kill_quietly(proc)
+        assert os.listdir(client.cache.payload_dir) == [f"{checksum(data)}.npy"]

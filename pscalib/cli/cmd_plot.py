@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import click
 
-from ..errors import InvalidInputError, MissingExtraError
+from ..errors import InvalidInputError, MissingDependencyError
 from ..ndarrio import write_file_atomic
 from ..plot import limits
 from .app import cli
@@ -17,13 +17,13 @@ __all__ = ["plot_cmd", "timeline_cmd"]
 try:  # the optional extra: 'dcs --help' and every other command work without matplotlib
     from ..plot import arrays, output, timeline
     _MISSING = None
-except ImportError as _exc:  # MissingExtraError is an ImportError
+except ImportError as _exc:  # MissingDependencyError is an ImportError
     _MISSING = " ".join(str(_exc).split())
 
 
 def _plot():
     if _MISSING is not None:
-        raise MissingExtraError(_MISSING)
+        raise MissingDependencyError(_MISSING)
     return arrays, output, timeline
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from ..errors import InvalidInputError, MissingExtraError
+from ..errors import InvalidInputError, MissingDependencyError
 from ..service import SERVER_EXTRA_HINT
 from .app import cli
 
@@ -26,9 +26,9 @@ except ImportError as _exc:
 
 
 def _web_stack():
-    """(create_app, ServiceSettings, uvicorn), or MissingExtraError naming the install."""
+    """(create_app, ServiceSettings, uvicorn), or MissingDependencyError naming the install."""
     if _MISSING is not None:
-        raise MissingExtraError(f"'dcs serve' needs the optional web stack ({_MISSING}); "
+        raise MissingDependencyError(f"'dcs serve' needs the optional web stack ({_MISSING}); "
                                 f"install it with: {SERVER_EXTRA_HINT}")
     return create_app, ServiceSettings, uvicorn
 

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..cli.cmd_store import merged_history, object_path, parse_par
-from ..errors import AccessDeniedError, InvalidInputError, MissingExtraError, PscalibError
+from ..errors import AccessDeniedError, InvalidInputError, MissingDependencyError, PscalibError
 from ..names import validate_ctype
 from ..ndarrio import format_ndarrio, payload_from_bytes
 from ..service.detectors import detectors_doc
@@ -39,7 +39,7 @@ __all__ = ["gui_routes", "Gui"]
 try:  # pictures need the plot extra; every other page works without it
     from .images import render
     _NO_PICTURES = None
-except ImportError as _exc:  # MissingExtraError is an ImportError
+except ImportError as _exc:  # MissingDependencyError is an ImportError
     _NO_PICTURES = " ".join(str(_exc).split())
 
 _STATIC = Path(__file__).resolve().parent / "static"
@@ -380,7 +380,7 @@ class Gui:
 
     def image(self, ctx: Ctx, request: Request) -> Response:
         if _NO_PICTURES is not None:
-            raise MissingExtraError(_NO_PICTURES)
+            raise MissingDependencyError(_NO_PICTURES)
         q = request.query_params
         view, lay = q.get("view", "figure"), q.get("layout", "auto")
         other = q.get("b")

@@ -1,7 +1,7 @@
 """matplotlib with the non-interactive Agg backend, or a one-line error naming the extra."""
 from __future__ import annotations
 
-from ..errors import MissingExtraError
+from ..errors import MissingDependencyError
 
 try:
     import matplotlib
@@ -10,7 +10,7 @@ try:
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingExtraError(
+    raise MissingDependencyError(
         f"pictures need matplotlib ({exc}); install it with: pip install 'pscalib[plot]'"
     ) from None
 
