@@ -241,7 +241,8 @@ def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None
             w.ensure_ctype(s.key[0])
             w.append_history((), "merge", f"add_ctype {s.key[0]} from {origin}")
         elif s.action == "add_range":
-            w.add_range(*s.key, comment=f"merged from {origin}")
+            ctype, b, e = s.key
+            w.add_range(ctype, b, e, comment=f"merged from {origin}")
         elif s.action in ("add_version", "conflict_version"):
             key = s.key
             payload = src.payload(key)
@@ -269,7 +270,7 @@ def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None
             new = vmap.get(rkey + (s.value,), s.value)
             old = w.default_of(*rkey)
             if new != old:
-                w.set_default(*rkey, new, action="merge",
+                w.set_default(rkey[0], rkey[1], rkey[2], new, action="merge",
                               record=f"default v{old:04d} -> v{new:04d} from {origin}")
 
 

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..cli.cmd_store import merged_history, object_path, parse_par
+from ..cli.cmd_store import merged_history
+from ..cli.storecommon import object_path, parse_par
 from ..errors import AccessDeniedError, InvalidInputError, MissingDependencyError, PscalibError
 from ..names import validate_ctype
 from ..ndarrio import format_ndarrio, payload_from_bytes

@@ -271,7 +271,7 @@ class StoreWriter:
         old = st._default_of(rkey)
         if old == version:
             return old
-        be.set_default(*rkey, version)
+        be.set_default(ctype, b, e, version)
         be.append_history(rkey, action, record or f"v{old:04d} -> v{version:04d}")
         self._changed(ctype)
         return old
@@ -291,7 +291,7 @@ class StoreWriter:
         note = ""
         if old_default == version:
             new = max(rest) if rest else 0
-            be.set_default(*rkey, new)
+            be.set_default(key[0], key[1], key[2], new)
             note = (f"; default is now v{new:04d}" if new else
                     "; range has no versions left and is ignored by get")
         be.append_history(rkey, "del_version", f"{L.version_name(version)}{note}")
@@ -372,4 +372,4 @@ def add_constants(store: "DCStore", ctype: str, data: Any, tsbegin: TimeLike,
     except H5_ERRORS as exc:  # e.g. a damaged payload index met while writing
         if isinstance(exc, PscalibError):
             raise
-        raise store_error(exc, store.path, f"add {ctype} constants to") from None
+        raise store_error(exc, str(store.path), f"add {ctype} constants to") from None
