@@ -190,9 +190,11 @@ def _parse_line(line: str, lineno: int) -> GeoObject:
         raise InvalidPayloadError(
             f"geometry line {lineno} has {len(f)} fields, expected {_NFIELDS} (PARENT "
             f"PARENT_IND OBJECT OBJECT_IND X0 Y0 Z0 ROT_Z ROT_Y ROT_X TILT_Z TILT_Y TILT_X)")
-    nums = [_num(v, n, lineno) for v, n in zip(f[4:], _FIELD_NAMES)]
-    return GeoObject(f[0], _num(f[1], "PARENT_IND", lineno, True), f[2],
-                     _num(f[3], "OBJECT_IND", lineno, True), *nums, lineno=lineno)
+    x0, y0, z0, rz, ry, rx, tz, ty, tx = (float(_num(v, n, lineno))
+                                          for v, n in zip(f[4:], _FIELD_NAMES))
+    return GeoObject(f[0], int(_num(f[1], "PARENT_IND", lineno, True)), f[2],
+                     int(_num(f[3], "OBJECT_IND", lineno, True)), x0, y0, z0, rz, ry, rx,
+                     tz, ty, tx, lineno=lineno)
 
 
 def parse_geometry(text: str) -> "Geometry":
@@ -225,8 +227,10 @@ def _rotate(a: np.ndarray, b: np.ndarray, deg: float) -> Tuple[np.ndarray, np.nd
     if deg == 0:
         return a, b
     quarter = deg / 90.0
+    c: float
+    s: float
     if quarter == round(quarter):  # exact for design rotations: no 1e-17 noise
-        c, s = [(1, 0), (0, 1), (-1, 0), (0, -1)][int(round(quarter)) % 4]
+        c, s = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)][int(round(quarter)) % 4]
     else:
         c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
     return a * c - b * s, b * c + a * s
@@ -280,7 +284,7 @@ class Geometry:
             raise InvalidPayloadError(f"geometry tree is cyclic or deeper than {MAX_DEPTH} "
                                       f"levels at {key[0]} {key[1]}")
         seen = seen | {key}
-        out = []
+        out: List[Tuple[List[GeoObject], SegmentType]] = []
         for child in self._children.get(key, []):
             self._reached.add(child.key)
             if child.key in self._children:
@@ -330,7 +334,8 @@ class Geometry:
             xs.append(x.ravel())
             ys.append(y.ravel())
             zs.append(z.ravel())
-        return tuple(np.concatenate(a).reshape(self.shape) for a in (xs, ys, zs))
+        x, y, z = (np.concatenate(a).reshape(self.shape) for a in (xs, ys, zs))
+        return x, y, z
 
     def extent_um(self, tilt: bool = True) -> Tuple[float, float, float, float]:
         """``(xmin, xmax, ymin, ymax)`` of the pixel centres in the top frame."""

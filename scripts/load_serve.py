@@ -388,7 +388,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     ratios.sort()
     cpu = {r["phase"]: r["server_cpu_us_per_req"] for r in results if r["mode"] == "same"}
-    summary = {"cpu_us_per_req": cpu, "clients": a.clients, "ops": a.ops, "distinct": a.distinct, "shape": shape,
+    summary = {"cpu_us_per_req": cpu, "clients": a.clients, "ops": a.ops,
+               "distinct": a.distinct, "shape": shape,
                "rounds": a.rounds, "results": results, "ratios": ratios,
                "direct_vs_nginx_static": ratios[len(ratios) // 2],
                "cpus": os.cpu_count(), "loadavg": os.getloadavg()}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import io
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -168,8 +167,10 @@ def test_uploads_and_bad_input_change_nothing(site, tmp_path):
               "end": "", "pars": "run=42\nunits=ADU", "comment": "web upload",
               "make_default": "1"}
 
-    def up(fields, fname="g.npy", data=buf.getvalue(), headers=None):
-        body, ctype = multipart(fields, {"file": (fname, data)})
+    npy = buf.getvalue()
+
+    def up(fields, fname="g.npy", data=None, headers=None):
+        body, ctype = multipart(fields, {"file": (fname, npy if data is None else data)})
         h = {"Content-Type": ctype, "Cookie": cookie}
         h.update(headers or {})
         return request(srv.base, "POST", url, body, h)

@@ -4,7 +4,6 @@ A known pattern (a bright block in one segment) is added to a demo store with th
 `dcs add`; the PNG written by `dcs plot` is read back with matplotlib and the block must
 be exactly (raw images) or roughly (figures) where the layout puts it.
 """
-import shutil
 
 import numpy as np
 import pytest

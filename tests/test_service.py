@@ -148,7 +148,7 @@ def test_library_parameters_run_tag_asof(served):
 def test_payloads_npy_and_text(served):
     with DCStore(served.calib, "cspad-0001") as cs:
         infos = {c: cs.version_at(c, "2024-02-01").info() for c in cs.ctypes()}
-    for cname, info in infos.items():
+    for info in infos.values():
         st, h, body = get(served, f"/api/v1/payloads/{info.sha256}")
         assert st == 200
         assert h["etag"] == f'"{info.sha256}"' and h["cache-control"] == IMMUTABLE

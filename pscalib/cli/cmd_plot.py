@@ -85,7 +85,9 @@ def plot_cmd(store: str, ctype: str, tsp, vers: Optional[int], diff_version: Opt
     if raw:
         if Path(out).suffix.lower() not in (".png", ""):
             raise InvalidInputError("--raw writes PNG; name the output *.png")
-        write_file_atomic(out, lambda fh: fh.write(fig_bytes))
+        def write(fh) -> None:
+            fh.write(fig_bytes)
+        write_file_atomic(out, write)
     else:
         output.save_figure(fig, out)
     click.echo(f"wrote {out}")

@@ -12,8 +12,7 @@ import click
 import numpy as np
 
 from ..config import env_value, load_config
-from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
-                      PscalibError, StoreNotFoundError)
+from ..errors import (InvalidInputError, InvalidParameterError, PscalibError, StoreNotFoundError)
 from ..ndarrio import (ndarrio_line_count, ndarrio_lines, payload_from_bytes, read_file_bytes,
                        write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion

@@ -356,7 +356,7 @@ class Gui:
         base = ("d", name, "img", ct, r.range(), f"{n}.png")
         if text is None:
             lay = request.query_params.get("layout", "auto")
-            view = (f'<p class="views">layout: ' + " ".join(
+            view = ('<p class="views">layout: ' + " ".join(
                 link(url("d", name, "v", ct, r.range(), n, layout=x), x)
                 for x in ("auto", "mosaic", "geometry")) + "</p>"
                 f'<img class="figure" id="figure" alt="{esc(ct)} v{n}" '

@@ -125,8 +125,9 @@ def set_user(path: Path, name: str, stored: str) -> None:
 
 def check_login(settings: GuiSettings, name: str, password: str) -> bool:
     stored = read_users(settings.users_file).get(name)
-    return bool(stored) and not stored.startswith("token_") and verify_password(password,
-                                                                                 stored)
+    if not stored or stored.startswith("token_"):
+        return False
+    return verify_password(password, stored)
 
 
 def check_token(settings: GuiSettings, token: str) -> Optional[str]:

@@ -81,7 +81,7 @@ def layout(title: str, body: str, user: Optional[str], csrf: Optional[str] = Non
 
 
 def error_page(status: int, message: str, user: Optional[str], csrf: Optional[str]) -> str:
-    return layout(f"Error {status}", f'<p><a href="javascript:history.back()">back</a></p>',
+    return layout(f"Error {status}", '<p><a href="javascript:history.back()">back</a></p>',
                   user, csrf, error=message)
 
 

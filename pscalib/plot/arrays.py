@@ -154,20 +154,20 @@ def plot_array(arr: Any, title: str = "", geometry: Optional[Geometry] = None,
     if used == "mosaic":
         im = _mosaic_axes(fig, _segments(a), lim, cmap, top=0.9)
     else:
-        ax = fig.add_axes([0.08, 0.32, 0.78, 0.58])
+        ax = fig.add_axes((0.08, 0.32, 0.78, 0.58))
         im = ax.imshow(img, vmin=lim[0], vmax=lim[1], cmap=cmap, origin="upper",
                        interpolation="nearest", aspect="equal" if used == "geometry" else "auto")
         ax.set_xlabel("column" if used == "image" else f"image column ({frame} frame)")
         ax.set_ylabel("row" if used == "image" else f"image row ({frame} frame)")
-        if used == "geometry":
+        if used == "geometry" and geometry is not None:
             ax.set_title(f"assembled by geometry: {geometry.nsegments} segments, "
                          f"{geometry.pixel_size:g} um bins", fontsize=8)
     if used == "mosaic":
-        fig.colorbar(im, cax=fig.add_axes([0.9, 0.32, 0.02, 0.58]))
+        fig.colorbar(im, cax=fig.add_axes((0.9, 0.32, 0.02, 0.58)))
     else:
         fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
     if hist:
-        _histogram(fig.add_axes([0.08, 0.06, 0.84, 0.18]), a, lim)
+        _histogram(fig.add_axes((0.08, 0.06, 0.84, 0.18)), a, lim)
     return fig
 
 
