@@ -6,24 +6,16 @@ from typing import Optional, Tuple
 
 import click
 
-from ..errors import InvalidInputError, MissingDependencyError
+from ..errors import InvalidInputError
 from ..ndarrio import write_file_atomic
-from ..plot import limits
+from ..plot import arrays, limits, output, timeline  # matplotlib only on the first drawing
 from .app import cli
 from .common import TimeParam, open_store
 
 __all__ = ["plot_cmd", "timeline_cmd"]
 
-try:  # the optional extra: 'dcs --help' and every other command work without matplotlib
-    from ..plot import arrays, output, timeline
-    _MISSING = None
-except ImportError as _exc:  # MissingDependencyError is an ImportError
-    _MISSING = " ".join(str(_exc).split())
-
 
 def _plot():
-    if _MISSING is not None:
-        raise MissingDependencyError(_MISSING)
     return arrays, output, timeline
 
 

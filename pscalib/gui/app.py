@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from ..cli.cmd_store import merged_history
 from ..cli.storecommon import object_path, parse_par
-from ..errors import AccessDeniedError, InvalidInputError, MissingDependencyError, PscalibError
+from ..errors import AccessDeniedError, InvalidInputError, PscalibError
 from ..names import validate_ctype
 from ..ndarrio import format_ndarrio, payload_from_bytes
 from ..service.detectors import detectors_doc
@@ -37,11 +37,7 @@ from .settings import GuiSettings
 
 __all__ = ["gui_routes", "Gui"]
 
-try:  # pictures need the plot extra; every other page works without it
-    from .images import render
-    _NO_PICTURES = None
-except ImportError as _exc:  # MissingDependencyError is an ImportError
-    _NO_PICTURES = " ".join(str(_exc).split())
+from .images import render  # matplotlib only when a picture is drawn (plot extra)
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _STATIC_TYPES = {"gui.css": "text/css; charset=utf-8",
@@ -380,8 +376,6 @@ class Gui:
             (url("d", name), det), (url("d", name) + f"#r-{ct}-{r.range()}", r.range())])
 
     def image(self, ctx: Ctx, request: Request) -> Response:
-        if _NO_PICTURES is not None:
-            raise MissingDependencyError(_NO_PICTURES)
         q = request.query_params
         view, lay = q.get("view", "figure"), q.get("layout", "auto")
         other = q.get("b")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, PscalibError
 from ..geometry import Geometry, parse_geometry
-from ._mpl import Figure, ListedColormap
+from ._mpl import Figure, listed_colormap, new_figure
 from .limits import finite_sample, robust_limits
 
 __all__ = ["plot_array", "plot_constants", "plot_version", "plot_diff", "image_of",
@@ -138,7 +138,7 @@ def plot_array(arr: Any, title: str = "", geometry: Optional[Geometry] = None,
     a = np.asarray(arr)
     if a.dtype.kind not in "biuf":
         raise InvalidInputError(f"cannot draw an array of dtype {a.dtype} (numbers only)")
-    fig = Figure(figsize=figsize, dpi=100)
+    fig = new_figure(figsize=figsize, dpi=100)
     fig.suptitle(f"{title}\n{_stats(a)}" if title else _stats(a), fontsize=9)
     if a.ndim <= 1:
         ax = fig.add_subplot(1, 1, 1)
@@ -204,7 +204,7 @@ def plot_version(ver: Any, geometry: Optional[Geometry] = None, layout: str = "a
             raise InvalidInputError(f"{ver.ctype()} v{ver.version()} is text, not an array; "
                                     f"use 'dcs get' to read it") from None
         seg_ids = np.repeat(np.arange(geo.nsegments), geo.size // geo.nsegments)
-        colors = ListedColormap([f"C{k % 10}" for k in range(geo.nsegments)])
+        colors = listed_colormap([f"C{k % 10}" for k in range(geo.nsegments)])
         return plot_array(seg_ids.reshape(geo.shape), title + " (colour = segment number)",
                           geo, "geometry", limits=(-0.5, geo.nsegments - 0.5),
                           cmap=colors, hist=False, **kw)
@@ -224,7 +224,7 @@ def _text_diff_figure(a: str, b: str, labels: Sequence[str]) -> Figure:
     lines = list(difflib.unified_diff(a.splitlines(), b.splitlines(), labels[0], labels[1],
                                       n=1, lineterm=""))
     shown = lines[:60] + ([f"... {len(lines) - 60} more lines"] if len(lines) > 60 else [])
-    fig = Figure(figsize=(10, max(2.0, 0.18 * len(shown) + 1)), dpi=100)
+    fig = new_figure(figsize=(10, max(2.0, 0.18 * len(shown) + 1)), dpi=100)
     fig.suptitle(f"text difference: {labels[0]} -> {labels[1]}"
                  f"{'' if lines else ' (identical)'}", fontsize=9)
     for i, ln in enumerate(shown):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..ndarrio import write_file_atomic
-from ._mpl import Figure, matplotlib
+from ._mpl import Figure, mpl
 from .arrays import image_of
 from .limits import robust_limits
 
@@ -51,6 +51,7 @@ def raw_image(arr: Any, geometry: Any = None, layout: str = "auto", frame: str =
     img, _ = image_of(arr, geometry, layout, frame)
     lo, hi = limits or robust_limits(img, percentiles, symmetric=symmetric)
     norm = np.clip((img - lo) / (hi - lo), 0.0, 1.0)
+    matplotlib = mpl()
     rgba = matplotlib.colormaps[cmap](np.nan_to_num(norm, nan=0.0))
     rgba[~np.isfinite(img)] = (0.0, 0.0, 0.0, 0.0)
     buf = io.BytesIO()

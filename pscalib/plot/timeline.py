@@ -5,7 +5,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from ._mpl import Figure
+from ._mpl import Figure, new_figure
 from .model import RangeBar, time_span, timeline_rows
 
 __all__ = ["plot_timeline", "STATE_COLORS"]
@@ -32,7 +32,7 @@ def plot_timeline(store: Any, ctypes: Optional[Iterable[str]] = None,
     ylabels, y = [], 0
     nlanes = sum(max((b.lane for b in bs), default=0) + 1 for bs in rows.values())
     height = 1.1 + 0.4 * max(nlanes, 1)  # inches: margins + one strip per lane
-    fig = Figure(figsize=(11, height), dpi=100)
+    fig = new_figure(figsize=(11, height), dpi=100)
     ax = fig.add_axes((0.16, 0.5 / height, 0.8, (height - 0.9) / height))
     span = _days(t1) - _days(t0)
     for ct, bs in rows.items():
