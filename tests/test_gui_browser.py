@@ -113,19 +113,18 @@ def test_refused_without_login_and_without_acl(site):
     with DCStore(store) as cs:
         before = cs["pedestals"].rangeobj(R1).versdef()
     keys = {"ctype": "pedestals", "range": R1, "version": "2"}
-    d.get(srv.base + "/gui/d/epix10ka-0001")
-    assert "log in to change" in d.find_element(By.ID, "acl").text
-    assert not d.find_elements(By.CSS_SELECTOR, "form.act-default")
-    post_via_page(d, "/gui/d/epix10ka-0001/set-default", keys)
-    assert d.title.startswith("Error 401")
-    assert "log in" in d.find_element(By.ID, "error").text
+
+    def refused(hint: str, status: int, error: str) -> None:
+        """The page says why there are no buttons; a crafted POST gets ``status``."""
+        d.get(srv.base + "/gui/d/epix10ka-0001")
+        assert hint in d.find_element(By.ID, "acl").text
+        assert not d.find_elements(By.CSS_SELECTOR, "form.act-default")
+        post_via_page(d, "/gui/d/epix10ka-0001/set-default", keys)
+        assert d.title.startswith(f"Error {status}")
+        assert error in d.find_element(By.ID, "error").text
+    refused("log in to change", 401, "log in")
     log_in(d, srv.base, "eve")
-    d.get(srv.base + "/gui/d/epix10ka-0001")
-    assert "may not change the repository" in d.find_element(By.ID, "acl").text
-    assert not d.find_elements(By.CSS_SELECTOR, "form.act-default")
-    post_via_page(d, "/gui/d/epix10ka-0001/set-default", keys)
-    assert d.title.startswith("Error 403")
-    assert "'eve' may not change" in d.find_element(By.ID, "error").text
+    refused("may not change the repository", 403, "'eve' may not change")
     log_out(d)
     with DCStore(store) as cs:
         assert cs["pedestals"].rangeobj(R1).versdef() == before
