@@ -40,7 +40,8 @@ Hierarchy::
     ├── IntegrityError                           verify found problems
     ├── ServiceUnavailableError (also ConnectionError)  calibration service unreachable
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
-    └── CollectiveError                          another rank of an MPI collective failed
+    ├── CollectiveError                          another rank of an MPI collective failed
+    └── AccessDeniedError (also PermissionError) web user may not make this change
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ __all__ = [
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
     "RunNotFoundError", "RunTableError", "AliasMismatchError",
     "IntegrityError", "MissingDependencyError", "CollectiveError",
-    "ServiceUnavailableError",
+    "ServiceUnavailableError", "AccessDeniedError",
 ]
 
 
@@ -195,3 +196,7 @@ class CollectiveError(PscalibError):
     Every rank of the collective raises it with the same message, which names the failing
     rank and the original exception.
     """
+
+
+class AccessDeniedError(PscalibError, PermissionError):
+    """A web user is not logged in, or the access list does not allow this change."""

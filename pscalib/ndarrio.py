@@ -73,8 +73,8 @@ import io
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import (BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
-                    Sequence, Tuple, Union)
+from typing import (Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping,
+                    Optional, Sequence, Tuple, Union)
 
 import numpy as np
 
@@ -84,8 +84,8 @@ from .txn import atomic
 
 __all__ = ["PSANA_DTYPES", "CXX_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio",
            "save_ndarrio", "ndarrio_lines", "ndarrio_line_count", "write_text_atomic",
-           "write_file_atomic", "looks_like_ndarrio", "read_file_bytes", "dtype_from_name",
-           "psana_dtype_name", "parse_shape"]
+           "write_file_atomic", "looks_like_ndarrio", "payload_from_bytes", "read_file_bytes",
+           "dtype_from_name", "psana_dtype_name", "parse_shape"]
 
 PathLike = Union[str, Path]
 
@@ -621,3 +621,39 @@ def looks_like_ndarrio(text: str) -> bool:
                 return False
             numbers += 1
     return numbers > 0
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def payload_from_bytes(raw: bytes, source: str, kind: str = "auto",
+                       **hints: Any) -> Tuple[Any, str]:
+    """Constants from file content: ``(payload, format)`` with format npy/ndarrio/text.
+
+    ``kind='auto'``: NumPy ``.npy`` content (magic bytes, or a ``source`` ending in .npy)
+    is an array; anything else must be UTF-8 text, read as an NDArrIO array when it looks
+    like one and as text constants otherwise. ``'array'`` forces an array, ``'text'`` text.
+    Errors name ``source``. ``hints`` (``dettype``, ``ctype``, ``shape``, ``dtype``) give
+    NDArrIO content without a shape/dtype header theirs (:func:`parse_ndarrio`).
+    """
+    is_npy = raw.startswith(NPY_MAGIC)
+    if kind != "text" and (is_npy or source.lower().endswith(".npy")):
+        if not is_npy:
+            raise InvalidPayloadError(f"{source} has the .npy extension but is not a NumPy "
+                                      f".npy file")
+        try:
+            arr = np.load(io.BytesIO(raw), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InvalidPayloadError(f"{source}: cannot read the .npy file ({exc}); only "
+                                      f"plain numeric arrays are supported") from None
+        return arr, "npy"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise InvalidPayloadError(f"{source}, line {line}: not UTF-8 text and not a .npy "
+                                  f"file; convert it to .npy or UTF-8 text") from None
+    if kind == "array" or (kind == "auto" and looks_like_ndarrio(text)):
+        arr, _ = parse_ndarrio(text, source, **hints)
+        return arr, "ndarrio"
+    return text, "text"

@@ -17,6 +17,8 @@ __all__ = ["serve"]
 
 try:  # the optional extra: everything else of dcs works without it
     import uvicorn
+    from ..gui.app import gui_routes
+    from ..gui.settings import load_settings
     from ..service.app import ServiceSettings, create_app
     _MISSING: Optional[str] = None
 except ImportError as _exc:
@@ -68,15 +70,22 @@ def _bind(host: str, port: int) -> socket.socket:
 @click.option("--payload-cache-mb", default=256, show_default=True,
               type=click.IntRange(0, 1 << 20), help="Memory for encoded payloads.")
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
+@click.option("--gui-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Web GUI configuration (logins, ACL, writes; docs/gui.rst). Without it "
+                   "the GUI under /gui is read-only.")
+@click.option("--no-gui", is_flag=True, help="Serve only the API, no web GUI.")
 def serve(calib: Path, host: str, port: int, max_age: int, payload_cache_mb: int,
-          access_log: bool) -> None:
+          access_log: bool, gui_config: Path, no_gui: bool) -> None:
     """Serve the stores of CALIB read-only over HTTP (API under /api/v1, see docs/http.rst).
 
     Commits to the stores are visible to the next request; no restart is needed. The
     first line on stdout is 'dcs serve: listening on http://HOST:PORT/api/v1'.
     """
     create_app, ServiceSettings, uvicorn = _web_stack()
-    app = create_app(calib, settings=ServiceSettings(
+    extra = []
+    if not no_gui:
+        extra = gui_routes(load_settings(gui_config))
+    app = create_app(calib, extra_routes=extra, settings=ServiceSettings(
         max_age=max_age, payload_cache_bytes=payload_cache_mb * 2**20))
     sock = _bind(host, port)
     real_host, real_port = sock.getsockname()[:2]

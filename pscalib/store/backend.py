@@ -137,6 +137,14 @@ class Backend:
     def versions(self, ctype: str, tsbegin: int, tsend: int) -> List[int]:
         raise NotImplementedError
 
+    def versions_by_range(self, ctype: str) -> Dict[Tuple[int, int], List[int]]:
+        """``{(tsbegin, tsend): sorted version numbers}`` of every range of ``ctype``: one
+        call for overviews of many ranges (backends may read it faster than range by
+        range)."""
+        tab = self.range_table(ctype)
+        return {(b, e): self.versions(ctype, b, e)
+                for b, e in zip(tab.tsbegin.tolist(), tab.tsend.tolist())}
+
     def version_info(self, key: Key) -> VersionInfo:
         raise NotImplementedError
 
