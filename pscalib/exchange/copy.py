@@ -25,6 +25,7 @@ from ..paths import store_file_in
 from ..store import DCStore
 from ..store import layout as L
 from ..store import payindex
+from ..store.heapcheck import check_file
 from ..store.native import NativeBackend
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
 from ..txn.atomic import copy_file, os_error
@@ -180,6 +181,7 @@ def copy_store(src: Union[str, Path, DCStore], dest: Union[str, Path], *,
             raise StoreExistsError(f"{out} was created by another process; use 'dcs merge'")
         try:
             copy_file(src_path, txn.tmp)
+            check_file(txn.tmp, name=src_path)  # HDF5 would hang on a damaged string heap
         except OSError as exc:
             raise os_error(exc, "copy", src_path) from None
         with h5py.File(txn.tmp, "r+", locking=False) as f:

@@ -23,7 +23,7 @@ from ..txn.transaction import FileTransaction, check_free_space
 from . import layout as L
 from .backend import Backend, RangeTable
 from .dcbase import DCBase
-from .heapcheck import check_head
+from .heapcheck import check_file, check_head
 from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
 from .native import H5_ERRORS, NativeBackend, is_native, store_error
 from .fastread import open_readonly
@@ -297,6 +297,7 @@ class DCStore(DCBase):
         f = None
         try:
             try:
+                check_file(txn.tmp, name=self.path)  # a damaged string heap would hang HDF5 while writing
                 f = _open_copy(txn.tmp)
             except OSError as exc:
                 raise os_error(exc, "open a copy of", self.path) from None
