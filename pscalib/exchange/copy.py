@@ -25,6 +25,7 @@ from ..paths import store_file_in
 from ..store import DCStore
 from ..store import layout as L
 from ..store import payindex
+from ..store import safety
 from ..store.heapcheck import check_file
 from ..store.native import NativeBackend
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
@@ -185,6 +186,7 @@ def copy_store(src: Union[str, Path, DCStore], dest: Union[str, Path], *,
         except OSError as exc:
             raise os_error(exc, "copy", src_path) from None
         with h5py.File(txn.tmp, "r+", locking=False) as f:
+            safety.check_file(f, src_path)  # the copy must not keep references to other files
             be = NativeBackend(f)
             _prune(be, ctypes, b, e, defaults_only, res)
             payindex.rebuild(f)

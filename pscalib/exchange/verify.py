@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import CorruptStoreError, PscalibError, StoreNotFoundError
 from ..names import validate_ctype, validate_detname, validate_parkey
 from ..store import layout as L
+from ..store import safety
 from ..store.heapcheck import check_file
 from ..store.history import HISTORY_DTYPE, read_history
 from ..store.native import INDEX_DTYPE
@@ -405,6 +406,14 @@ def verify(store: Union[str, Path, Any], *, checksums: bool = True,
         rep.add("/", f"cannot be opened as an HDF5 file: {exc}")
         return rep
     try:
+        unsafe = safety.scan_file(f)  # before anything is read: links, external storage
+        for where, problem in unsafe:
+            rep.add(where, f"{problem}; the store format never uses this (damaged or crafted "
+                           f"file) - nothing was read through it")
+        if unsafe:
+            rep.notes.append("the other checks were skipped: reading the file could read "
+                             "other files or allocate what the file claims")
+            return rep
         chk = _Checker(f, rep, checksums)
         try:
             chk.root()
