@@ -27,6 +27,7 @@ from .heapcheck import check_file, check_head
 from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
 from .native import H5_ERRORS, NativeBackend, is_native, store_error
 from .fastread import open_readonly
+from .safety import file_identity, stat_identity
 from . import payindex
 from .payload import Payload, checksum, normalize_payload, payloads_equal
 from .selection import RangeIndex
@@ -202,11 +203,10 @@ class DCStore(DCBase):
 
     def _open_reader(self) -> None:
         self._backend = open_backend(self.path)
-        try:
-            st = os.stat(self.path)
-            self._stat = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            self._stat = None
+        # the file opened, by its descriptor: a stat of the path after the open may see
+        # a newer file renamed over it meanwhile, and refresh() would then miss that commit
+        f = getattr(self._backend, "f", None)
+        self._stat = file_identity(f) if f is not None else None
         self._tables.clear()
 
     def refresh(self) -> bool:
@@ -218,8 +218,7 @@ class DCStore(DCBase):
         if self._txn is not None:
             return False
         try:
-            st = os.stat(self.path)
-            now = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            now = stat_identity(os.stat(self.path))
         except OSError:
             now = None
         if now == self._stat:

@@ -31,7 +31,7 @@ from h5py import h5d, h5l, h5o
 from ..errors import CorruptStoreError
 
 __all__ = ["check_links", "check_dataset", "dataset_problem", "scan_file", "check_file",
-           "file_identity", "known_safe",
+           "file_identity", "stat_identity", "known_safe",
            "MAX_RATIO"]
 
 #: Largest plausible ratio of claimed to stored bytes of a filtered (compressed) chunked
@@ -67,9 +67,13 @@ def file_identity(f: h5py.File) -> Optional[Tuple[int, ...]]:
     """``(dev, inode, size, mtime_ns, ctime_ns)`` of the file ``f`` has open, from its
     descriptor (not its path, which may name another file by now); None if unknown."""
     try:
-        st = os.fstat(f.id.get_vfd_handle())
+        return stat_identity(os.fstat(f.id.get_vfd_handle()))
     except (OSError, ValueError, TypeError, RuntimeError):
         return None
+
+
+def stat_identity(st: os.stat_result) -> Tuple[int, ...]:
+    """The identity :func:`file_identity` gives, from a stat result."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
