@@ -15,14 +15,13 @@ with what calibration experts meet every day:
 * several versions with a default that is **not** the latest (pedestals v0002 was added
   with ``make_default=False``, "under review");
 * dictpars at store, ctype and version level (run, experiment, gain mode, units ...);
-* when :mod:`pscalib.aliases` is available, an alias ``mfx_epix`` for the epix10ka store.
+* an alias ``mfx_epix`` for the epix10ka store.
 
 Arrays come from a fixed random seed, so every demo directory holds the same constants
 (about 11 MB on disk). Nothing outside ``<dir>`` is touched.
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .aliases import add_alias
 from .errors import InvalidInputError, StoreExistsError
 from .store import DCStore
 from .timestamps import format_ns, to_ns
@@ -230,10 +230,7 @@ def build_demo(directory: PathLike,
 
 
 def _add_alias(root: Path) -> Optional[str]:
-    """Create the demo alias with :mod:`pscalib.aliases` when that module exists."""
-    if importlib.util.find_spec("pscalib.aliases") is None:
-        return None
-    from .aliases import add_alias
+    """Create the demo alias."""
     add_alias(root, ALIAS, EPIX, "2024-01-01T00:00:00Z")
     return ALIAS
 
@@ -245,18 +242,18 @@ def read_back(info: DemoInfo) -> List[str]:
         for label in ("jan", "overlap"):
             t = info.times[label]
             ver = cs.version_at("pedestals", t)
-            arr = ver.calib()
+            arr = np.asarray(ver.calib())
             lines.append(f"{EPIX} pedestals at {format_ns(to_ns(t))}: {arr.dtype} "
                          f"{arr.shape} mean {float(arr.mean()):.1f} from "
                          f"{ver.rangeobj().range()}/v{ver.version():04d}")
-        v2 = cs.get("pedestals", info.times["jan"], 2)
+        v2 = np.asarray(cs.get("pedestals", info.times["jan"], 2))
+        v1 = np.asarray(cs.pedestals(info.times["jan"]))
         lines.append(f"{EPIX} pedestals v0002 (not the default) differs from the default by "
-                     f"{float(np.abs(v2 - cs.pedestals(info.times['jan'])).mean()):.2f} ADU "
-                     f"on average")
+                     f"{float(np.abs(v2 - v1).mean()):.2f} ADU on average")
     with DCStore(info.stores[JUNGFRAU]) as cs:
         for label in ("jan", "now"):
             t = info.times[label]
-            geo = cs.geometry(t)
+            geo = str(cs.geometry(t))
             ip = next((ln.split() for ln in geo.splitlines() if ln.strip().startswith("IP")),
                       None)
             lines.append(f"{JUNGFRAU} geometry at {format_ns(to_ns(t))}: "

@@ -13,23 +13,24 @@ Conventions shared with the other command modules (see docs/cli.rst):
 """
 from __future__ import annotations
 
-import os
+import io
 import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, overload
 
 import click
 import numpy as np
 
+from ..config import env_value, load_config
+from ..demo import DEMO_STEPS, build_demo, read_back
 from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
                       PscalibError, StoreNotFoundError)
 from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, parse_ndarrio,
                        read_file_bytes, write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
-from ..store.layout import version_name
-from ..store.native import h5path
+from ..store.layout import h5path, version_name
 from ..timestamps import format_ns
 from .app import cli
 from .common import OptionalTimeParam, TimeParam, echo_json, open_store, progress
@@ -42,12 +43,24 @@ _FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$|^[+-]?(nan|i
 
 
 # ---------------------------------------------------------------- small helpers
-def _human_bytes(n: int) -> str:
+def _human_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000.0
     return f"{n:.1f} TB"  # pragma: no cover
+
+
+@overload
+def _t(ns: int) -> Tuple[int, int]: ...  # noqa: E704
+
+
+@overload
+def _t(ns: None) -> None: ...  # noqa: E704
+
+
+@overload
+def _t(ns: Optional[int]) -> Optional[Tuple[int, int]]: ...  # noqa: E704
 
 
 def _t(ns: Optional[int]) -> Optional[Tuple[int, int]]:
@@ -110,25 +123,24 @@ def _resolve_obj(cs: DCStore, path: Optional[str]) -> DCBase:
     if len(parts) > 3:
         raise InvalidInputError(f"object path {path!r} has too many parts; use "
                                 f"CTYPE[/RANGE[/VERSION]], e.g. pedestals/<range>/v0002")
-    obj: DCBase = cs.ctypeobj(parts[0])
-    if len(parts) > 1:
-        obj = obj.rangeobj(parts[1])  # type: ignore[union-attr]
-    if len(parts) > 2:
-        obj = obj.versobj(parts[2])  # type: ignore[union-attr]
-    return obj
+    t = cs.ctypeobj(parts[0])
+    if len(parts) == 1:
+        return t
+    r = t.rangeobj(parts[1])
+    return r if len(parts) == 2 else r.versobj(parts[2])
 
 
 # ---------------------------------------------------------------- completion
 def _detnames() -> List[str]:
     dirs: List[Path] = []
     try:
-        from ..config import load_config
         cfg = load_config()
         dirs = [d for d in (cfg.calib_dir(k) for k in cfg.search_order) if d is not None]
     except Exception:  # completion must never fail; fall back to the repository variable
-        if os.environ.get("PSCALIB_REPOSITORY"):
-            dirs = [Path(os.environ["PSCALIB_REPOSITORY"])]
-    names = set()
+        repo = env_value("PSCALIB_REPOSITORY")
+        if repo:
+            dirs = [Path(repo)]
+    names: set = set()
     for d in dirs:
         try:
             names.update(p.name[:-3] for p in Path(d).glob("*/*.h5"))
@@ -198,7 +210,7 @@ def complete_objpath(ctx, param, incomplete: str):
         return []
 
 
-_STORE_ARG = dict(shell_complete=complete_store)
+_STORE_ARG: Dict[str, Any] = dict(shell_complete=complete_store)
 _JSON_OPT = click.option("--json", "as_json", is_flag=True,
                          help="Print JSON (schema in docs/cli.rst) instead of text.")
 
@@ -218,7 +230,6 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
         if not is_npy:
             raise InvalidPayloadError(f"{path} has the .npy extension but is not a NumPy "
                                       f".npy file")
-        import io
         try:
             arr = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
@@ -556,9 +567,8 @@ def delete_cmd(store: str, ctype: str, rng: Optional[str], vers: Optional[str],
         t = cs.ctypeobj(ctype)
         obj: DCBase = t
         if rng is not None:
-            obj = t.rangeobj(rng)
-            if vers is not None:
-                obj = obj.versobj(vers)  # type: ignore[union-attr]
+            r = t.rangeobj(rng)
+            obj = r if vers is None else r.versobj(vers)
         nr, nv = _count_versions(obj)
         what = {DCType: f"calibration type {ctype!r} with {nr} range(s) and {nv} version(s)",
                 DCRange: f"range {object_path(obj)} with {nv} version(s)",
@@ -568,8 +578,8 @@ def delete_cmd(store: str, ctype: str, rng: Optional[str], vers: Optional[str],
             cs.del_ctype(ctype)
         elif isinstance(obj, DCRange):
             t.del_range(obj.range())
-        else:
-            obj.rangeobj().del_version(obj.version())  # type: ignore[union-attr]
+        elif isinstance(obj, DCVersion):
+            obj.rangeobj().del_version(obj.version())
     click.echo(f"deleted {what}")
 
 
@@ -613,13 +623,13 @@ def par_cmd(store: str, words: Tuple[str, ...], as_json: bool) -> None:
       dcs par cspad-0001 pedestals set units=ADU gain=1.5
       dcs par cspad-0001 pedestals/20240501T000000Z_end/v0002 del reviewed
     """
-    words = list(words)
     action_at = next((i for i, w in enumerate(words) if w in ("set", "del")), None)
+    items: Tuple[str, ...]
     if action_at is None:
         if len(words) > 1:
             raise click.UsageError(f"expected [PATH] set K=V... or [PATH] del K..., got "
                                    f"{' '.join(words)!r}")
-        path, action, items = (words[0] if words else None), None, []
+        path, action, items = (words[0] if words else None), None, ()
     else:
         if action_at > 1:
             raise click.UsageError(f"only one PATH may come before {words[action_at]!r}")
@@ -714,7 +724,6 @@ def demo_cmd(directory: Optional[Path], as_json: bool) -> None:
       dcs demo                  (into a fresh temporary directory)
       dcs demo ./demo-calib
     """
-    from ..demo import DEMO_STEPS, build_demo, read_back
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="pscalib-demo-"))
     with progress(range(len(DEMO_STEPS)), len(DEMO_STEPS), "building demo") as bar:

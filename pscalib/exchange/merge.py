@@ -232,19 +232,17 @@ class _Planner:
 
 
 def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None:
-    be = store._writer()
+    w = store.writer()
     vmap: Dict[tuple, int] = {}  # source version key -> number in the destination
     for s in steps:
         if not s.changes_dest:
             continue
         if s.action == "add_ctype":
-            store._ensure_ctype(s.key[0])
-            be.append_history((), "merge", f"add_ctype {s.key[0]} from {origin}")
+            w.ensure_ctype(s.key[0])
+            w.append_history((), "merge", f"add_ctype {s.key[0]} from {origin}")
         elif s.action == "add_range":
-            store._ensure_ctype(s.key[0])
-            be.create_range(*s.key)
-            be.append_history((s.key[0],), "add_range", f"{L.range_name(*s.key[1:])} - "
-                              f"merged from {origin}")
+            ctype, b, e = s.key
+            w.add_range(ctype, b, e, comment=f"merged from {origin}")
         elif s.action in ("add_version", "conflict_version"):
             key = s.key
             payload = src.payload(key)
@@ -257,25 +255,23 @@ def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None
             note = (f"merged from {origin} {L.version_name(key[3])}"
                     + (" (renumbered: the destination has a different version with that "
                        "number)" if new_v is None else ""))
-            ver = store._add_version(key[0], payload, key[1], key[2], info.tsprod, sha,
-                                     src.dictpars(key), note, False, new_v, force=True)
+            ver = w.add_version(key[0], payload, key[1], key[2], info.tsprod, sha,
+                                src.dictpars(key), note, False, new_v, force=True)
             vmap[key] = ver.version()
         elif s.action in ("set_par", "conflict_par"):
             k, v = s.value
             target = s.key
             if len(target) == 4 and target in vmap:
                 target = target[:3] + (vmap[target],)
-            be.set_par(target, k, v)
-            be.append_history(target, "merge", f"set {k}={v!r} from {origin}")
+            w.set_par(target, k, v)
+            w.append_history(target, "merge", f"set {k}={v!r} from {origin}")
         elif s.action in ("set_default", "conflict_default"):
             rkey = s.key
             new = vmap.get(rkey + (s.value,), s.value)
-            old = store._default_in(be.range_table(rkey[0]), rkey[1], rkey[2])
+            old = w.default_of(*rkey)
             if new != old:
-                be.set_default(*rkey, new)
-                be.append_history(rkey, "merge", f"default v{old:04d} -> v{new:04d} from "
-                                  f"{origin}")
-        store._tables.pop(s.key[0] if s.key else "", None)
+                w.set_default(rkey[0], rkey[1], rkey[2], new, action="merge",
+                              record=f"default v{old:04d} -> v{new:04d} from {origin}")
 
 
 def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore], *,
@@ -338,12 +334,12 @@ def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore]
                 rep.steps = _Planner(s.backend, d.backend, prefer, renumber).plan(ctypes)
                 if not rep.changes:
                     if rep.unresolved:  # record that a merge was tried and what blocked it
-                        d.backend.append_history((), "merge", _summary(rep, origin))
+                        d.writer().append_history((), "merge", _summary(rep, origin))
                     else:
                         raise _NothingToDo()
                 else:
                     _apply(d, s.backend, rep.steps, origin)
-                    d.backend.append_history((), "merge", _summary(rep, origin))
+                    d.writer().append_history((), "merge", _summary(rep, origin))
             return rep
         except _NothingToDo:
             return rep

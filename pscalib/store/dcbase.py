@@ -65,7 +65,7 @@ class DCBase:
             return
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             for k, v in pars.items():
                 be.set_par(self._key, k, v)
@@ -77,7 +77,7 @@ class DCBase:
         validate_parkey(key)
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             pars = be.dictpars(self._key)
             if key not in pars:
@@ -89,7 +89,7 @@ class DCBase:
         """Delete every parameter (one history record)."""
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             pars = be.dictpars(self._key)
             for k in pars:
@@ -127,7 +127,7 @@ class DCBase:
         st = self._store
         with st.transaction():
             self._require_exists()
-            return st._writer().append_history(self._key, action, record)
+            return st.writer().append_history(self._key, action, record)
 
     # ------------------------------------------------------------------ helpers
     def _require_exists(self) -> None:
@@ -137,8 +137,8 @@ class DCBase:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return (type(self) is type(other) and self._store is other._store  # type: ignore
-                and self._key == other._key)  # type: ignore
+        return (isinstance(other, DCBase) and type(self) is type(other)
+                and self._store is other._store and self._key == other._key)
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, id(self._store), self._key))

@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Union
 
-from ..errors import StoreIOError, StorePermissionError
+from ..errors import PscalibError, StoreIOError, StorePermissionError
 
 __all__ = ["TMP_MARK", "tmp_path_for", "copy_file", "copy_progress", "fsync_file", "fsync_dir",
            "atomic_replace", "cleanup_leftovers", "os_error"]
@@ -22,7 +22,7 @@ _FICLONE = 0x40049409  # ioctl request number of FICLONE on Linux (btrfs, xfs re
 PathLike = Union[str, Path]
 
 
-def os_error(exc: OSError, action: str, path: PathLike) -> Exception:
+def os_error(exc: OSError, action: str, path: PathLike) -> PscalibError:
     """Map an OSError during a write to a pscalib error that says what to do."""
     if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StorePermissionError(
@@ -154,7 +154,7 @@ def cleanup_leftovers(path: PathLike, log: Optional[Callable[[str], None]] = Non
     never renamed, so they can never shadow or replace a newer file.
     """
     p = Path(path)
-    removed = []
+    removed: List[Path] = []
     prefix = f".{p.name}{TMP_MARK}"
     try:
         entries = list(os.scandir(p.parent))
