@@ -19,6 +19,7 @@ from ..names import validate_ctype, validate_detname, validate_parkey
 from . import layout as L
 from . import safety
 from .layout import INDEX_DTYPE
+from .fastread import open_readonly
 from .heapcheck import check_file
 from .history import HISTORY_DTYPE, read_history
 from .payindex import PAYINDEX_DTYPE, keys_of
@@ -342,7 +343,7 @@ def check_native_file(path: Path, rep: VerifyReport, checksums: bool = True) -> 
     """Add every problem of the native store file ``path`` to ``rep`` (read-only)."""
     try:
         check_file(path)  # a damaged string heap would hang HDF5 in the walk below
-        f = h5py.File(path, "r", locking=False)
+        f = open_readonly(path)  # locking flags matching any other open of the file
     except CorruptStoreError as exc:
         rep.add("/", str(exc))
         return
