@@ -51,7 +51,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import (BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
                     Tuple, Union)
@@ -59,6 +58,8 @@ from typing import (BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping,
 import numpy as np
 
 from .errors import InvalidInputError, InvalidPayloadError, StoreIOError
+from .txn.atomic import tmp_path_for
+from .txn.leftovers import remove_dead_tmp
 
 __all__ = ["PSANA_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio", "save_ndarrio",
            "ndarrio_lines", "ndarrio_line_count", "write_text_atomic", "write_file_atomic",
@@ -395,8 +396,10 @@ def write_file_atomic(path: PathLike, write: Callable[[BinaryIO], None]) -> None
     """
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
+    remove_dead_tmp(parent)  # of a killed earlier write (dcs get -o): nothing else would
+    tmp = tmp_path_for(p)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise StoreIOError(f"cannot write {p}: {exc.strerror or exc}") from None
     try:
