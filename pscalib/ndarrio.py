@@ -213,7 +213,7 @@ def parse_ndarrio(text: str, source: str = "<text>") -> Tuple[np.ndarray, Dict[s
             dtype = dtype_from_name(dtype_name[1])
         except InvalidPayloadError as exc:
             raise _fail(source, dtype_name[0], str(exc)) from None
-    if not rows:
+    if not rows and (ndim is None or 0 not in [d for _, d in dims.values()]):
         raise _fail(source, None, "no values found (only header lines or an empty file)")
     shape = _shape(rows, ndim, dims, source)
     tokens = [t for _, toks in rows for t in toks]
@@ -267,7 +267,8 @@ def format_ndarrio(arr: np.ndarray, header: Optional[Mapping[str, object]] = Non
     Raises
     ------
     InvalidPayloadError
-        For dtypes without an exact text form (complex, float16, objects ...) or an empty array.
+        For dtypes without an exact text form (complex, float16, objects ...). An empty array
+        is its header alone (a DIM:n of 0, no value lines).
     InvalidInputError
         For header keys that contain white space, are DTYPE/NDIM/DIM:n, or values with
         line breaks.
@@ -292,7 +293,8 @@ def ndarrio_lines(arr: np.ndarray, header: Optional[Mapping[str, object]] = None
     Raises
     ------
     InvalidPayloadError
-        For dtypes without an exact text form (complex, float16, objects ...) or an empty array.
+        For dtypes without an exact text form (complex, float16, objects ...). An empty array
+        is its header alone (a DIM:n of 0, no value lines).
     InvalidInputError
         For header keys that contain white space, are DTYPE/NDIM/DIM:n, or values with
         line breaks.
@@ -303,8 +305,6 @@ def ndarrio_lines(arr: np.ndarray, header: Optional[Mapping[str, object]] = None
 
 def _header_lines(arr: np.ndarray, header: Optional[Mapping[str, object]]) -> List[str]:
     name = psana_dtype_name(arr.dtype)
-    if arr.size == 0:
-        raise InvalidPayloadError(f"cannot write an empty array (shape {arr.shape})")
     lines: List[str] = []
     for key, value in (header or {}).items():
         key = str(key)
@@ -334,6 +334,8 @@ def _lines_gen(arr: np.ndarray, lines: List[str]) -> Iterator[str]:
         fmt = str
     else:
         fmt = str
+    if data.size == 0:
+        return  # the header says it all: some DIM:n is 0
     rows = data.reshape(1, -1) if data.ndim < 2 else data.reshape(-1, data.shape[-1])
     for row in rows:
         yield _format_row(row.tolist(), fmt) + "\n"

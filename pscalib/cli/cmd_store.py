@@ -225,6 +225,9 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
     ``kind='array'`` forces an array (.npy or NDArrIO), ``kind='text'`` forces text.
     """
     raw = read_file_bytes(path)
+    if kind != "text" and not raw.strip():
+        raise InvalidPayloadError(f"{path} is {'empty' if not raw else 'only white space'}; "
+                                  f"give --text to store it as text constants anyway")
     is_npy = raw.startswith(NPY_MAGIC)
     if kind != "text" and (is_npy or path.suffix.lower() == ".npy"):
         if not is_npy:
