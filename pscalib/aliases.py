@@ -326,20 +326,34 @@ def _update(path: Path, change: Callable[[AliasFile], str], action: str,
     """Lock ``path``, apply ``change`` (returns the history text), record it, write."""
     if not path.parent.is_dir():
         make_dirs(path.parent, config=cfg)
+    # one lock over every alias file of the calib directory (<calib>/.aliases.lock): the
+    # uniqueness of an alias across the dettypes' files is checked and written under it
+    calib_lock = StoreLock(path.parent.parent / "aliases", lock_timeout)
+    # a symlinked alias file is changed through its link, like a store (stays a link)
+    real = Path(os.path.realpath(path))
     try:
-        lock = StoreLock(path, lock_timeout).acquire()
+        calib_lock.acquire()
     except PermissionError:
         raise permission_error("lock", path, cfg) from None
     try:
-        cleanup_leftovers(path)
+        lock = StoreLock(real, lock_timeout).acquire()
+    except PermissionError:
+        calib_lock.release()
+        raise permission_error("lock", path, cfg) from None
+    except BaseException:
+        calib_lock.release()
+        raise
+    try:
+        cleanup_leftovers(real)
         af = AliasFile.load(path)
         what = change(af)
         af.history.append(AliasChange(now_ns(), _token(whoami()), _token(hostname()),
                                       action, what))
-        _write(path, af.render(), cfg)
+        _write(real, af.render(), cfg)
         return af
     finally:
         lock.release()
+        calib_lock.release()
 
 
 def _time_or_none(value: Optional[TimeLike]) -> Optional[int]:
