@@ -68,12 +68,21 @@ class VerifyReport:
                 "problems": [asdict(p) for p in self.problems]}
 
     def format(self) -> str:
+        parts = [_count(v, k) for k, v in self.counts.items()]
+        found = (f"{_count(len(self.errors), 'errors')}, "
+                 f"{_count(len(self.problems) - len(self.errors), 'warnings')}")
         head = (f"{self.file}: {'OK' if self.ok else 'FAILED'} ("
-                + ", ".join(f"{v} {k}" for k, v in self.counts.items())
-                + f"; {len(self.errors)} errors, {len(self.problems) - len(self.errors)} "
-                  f"warnings)")
+                + (", ".join(parts) + "; " if parts else "") + found + ")")
         return "\n".join([head] + [f"  {p}" for p in self.problems]
                          + [f"  note: {n}" for n in self.notes])
+
+
+def _count(n: int, plural: str) -> str:
+    """``'1 ctype'``, ``'2 ctypes'``, ``'1 payload read'`` (the plural names a count)."""
+    word, _, rest = plural.partition(" ")
+    if n == 1 and word.endswith("s"):
+        word = word[:-1]
+    return f"{n} {word}{' ' + rest if rest else ''}"
 
 
 def _s(x: Any) -> str:

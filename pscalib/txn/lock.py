@@ -65,8 +65,9 @@ def default_lock_timeout() -> float:
         except ValueError:
             raise LockUnavailableError(
                 f"PSCALIB_LOCK_TIMEOUT={raw!r} is not a number of seconds") from None
-        if val < 0:
-            raise LockUnavailableError(f"PSCALIB_LOCK_TIMEOUT={raw!r} must be >= 0")
+        if not val >= 0 or val == float("inf"):  # NaN fails >= as well
+            raise LockUnavailableError(f"PSCALIB_LOCK_TIMEOUT={raw!r} must be a finite number "
+                                       f"of seconds >= 0")
         return val
     return DEFAULT_LOCK_TIMEOUT
 
