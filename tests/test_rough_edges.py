@@ -86,3 +86,45 @@ def test_history_escapes_control_characters(store, tmp_path):
 def test_docstring_says_what_none_does():
     assert "search order" in DCStore.__doc__ and "workspace, then the repository" in " ".join(
         DCStore.__doc__.split())
+
+
+def test_lock_timeout_names_the_holder(store, tmp_path):
+    import sys
+    import textwrap
+    code = textwrap.dedent(f"""
+        import time
+        from pscalib import DCStore
+        cs = DCStore({str(store)!r}, mode="a")
+        with cs.transaction():
+            print("HOLDING", flush=True)
+            time.sleep(30)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HOLDING"
+        r = _dcs(["par", str(store), "set", "k=1"], tmp_path, PSCALIB_LOCK_TIMEOUT="0.5")
+        assert r.returncode == 1
+        assert f"pid {holder.pid} on host" in r.stderr and "user" in r.stderr, r.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_write_commands_json_and_reasons(store, tmp_path):
+    import json
+    rng = "20240101T000000Z_end"
+    np.save(tmp_path / "x.npy", np.full(4, 7.0))
+    r = _dcs(["add", str(store), "pedestals", "x.npy", "-b", T0, "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["version"] == 3 and doc["default"] and not doc["unchanged"]
+    r = _dcs(["set-default", str(store), "pedestals", "1", "--range", rng, "-m",
+              "v3 was bad", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["default"] == 1
+    r = _dcs(["delete", str(store), "pedestals", "--range", rng, "--version", "3", "--yes",
+              "-m", "bad calibration run", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["deleted"] == f"pedestals/{rng}/v0003"
+    r = _dcs(["history", str(store), "-r"], tmp_path)
+    assert "v3 was bad" in r.stdout and "bad calibration run" in r.stdout
