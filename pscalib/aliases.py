@@ -19,6 +19,7 @@ changes nothing. Comments and blank lines written by hand are kept.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
