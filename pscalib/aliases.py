@@ -1,5 +1,8 @@
 """Alias files: human-readable, time-dependent names for detectors.
 
+(This module is longer than 500 lines because the file format, its parser and the locked
+writers belong together; the lookups at its end are the part that could move out.)
+
 Each ``<calib>/<dettype>/aliases.txt`` holds one record per line::
 
     # alias             detname      begin                      end

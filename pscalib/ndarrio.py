@@ -1,5 +1,9 @@
 """Read and write NDArrIO text files of calibration arrays, as psana's own code does.
 
+(This module is longer than 500 lines because reading accepts every variant psana writes or
+reads - header forms, dtype names, headerless tables - and they share one header model; the
+file helpers at its end are the part that could move out.)
+
 The format is plain text: ``#`` header lines, then whitespace-separated numbers, one row of
 the last axis per line. pscalib reads every variant psana writes or reads:
 

@@ -1,5 +1,8 @@
 """Import psana1 text calibration directories into native stores (``dcs import-calibdir``).
 
+(This module is longer than 500 lines because it reproduces psana1's file-finding rules,
+the run table and the undo of a failed import in one place, next to their documentation.)
+
 Layout read::
 
     <calib>/<Group>::CalibV1/<DAQ source>/<ctype>/<run_begin>-<run_end|end>.data
