@@ -61,10 +61,13 @@ _EXPERIMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 _INSTRUMENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 
-def parse_mode(value: Union[str, int, None], what: str) -> Optional[int]:
+def parse_mode(value: Union[str, int, None], what: str,
+               kind: Optional[str] = None) -> Optional[int]:
     """Parse permission bits given as an int or an octal string (``'0664'``, ``'2775'``).
 
     ``what`` names the setting in the error message. None or ``''`` gives None (use umask).
+    ``kind`` ``'file'``: no setuid/setgid/sticky bits and the owner may read and write;
+    ``'dir'``: no setuid bit and the owner may list, enter and write (0700).
     """
     if value is None or value == "":
         return None
@@ -82,6 +85,14 @@ def parse_mode(value: Union[str, int, None], what: str) -> Optional[int]:
         mode = int(text, 8)
     if not 0 <= mode <= 0o7777:
         raise InvalidInputError(f"{what}={oct(mode)} is outside 0..07777")
+    if kind == "file" and (mode & 0o7000 or mode & 0o600 != 0o600):
+        raise InvalidInputError(
+            f"{what}={mode:04o} is not a mode for store and alias files: they need owner "
+            f"read and write (0600) and no setuid/setgid/sticky bits; use e.g. 0664")
+    if kind == "dir" and (mode & 0o4000 or mode & 0o700 != 0o700):
+        raise InvalidInputError(
+            f"{what}={mode:04o} is not a mode for calib directories: they need owner "
+            f"read, write and search (0700) and no setuid bit; use e.g. 2775")
     return mode
 
 
@@ -228,8 +239,8 @@ def load_config(*, repository: Optional[PathLike] = None,
         experiment_root=Path(root).expanduser() if root is not None else None,
         instrument=instrument_name, experiment=experiment_name,
         search_order=_search_order(order, what("search_order", "PSCALIB_SEARCH_ORDER")),
-        file_mode=parse_mode(fmode, what("file_mode", "PSCALIB_FILE_MODE")),
-        dir_mode=parse_mode(dmode, what("dir_mode", "PSCALIB_DIR_MODE")),
+        file_mode=parse_mode(fmode, what("file_mode", "PSCALIB_FILE_MODE"), "file"),
+        dir_mode=parse_mode(dmode, what("dir_mode", "PSCALIB_DIR_MODE"), "dir"),
         sources=src)
 
 
@@ -246,7 +257,7 @@ def env_value(name: str, env: Optional[Mapping[str, str]] = None) -> Optional[st
 
 def env_file_mode() -> Optional[int]:
     """``PSCALIB_FILE_MODE`` parsed (None if unset); read only when a file is created."""
-    return parse_mode(env_value("PSCALIB_FILE_MODE"), "PSCALIB_FILE_MODE")
+    return parse_mode(env_value("PSCALIB_FILE_MODE"), "PSCALIB_FILE_MODE", "file")
 
 
 def debug_enabled(args: Optional[list] = None) -> bool:

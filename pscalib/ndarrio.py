@@ -81,6 +81,7 @@ import numpy as np
 from .errors import InvalidInputError, InvalidPayloadError, StoreIOError
 from .psana_shapes import headerless_layout, shape_for_count
 from .txn import atomic
+from .txn.leftovers import remove_dead_tmp
 
 __all__ = ["PSANA_DTYPES", "CXX_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio",
            "save_ndarrio", "ndarrio_lines", "ndarrio_line_count", "write_text_atomic",
@@ -372,7 +373,7 @@ def parse_ndarrio(text: str, source: str = "<text>", *, dettype: Optional[str] =
         rows.append((lineno, stripped.split()))
     file_dtype = hdr.dtype(source)
     file_shape = hdr.shape(source)
-    if not rows:
+    if not rows and (file_shape is None or 0 not in file_shape):  # an empty array: header
         raise _fail(source, None, "no values found (only header lines or an empty file)")
     want_dtype = None if dtype is None else (
         dtype if isinstance(dtype, np.dtype) else dtype_from_name(str(dtype)))
@@ -438,7 +439,8 @@ def format_ndarrio(arr: np.ndarray, header: Optional[Mapping[str, object]] = Non
     Raises
     ------
     InvalidPayloadError
-        For dtypes without an exact text form (complex, float16, objects ...) or an empty array.
+        For dtypes without an exact text form (complex, float16, objects ...). An empty array
+        is its header alone (a DIM:n of 0, no value lines).
     InvalidInputError
         For header keys that contain white space, describe the array (DTYPE, DATATYPE, NDIM,
         SHAPE, DIM:n, Metadata), or values with line breaks.
@@ -474,8 +476,6 @@ def ndarrio_lines(arr: np.ndarray, header: Optional[Mapping[str, object]] = None
 
 def _header_lines(arr: np.ndarray, header: Optional[Mapping[str, object]]) -> List[str]:
     name = psana_dtype_name(arr.dtype)
-    if arr.size == 0:
-        raise InvalidPayloadError(f"cannot write an empty array (shape {arr.shape})")
     lines: List[str] = []
     for key, value in (header or {}).items():
         key = str(key)
@@ -513,6 +513,8 @@ def _lines_gen(arr: np.ndarray, lines: List[str]) -> Iterator[str]:
         fmt = str
     else:
         fmt = str
+    if data.size == 0:
+        return  # the header says it all: some DIM:n is 0
     rows = data.reshape(1, -1) if data.ndim < 2 else data.reshape(-1, data.shape[-1])
     for row in rows:
         yield _format_row(row.tolist(), fmt) + "\n"
@@ -577,6 +579,7 @@ def write_file_atomic(path: PathLike, write: Callable[[BinaryIO], None]) -> None
     StoreIOError.
     """
     p = Path(path)
+    remove_dead_tmp(p.parent if str(p.parent) else Path("."))  # of a killed earlier write
     try:
         atomic.write_file_atomic(p, write)
     except OSError as exc:
@@ -634,8 +637,13 @@ def payload_from_bytes(raw: bytes, source: str, kind: str = "auto",
     is an array; anything else must be UTF-8 text, read as an NDArrIO array when it looks
     like one and as text constants otherwise. ``'array'`` forces an array, ``'text'`` text.
     Errors name ``source``. ``hints`` (``dettype``, ``ctype``, ``shape``, ``dtype``) give
-    NDArrIO content without a shape/dtype header theirs (:func:`parse_ndarrio`).
+    NDArrIO content without a shape/dtype header theirs (:func:`parse_ndarrio`). Empty or
+    white-space-only content is refused unless ``kind='text'`` (almost always a failed
+    export upstream, not constants).
     """
+    if kind != "text" and not raw.strip():
+        raise InvalidPayloadError(f"{source} is {'empty' if not raw else 'only white space'}; "
+                                  f"give --text to store it as text constants anyway")
     is_npy = raw.startswith(NPY_MAGIC)
     if kind != "text" and (is_npy or source.lower().endswith(".npy")):
         if not is_npy:

@@ -366,6 +366,12 @@ def merged_history(top: DCBase, recursive: bool = True) -> List[Tuple[str, Any]]
     return [(p, r) for _, _, p, r in recs]
 
 
+def _printable(text: str) -> str:
+    """Control characters (BEL, CR, ESC, ...) of a record escaped: a record is one line on a
+    terminal and cannot move the cursor or ring."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 @cli.command("history")
 @click.argument("store", **STORE_ARG)
 @click.argument("path", required=False, default=None, shell_complete=complete_objpath)
@@ -394,7 +400,7 @@ def history_cmd(store: str, path: Optional[str], recursive: bool, at,
         return
     for p, r in recs:
         prefix = f"[{p or '/'}] " if recursive else ""
-        click.echo(prefix + r.format())
+        click.echo(prefix + _printable(r.format()))
 
 
 # ---------------------------------------------------------------- demo

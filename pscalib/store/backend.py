@@ -198,6 +198,11 @@ class WritableBackend(Backend):
         :class:`~pscalib.store.nativecheck.VerifyReport`); never changes the file."""
         raise NotImplementedError
 
+    def check_safe(self, name: Any) -> None:
+        """Raise CorruptStoreError if the file refers to data outside itself or claims sizes
+        it cannot hold (:mod:`pscalib.store.safety`); ``name`` is the file named."""
+        raise NotImplementedError
+
     def finish(self) -> None:
         """Flush and close the file before the commit; raises OSError or RuntimeError if a
         write failed (unlike :meth:`close`, which never raises)."""

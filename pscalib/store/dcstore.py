@@ -58,7 +58,8 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
     ----------
     cpath
         A store file, or a calib directory (with ``detname``), or None for the configured
-        repository (see :mod:`pscalib.paths`).
+        places in the search order ``PSCALIB_SEARCH_ORDER`` (default: the experiment
+        workspace, then the repository; see :mod:`pscalib.paths`).
     detname
         Detector name ``<dettype>-<detid>`` or an alias; optional when ``cpath`` is a file.
     mode
