@@ -3,6 +3,11 @@
 Read pages work from the calib directory's files alone; changes need the configuration of
 :mod:`.settings` (authentication, ACL) and go through the library's transactions with the
 web user recorded in history (:func:`pscalib.identity.acting_user`).
+
+This module is longer than 500 lines because every page handler is a method of one
+:class:`Gui` object that holds the settings, the sessions and the per-store memo; the
+next step is to move the management handlers (set default, states, upload) into a module
+of their own beside the read pages.
 """
 from __future__ import annotations
 
