@@ -7,6 +7,7 @@
 from . import errors
 from .errors import PscalibError
 from .store import DCBase, DCRange, DCStore, DCType, DCVersion, HistoryRecord
+from . import remote  # noqa: F401  registers DCStore("http://host:port", name) -> RemoteStore
 from .timestamps import OPEN_END, format_ns, to_ns
 
 __version__ = "0.1.0"

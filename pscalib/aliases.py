@@ -1,5 +1,8 @@
 """Alias files: human-readable, time-dependent names for detectors.
 
+(This module is longer than 500 lines because the file format, its parser and the locked
+writers belong together; the lookups at its end are the part that could move out.)
+
 Each ``<calib>/<dettype>/aliases.txt`` holds one record per line::
 
     # alias             detname      begin                      end
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .config import Config, load_config
 from .errors import (AliasFileError, AliasNotFoundError, InvalidInputError, InvalidNameError)
@@ -192,10 +195,20 @@ class AliasFile:
         return parse_history_line(line, where, AliasFileError)
 
     def _check_overlaps(self) -> None:
-        recs = self.records
-        for i, a in enumerate(recs):
-            for b in recs[i + 1:]:
-                if a.alias == b.alias and a.overlaps(b):
+        # per alias, sorted by begin: a record can only overlap its successor's window if
+        # it overlaps some later one (n log n; comparing all pairs took 12.9 s for 16,000)
+        by_alias: Dict[str, List[AliasRecord]] = {}
+        for rec in self.records:
+            by_alias.setdefault(rec.alias, []).append(rec)
+        for recs in by_alias.values():
+            recs.sort(key=lambda r: (r.begin_ns, r.line))
+            reach = recs[0]  # the record ending last among those seen
+            for b in recs[1:]:
+                a = reach
+                if b.end_ns > reach.end_ns:
+                    reach = b
+                if a.overlaps(b):
+                    a, b = (a, b) if a.line < b.line else (b, a)
                     raise AliasFileError(
                         f"{self.path}:{b.line}: window {b.window()} of alias {a.alias!r} "
                         f"overlaps line {a.line} {a.window()}; an alias may mean one detector "
@@ -246,7 +259,10 @@ class AliasFile:
 def _update(path: Path, change: Callable[[AliasFile], str], action: str,
             lock_timeout: Optional[float], cfg: Config) -> AliasFile:
     """Lock ``path``, apply ``change`` (returns the history text), record it, write."""
-    return locked_update(path, AliasFile.load, change, action, lock_timeout, cfg)
+    # one lock over every alias file of the calib directory (<calib>/.aliases.lock): the
+    # uniqueness of an alias across the dettypes' files is checked and written under it
+    return locked_update(path, AliasFile.load, change, action, lock_timeout, cfg,
+                         group_lock=path.parent.parent / "aliases")
 
 
 def _time_or_none(value: Optional[TimeLike]) -> Optional[int]:

@@ -24,7 +24,7 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 from .errors import InvalidInputError
 
 __all__ = ["Config", "load_config", "ENV_VARS", "PLACES", "parse_mode", "parse_experiment",
-           "env_value", "env_file_mode", "debug_enabled"]
+           "env_value", "env_file_mode", "debug_enabled", "RemoteSettings", "remote_settings"]
 
 PathLike = Union[str, Path]
 
@@ -49,16 +49,25 @@ ENV_VARS: Dict[str, Tuple[str, str]] = {
     "PSCALIB_USER": ("(login name)", "user name recorded in history records"),
     "PSCALIB_DEBUG": ("(unset)", "1: 'dcs' shows full tracebacks"),
     "PSCALIB_TZ": ("UTC", "time zone dcs shows times in (files keep UTC), e.g. Europe/Berlin"),
+    "PSCALIB_CACHE": ("~/.cache/pscalib", "cache directory of the remote client "
+                      "(payloads by sha256, last lookup answers)"),
+    "PSCALIB_HTTP_TIMEOUT": ("10", "seconds the remote client waits for the service per "
+                             "attempt"),
+    "PSCALIB_HTTP_RETRIES": ("3", "attempts of the remote client before "
+                             "ServiceUnavailableError"),
 }
 
 _EXPERIMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 _INSTRUMENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 
-def parse_mode(value: Union[str, int, None], what: str) -> Optional[int]:
+def parse_mode(value: Union[str, int, None], what: str,
+               kind: Optional[str] = None) -> Optional[int]:
     """Parse permission bits given as an int or an octal string (``'0664'``, ``'2775'``).
 
     ``what`` names the setting in the error message. None or ``''`` gives None (use umask).
+    ``kind`` ``'file'``: no setuid/setgid/sticky bits and the owner may read and write;
+    ``'dir'``: no setuid bit and the owner may list, enter and write (0700).
     """
     if value is None or value == "":
         return None
@@ -76,6 +85,14 @@ def parse_mode(value: Union[str, int, None], what: str) -> Optional[int]:
         mode = int(text, 8)
     if not 0 <= mode <= 0o7777:
         raise InvalidInputError(f"{what}={oct(mode)} is outside 0..07777")
+    if kind == "file" and (mode & 0o7000 or mode & 0o600 != 0o600):
+        raise InvalidInputError(
+            f"{what}={mode:04o} is not a mode for store and alias files: they need owner "
+            f"read and write (0600) and no setuid/setgid/sticky bits; use e.g. 0664")
+    if kind == "dir" and (mode & 0o4000 or mode & 0o700 != 0o700):
+        raise InvalidInputError(
+            f"{what}={mode:04o} is not a mode for calib directories: they need owner "
+            f"read, write and search (0700) and no setuid bit; use e.g. 2775")
     return mode
 
 
@@ -222,8 +239,8 @@ def load_config(*, repository: Optional[PathLike] = None,
         experiment_root=Path(root).expanduser() if root is not None else None,
         instrument=instrument_name, experiment=experiment_name,
         search_order=_search_order(order, what("search_order", "PSCALIB_SEARCH_ORDER")),
-        file_mode=parse_mode(fmode, what("file_mode", "PSCALIB_FILE_MODE")),
-        dir_mode=parse_mode(dmode, what("dir_mode", "PSCALIB_DIR_MODE")),
+        file_mode=parse_mode(fmode, what("file_mode", "PSCALIB_FILE_MODE"), "file"),
+        dir_mode=parse_mode(dmode, what("dir_mode", "PSCALIB_DIR_MODE"), "dir"),
         sources=src)
 
 
@@ -240,9 +257,51 @@ def env_value(name: str, env: Optional[Mapping[str, str]] = None) -> Optional[st
 
 def env_file_mode() -> Optional[int]:
     """``PSCALIB_FILE_MODE`` parsed (None if unset); read only when a file is created."""
-    return parse_mode(env_value("PSCALIB_FILE_MODE"), "PSCALIB_FILE_MODE")
+    return parse_mode(env_value("PSCALIB_FILE_MODE"), "PSCALIB_FILE_MODE", "file")
 
 
 def debug_enabled(args: Optional[list] = None) -> bool:
     """True if ``--debug`` is in ``args`` or ``PSCALIB_DEBUG`` is set (not '0')."""
     return bool(args and "--debug" in args) or (env_value("PSCALIB_DEBUG") or "") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """Settings of the remote client (:mod:`pscalib.remote`), see :func:`remote_settings`."""
+    cache_dir: Path
+    timeout: float
+    retries: int
+
+
+def remote_settings(*, cache_dir: Optional[PathLike] = None, timeout: Optional[float] = None,
+                    retries: Optional[int] = None,
+                    env: Optional[Mapping[str, str]] = None) -> RemoteSettings:
+    """Remote-client settings: arguments > ``PSCALIB_CACHE`` / ``PSCALIB_HTTP_TIMEOUT`` /
+    ``PSCALIB_HTTP_RETRIES`` > defaults (``~/.cache/pscalib``, 10 s, 3 attempts).
+
+    Raises
+    ------
+    InvalidInputError
+        A timeout that is not a positive number or a retry count that is not an int >= 1.
+    """
+    env = os.environ if env is None else env
+    src: Dict[str, str] = {}
+    cache = _pick("PSCALIB_CACHE", cache_dir, env, src, "cache_dir")
+    tmo = _pick("PSCALIB_HTTP_TIMEOUT", timeout, env, src, "timeout")
+    tries = _pick("PSCALIB_HTTP_RETRIES", retries, env, src, "retries")
+    path = Path(cache).expanduser() if cache is not None else Path.home() / ".cache" / "pscalib"
+    try:
+        tmo_s = 10.0 if tmo is None else float(tmo)
+    except (TypeError, ValueError):
+        tmo_s = -1.0
+    if not tmo_s > 0 or tmo_s == float("inf"):
+        name = "timeout" if src["timeout"] == "argument" else "PSCALIB_HTTP_TIMEOUT"
+        raise InvalidInputError(f"{name}={tmo!r} must be a positive number of seconds")
+    try:
+        n = 3 if tries is None else int(tries)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or isinstance(tries, bool):
+        name = "retries" if src["retries"] == "argument" else "PSCALIB_HTTP_RETRIES"
+        raise InvalidInputError(f"{name}={tries!r} must be an integer >= 1 (attempts)")
+    return RemoteSettings(path, tmo_s, n)

@@ -38,8 +38,10 @@ Hierarchy::
     │                                            the alias means at the asked time
     ├── ConflictError                            merge found diverging content
     ├── IntegrityError                           verify found problems
+    ├── ServiceUnavailableError (also ConnectionError)  calibration service unreachable
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
-    └── CollectiveError                          another rank of an MPI collective failed
+    ├── CollectiveError                          another rank of an MPI collective failed
+    └── AccessDeniedError (also PermissionError) web user may not make this change
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ __all__ = [
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
     "RunNotFoundError", "RunTableError", "AliasMismatchError",
     "IntegrityError", "MissingDependencyError", "CollectiveError",
+    "ServiceUnavailableError", "AccessDeniedError",
 ]
 
 
@@ -178,6 +181,9 @@ class RunTableError(PscalibError):
 class AliasMismatchError(PscalibError):
     """A store opened through an alias is asked for a time at which the alias means another
     detector; open the alias at that time instead."""
+class ServiceUnavailableError(PscalibError, ConnectionError):
+    """The calibration service (``dcs serve``) did not answer, or answered with a server
+    error, after the client's bounded retries; nothing was cached from the failed transfer."""
 
 
 class MissingDependencyError(PscalibError, ImportError):
@@ -190,3 +196,7 @@ class CollectiveError(PscalibError):
     Every rank of the collective raises it with the same message, which names the failing
     rank and the original exception.
     """
+
+
+class AccessDeniedError(PscalibError, PermissionError):
+    """A web user is not logged in, or the access list does not allow this change."""

@@ -96,6 +96,8 @@ def next_stores(store: Any) -> List[Any]:
     have = getattr(store, "_next", None)
     if have is None:
         have = []
+        if store.resolved is None:  # read over HTTP: the service searched the places
+            return have
         try:
             for _, path in _found(store.resolved.steps)[1:]:
                 have.append(type(store)(path))

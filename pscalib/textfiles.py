@@ -8,6 +8,8 @@ a killed (or failing) writer changes nothing.
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Protocol, Tuple, Type, TypeVar
@@ -124,24 +126,40 @@ F = TypeVar("F", bound=HistoryFile)
 
 
 def locked_update(path: Path, load: Callable[[Path], F], change: Callable[[F], str],
-                  action: str, lock_timeout: Optional[float], cfg: Config) -> F:
+                  action: str, lock_timeout: Optional[float], cfg: Config,
+                  group_lock: Optional[Path] = None) -> F:
     """Lock ``path``, load it, apply ``change`` (returns the history text), record, write.
 
-    ``change`` raising leaves the file exactly as it was.
+    ``change`` raising leaves the file exactly as it was. ``group_lock`` (e.g.
+    ``<calib>/aliases``, whose lock file is ``<calib>/.aliases.lock``) is taken first and
+    held throughout: one lock over a set of files whose contents must agree with each other
+    (an alias must be unique across the dettypes' alias files). A symlinked file is changed
+    through its link (it stays a link), like a store.
     """
     if not path.parent.is_dir():
         make_dirs(path.parent, config=cfg)
+    real = Path(os.path.realpath(path))
+    outer = None if group_lock is None else StoreLock(group_lock, lock_timeout)
     try:
-        lock = StoreLock(path, lock_timeout).acquire()
+        if outer is not None:
+            outer.acquire()
     except PermissionError:
         raise permission_error("lock", path, cfg) from None
     try:
-        cleanup_leftovers(path)
-        doc = load(path)
-        what = change(doc)
-        doc.history.append(FileChange(now_ns(), token(whoami()), token(hostname()), action,
-                                      what))
-        write_text(path, doc.render(), cfg)
-        return doc
+        try:
+            lock = StoreLock(real, lock_timeout).acquire()
+        except PermissionError:
+            raise permission_error("lock", path, cfg) from None
+        try:
+            cleanup_leftovers(real)
+            doc = load(path)
+            what = change(doc)
+            doc.history.append(FileChange(now_ns(), token(whoami()), token(hostname()),
+                                          action, what))
+            write_text(real, doc.render(), cfg)
+            return doc
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        if outer is not None:
+            outer.release()

@@ -418,6 +418,27 @@ class Bench:
                              fmt_t(o), fmt_t(b), o / b, None))
         txt.unlink()
 
+    # -- alias files (issue 13: parsing was quadratic in the number of records)
+    def aliases(self) -> None:
+        from pscalib.aliases import resolve_alias
+        many = 1600 if self.a.tiny else 16000
+        few = many // 10
+        big = _alias_calib(self.tmp / "alias-many", many)
+        small = _alias_calib(self.tmp / "alias-few", few)
+        o, b = interleaved(lambda: resolve_alias("Src:1", big), lambda: resolve_alias(
+            "Src:1", small), max(3, self.a.repeat // 2), warmup=1)
+        self.rows.append(Row(f"resolve an alias, file of {many} records / of {few} records "
+                             f"(linear: 10)", fmt_t(o), fmt_t(b), o / b, 15.0))
+
+
+def _alias_calib(folder: Path, n: int) -> Path:
+    """A calib directory whose cspad alias file holds ``n`` records (n / 4 aliases)."""
+    (folder / "cspad").mkdir(parents=True, exist_ok=True)
+    lines = [f"Src:{i % max(1, n // 4)} cspad-{i % 9999:04d} {1_000_000 + 10 * i} "
+             f"{1_000_000 + 10 * i + 5}" for i in range(n)]
+    (folder / "cspad" / "aliases.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
 
     # -- get by run and get_all (issue 15)
     def by_run(self) -> None:
@@ -498,7 +519,7 @@ def _ndarrio_io(txt: Path, arr: np.ndarray) -> Tuple[Callable[[], np.ndarray], s
 #: figure name (for --only) -> Bench method, in the order of the table
 STEPS = {"get": "big_get", "open": "open_small", "ranges": "many_ranges",
          "change": "big_change", "size": "size_overhead", "runs": "by_run",
-         "ndarrio": "ndarrio"}
+         "ndarrio": "ndarrio", "aliases": "aliases"}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -12,7 +12,8 @@ PKG = ROOT / "pscalib"
 H5PY_MODULES = {"store/backends.py", "store/native.py", "store/payindex.py",
                 "store/nativecheck.py", "store/legacy.py", "store/legacy_fields.py",
                 "store/history.py", "store/payload.py", "store/values.py",
-                "store/fastread.py", "store/compact.py", "store/heapcheck.py"}
+                "store/fastread.py", "store/compact.py", "store/heapcheck.py",
+                "store/safety.py"}
 
 
 def _sources():

@@ -230,9 +230,10 @@ def test_unknown_objects(base):
     ])
 
 
-# (an empty text file is a valid, empty text payload by design: tests/test_text_payload.py)
+# (an empty text payload is valid: tests/test_text_payload.py; an empty *file* needs --text,
+# and an empty array is stored like any other shape: tests/test_empty_payloads.py)
 PAYLOADS = ["notutf8.txt", "nul.txt", "object.npy", "struct.npy", "strings.npy",
-            "empty.npy", "dates.npy", "trunc.npy", "hugeshape.npy", "badnum.data",
+            "empty.txt", "dates.npy", "trunc.npy", "hugeshape.npy", "badnum.data",
             "hugedim.data", "negdim.data"]
 
 

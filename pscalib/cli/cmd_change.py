@@ -11,7 +11,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import click
 
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import InvalidInputError, InvalidParameterError, PscalibError, StoreNotFoundError
+from ..names import split_detname
+from ..ndarrio import dtype_from_name, parse_shape
 from ..runs import parse_runs
 from ..store import DCBase, DCRange, DCType, DCVersion
 from ..store.layout import h5path, version_name
@@ -22,7 +24,24 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
                           open_for_write, parse_par, read_input, resolve_obj, sec_nsec)
 
 
+_REASON_OPT = click.option("--message", "-m", "reason", default=None, metavar="REASON",
+                           help="Why: recorded in the history with the change.")
+
+
 # ---------------------------------------------------------------- add
+def _dettype_for(spec: str) -> Optional[str]:
+    """Detector type of STORE (for headerless NDArrIO input), also before --create."""
+    try:
+        with open_store(spec, "r") as cs:
+            return cs.dettype()
+    except StoreNotFoundError:
+        name = Path(spec).name
+        try:
+            return split_detname(name[:-3] if name.endswith(".h5") else name)[0]
+        except PscalibError:
+            return None
+
+
 @cli.command("add")
 @click.argument("store", **STORE_ARG)
 @click.argument("ctype", shell_complete=complete_ctype)
@@ -53,10 +72,16 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
 @click.option("--force", is_flag=True,
               help="Add a new version even if INPUT is identical to the range's current "
                    "default (otherwise that is reported as unchanged and nothing is added).")
+@click.option("--shape", default=None, metavar="D1,D2,...",
+              help="Shape of an NDArrIO INPUT without a shape header (default: psana1's "
+                   "shape for the store's detector type and CTYPE).")
+@click.option("--dtype", default=None, metavar="NAME",
+              help="dtype of an NDArrIO INPUT without a DTYPE header (e.g. float32).")
+@JSON_OPT
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
             runs: Optional[str], experiment: Optional[str], pars: Tuple[str, ...],
             message: Optional[str], no_default: bool, kind: Optional[str], create: bool,
-            force: bool) -> None:
+            force: bool, shape: Optional[str], dtype: Optional[str], as_json: bool) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -77,7 +102,10 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
     if experiment is not None and runs is None:
         raise click.UsageError("--experiment is used only with --runs")
     spec = None if runs is None else parse_runs(runs)
-    payload, fmt = read_input(input_file, kind or "auto")
+    hints = {"shape": None if shape is None else parse_shape(shape),
+             "dtype": None if dtype is None else dtype_from_name(dtype)}
+    payload, fmt = read_input(input_file, kind or "auto", dettype=_dettype_for(store),
+                              ctype=ctype, **hints)
     dictpars = dict(parse_par(p) for p in pars)
     when: Dict[str, Any] = ({"runs": spec, "experiment": experiment} if spec is not None else
                             {"tsbegin": sec_nsec(begin), "tsend": sec_nsec(end)})
@@ -87,6 +115,11 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
         default = ver.is_default()
         path = object_path(ver)
         where = cs.path
+    if as_json:
+        echo_json({"store": str(where), "path": path, "version": ver.version(),
+                   "unchanged": bool(ver.unchanged), "default": default, "format": fmt,
+                   "shared_with": h5path(ver.linked_to) if ver.linked_to else None})
+        return
     if ver.unchanged:
         click.echo(f"unchanged: {path} in {where} already holds identical constants and "
                    f"parameters (use --force to add a new version anyway)")
@@ -124,8 +157,10 @@ def _confirm(question: str, yes: bool) -> None:
 @click.option("--version", "-V", "vers", default=None, metavar="N",
               help="Delete only this version of --range.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_REASON_OPT
+@JSON_OPT
 def delete_cmd(store: str, ctype: str, rng: Optional[str], vers: Optional[str],
-               yes: bool) -> None:
+               yes: bool, reason: Optional[str], as_json: bool) -> None:
     """Delete a calibration type, one range of it, or one version of a range.
 
     Asks for confirmation on the terminal; --yes skips the question. Without a terminal
@@ -149,12 +184,23 @@ def delete_cmd(store: str, ctype: str, rng: Optional[str], vers: Optional[str],
                 DCRange: f"range {object_path(obj)} with {nv} version(s)",
                 DCVersion: f"version {object_path(obj)}"}[type(obj)]
         _confirm(f"Delete {what} from {cs.path}?", yes)
-        if isinstance(obj, DCType):
-            cs.del_ctype(ctype)
-        elif isinstance(obj, DCRange):
-            t.del_range(obj.range())
-        elif isinstance(obj, DCVersion):
-            obj.rangeobj().del_version(obj.version())
+        gone = object_path(obj)
+        parent: DCBase = cs
+        with cs.transaction():  # the deletion and its reason in one atomic step
+            if isinstance(obj, DCType):
+                cs.del_ctype(ctype)
+            elif isinstance(obj, DCRange):
+                t.del_range(obj.range())
+                parent = t
+            elif isinstance(obj, DCVersion):
+                parent = obj.rangeobj()
+                obj.rangeobj().del_version(obj.version())
+            if reason:
+                parent.add_history(f"deleted {gone}: {reason}", action="delete_reason")
+    if as_json:
+        echo_json({"store": str(cs.path), "deleted": gone, "ranges": nr, "versions": nv,
+                   "reason": reason})
+        return
     click.echo(f"deleted {what}")
 
 
@@ -165,7 +211,10 @@ def delete_cmd(store: str, ctype: str, rng: Optional[str], vers: Optional[str],
 @click.argument("version")
 @click.option("--range", "-r", "rng", required=True, shell_complete=complete_range,
               help="The range (name, or a begin time that identifies it).")
-def set_default_cmd(store: str, ctype: str, version: str, rng: str) -> None:
+@_REASON_OPT
+@JSON_OPT
+def set_default_cmd(store: str, ctype: str, version: str, rng: str, reason: Optional[str],
+                    as_json: bool) -> None:
     """Make VERSION the default version of a range (what 'get' returns without --version).
 
     \b
@@ -175,9 +224,16 @@ def set_default_cmd(store: str, ctype: str, version: str, rng: str) -> None:
     with open_for_write(store, create=False) as cs:
         r = cs.ctypeobj(ctype).rangeobj(rng)
         old = r.versdef()
-        r.set_versdef(version)
+        with cs.transaction():  # the change and its reason in one atomic step
+            r.set_versdef(version)
+            if reason:
+                r.add_history(reason, action="set_default_reason")
         new = r.versdef()
         path = object_path(r)
+    if as_json:
+        echo_json({"store": str(cs.path), "path": path, "old_default": old or None,
+                   "default": new, "reason": reason})
+        return
     click.echo(f"default of {path}: {version_name(old)} -> {version_name(new)}")
 
 

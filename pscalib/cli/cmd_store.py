@@ -35,7 +35,7 @@ from .common import TimeParam, echo_json, open_store, progress
 from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath, fmt_pars,
                           human_bytes, json_pars, object_path, resolve_obj, write_output)
 
-__all__ = ["store_tree", "open_at", "runs_of"]
+__all__ = ["store_tree", "open_at", "runs_of", "merged_history"]
 
 
 # ---------------------------------------------------------------- tree (print)
@@ -357,6 +357,21 @@ def _walk(obj: DCBase) -> Iterator[DCBase]:
         yield from obj.versions()
 
 
+def merged_history(top: DCBase, recursive: bool = True) -> List[Tuple[str, Any]]:
+    """``(object path, HistoryRecord)`` of ``top`` (and everything below it), by time."""
+    objs = list(_walk(top)) if recursive else [top]
+    recs = [(r.tsns, i, object_path(o), r) for i, o in enumerate(objs)
+            for r in o.history_records()]
+    recs.sort(key=lambda x: (x[0], x[1]))
+    return [(p, r) for _, _, p, r in recs]
+
+
+def _printable(text: str) -> str:
+    """Control characters (BEL, CR, ESC, ...) of a record escaped: a record is one line on a
+    terminal and cannot move the cursor or ring."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 @cli.command("history")
 @click.argument("store", **STORE_ARG)
 @click.argument("path", required=False, default=None, shell_complete=complete_objpath)
@@ -375,20 +390,17 @@ def history_cmd(store: str, path: Optional[str], recursive: bool, at,
     """
     with open_store(store, tsp=at) as cs:
         top = resolve_obj(cs, path)
-        objs = list(_walk(top)) if recursive else [top]
-        recs = [(r.tsns, i, object_path(o), r) for i, o in enumerate(objs)
-                for r in o.history_records()]
+        recs = merged_history(top, recursive)
         top_path = object_path(top)
-    recs.sort(key=lambda x: (x[0], x[1]))
     if as_json:
         echo_json({"path": top_path, "recursive": recursive, "records": [
             {"path": p, "time": show_ns(r.tsns), "tsns": r.tsns, "user": r.user,
              "host": r.host, "action": r.action, "record": r.record}
-            for _, _, p, r in recs]})
+            for p, r in recs]})
         return
-    for _, _, p, r in recs:
+    for p, r in recs:
         prefix = f"[{p or '/'}] " if recursive else ""
-        click.echo(prefix + r.format())
+        click.echo(prefix + _printable(r.format()))
 
 
 # ---------------------------------------------------------------- demo

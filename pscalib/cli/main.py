@@ -25,6 +25,9 @@ from . import cmd_alias  # noqa: E402,F401
 from . import cmd_store  # noqa: E402,F401
 from . import cmd_runs  # noqa: E402,F401
 from . import cmd_change  # noqa: E402,F401
+from . import cmd_plot  # noqa: E402,F401
+from . import cmd_serve  # noqa: E402,F401
+from . import cmd_gui  # noqa: E402,F401
 
 __all__ = ["main", "cli"]
 

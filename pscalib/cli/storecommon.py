@@ -4,7 +4,6 @@ STORE argument and ``--json`` option, reading INPUT files and writing ``-o`` out
 """
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, overload
@@ -13,10 +12,9 @@ import click
 import numpy as np
 
 from ..config import env_value, load_config
-from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
-                      PscalibError, StoreNotFoundError)
-from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, parse_ndarrio,
-                       read_file_bytes, write_file_atomic, write_text_atomic)
+from ..errors import (InvalidInputError, InvalidParameterError, PscalibError, StoreNotFoundError)
+from ..ndarrio import (ndarrio_line_count, ndarrio_lines, payload_from_bytes, read_file_bytes,
+                       write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import version_name
 from .common import open_store, progress
@@ -26,7 +24,6 @@ __all__ = ["parse_par", "read_input", "write_output", "object_path", "resolve_ob
            "complete_store", "complete_ctype", "complete_range", "complete_objpath",
            "STORE_ARG", "JSON_OPT"]
 
-NPY_MAGIC = b"\x93NUMPY"
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf)$", re.I)
 
@@ -205,36 +202,17 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True,
 
 
 # ---------------------------------------------------------------- input / output
-def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
+def read_input(path: Path, kind: str = "auto", **hints: Any) -> Tuple[Any, str]:
     """Read constants from a file: returns ``(payload, description of the format)``.
 
     ``kind='auto'``: ``.npy`` files (by extension or by the NumPy magic bytes) are arrays;
     other files must be UTF-8 text, read as an NDArrIO array when they look like one (a
     ``# DTYPE``/``# NDIM`` header, or only numbers) and as text constants otherwise.
     ``kind='array'`` forces an array (.npy or NDArrIO), ``kind='text'`` forces text.
+    ``hints`` (``dettype``, ``ctype``, ``shape``, ``dtype``) give NDArrIO files without a
+    shape/dtype header theirs (:func:`pscalib.ndarrio.parse_ndarrio`).
     """
-    raw = read_file_bytes(path)
-    is_npy = raw.startswith(NPY_MAGIC)
-    if kind != "text" and (is_npy or path.suffix.lower() == ".npy"):
-        if not is_npy:
-            raise InvalidPayloadError(f"{path} has the .npy extension but is not a NumPy "
-                                      f".npy file")
-        try:
-            arr = np.load(io.BytesIO(raw), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InvalidPayloadError(f"{path}: cannot read the .npy file ({exc}); only "
-                                      f"plain numeric arrays are supported") from None
-        return arr, "npy"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise InvalidPayloadError(f"{path}, line {line}: not UTF-8 text and not a .npy file; "
-                                  f"convert it to .npy or UTF-8 text") from None
-    if kind == "array" or (kind == "auto" and looks_like_ndarrio(text)):
-        arr, _ = parse_ndarrio(text, str(path))
-        return arr, "ndarrio"
-    return text, "text"
+    return payload_from_bytes(read_file_bytes(path), str(path), kind, **hints)
 
 
 def _write_npy(out: Path, arr: np.ndarray) -> None:

@@ -25,6 +25,7 @@ from ..store import DCStore
 from ..store import layout as L
 from ..store.backend import WritableBackend
 from ..store.backends import WRITABLE
+from ..store.heapcheck import check_file
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
 from ..txn.atomic import copy_file, os_error
 from ..txn.transaction import FileTransaction
@@ -182,8 +183,10 @@ def copy_store(src: Union[str, Path, DCStore], dest: Union[str, Path], *,
             copy_file(src_path, txn.tmp)
         except OSError as exc:
             raise os_error(exc, "copy", src_path) from None
+        check_file(txn.tmp, name=src_path)  # HDF5 would hang on a damaged string heap
         be = WRITABLE.open_for_write(txn.tmp)
         try:
+            be.check_safe(src_path)  # the copy must not keep references to other files
             _prune(be, ctypes, b, e, defaults_only, res)
             be.rebuild_payload_index()
             be.set_meta(L.A_TSCFILE, np.int64(now_ns()))

@@ -137,6 +137,14 @@ class Backend:
     def versions(self, ctype: str, tsbegin: int, tsend: int) -> List[int]:
         raise NotImplementedError
 
+    def versions_by_range(self, ctype: str) -> Dict[Tuple[int, int], List[int]]:
+        """``{(tsbegin, tsend): sorted version numbers}`` of every range of ``ctype``: one
+        call for overviews of many ranges (backends may read it faster than range by
+        range)."""
+        tab = self.range_table(ctype)
+        return {(b, e): self.versions(ctype, b, e)
+                for b, e in zip(tab.tsbegin.tolist(), tab.tsend.tolist())}
+
     def version_info(self, key: Key) -> VersionInfo:
         raise NotImplementedError
 
@@ -188,6 +196,11 @@ class WritableBackend(Backend):
     def verify_file(path: Path, rep: Any, checksums: bool = True) -> None:
         """Add every problem of the file ``path`` to ``rep`` (a
         :class:`~pscalib.store.nativecheck.VerifyReport`); never changes the file."""
+        raise NotImplementedError
+
+    def check_safe(self, name: Any) -> None:
+        """Raise CorruptStoreError if the file refers to data outside itself or claims sizes
+        it cannot hold (:mod:`pscalib.store.safety`); ``name`` is the file named."""
         raise NotImplementedError
 
     def finish(self) -> None:

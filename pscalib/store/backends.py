@@ -12,16 +12,16 @@ from typing import Callable, Tuple, Type
 
 import h5py
 
-from ..errors import (CorruptStoreError, InvalidInputError, PscalibError, StoreFormatError,
-                      StoreNotFoundError, StorePermissionError)
+from ..errors import (CorruptStoreError, InvalidInputError, LockError, PscalibError,
+                      StoreFormatError, StoreNotFoundError, StorePermissionError)
 from . import layout as L
 from .backend import Backend, WritableBackend
-from .fastread import open_readonly
+from .fastread import is_lock_error, open_readonly
 from .heapcheck import check_head
 from .legacy import LegacyBackend, is_legacy
 from .native import NativeBackend, is_native
 
-__all__ = ["open_backend", "HDF5_FORMATS", "WRITABLE"]
+__all__ = ["open_backend", "open_failure", "HDF5_FORMATS", "WRITABLE"]
 
 #: Probe and backend class of every HDF5 format pscalib reads, tried in order.
 HDF5_FORMATS: Tuple[Tuple[Callable[[h5py.File], bool], Type[Backend]], ...] = (
@@ -31,6 +31,30 @@ HDF5_FORMATS: Tuple[Tuple[Callable[[h5py.File], bool], Type[Backend]], ...] = (
 
 #: The backend of new stores and of every transaction.
 WRITABLE: Type[WritableBackend] = NativeBackend
+
+
+def open_failure(path: Path, exc: OSError) -> PscalibError:
+    """The error for HDF5 refusing to open ``path``: only damage is called damage."""
+    msg = " ".join(str(exc).split())
+    size = path.stat().st_size if path.exists() else -1
+    if size == 0:
+        return StoreFormatError(f"{path} is an empty file ({msg}); is it a calibration store?")
+    if "signature" in msg:
+        return StoreFormatError(f"{path} is not an HDF5 file ({msg}); is it a calibration "
+                                f"store?")
+    if is_lock_error(exc):
+        return LockError(f"HDF5 cannot open {path} because of file locking ({msg}); another "
+                         f"program may hold it open for writing, or it is open in this "
+                         f"process with other locking settings - close that or retry")
+    if any(w in msg for w in _DAMAGE_WORDS):
+        return CorruptStoreError(f"{path} is damaged or truncated ({msg}); restore it from a "
+                                 f"copy")
+    return StoreFormatError(f"HDF5 cannot open {path}: {msg}")
+
+
+#: Words of HDF5 open errors that mean the file's bytes are wrong.
+_DAMAGE_WORDS = ("truncated", "checksum", "bad ", "corrupt", "superblock", "object header",
+                 "addr overflow", "eoa", "eof")
 
 
 def open_backend(path: Path) -> Backend:
@@ -44,9 +68,7 @@ def open_backend(path: Path) -> Backend:
     except IsADirectoryError:
         raise InvalidInputError(f"{path} is a directory, not a store file") from None
     except OSError as exc:
-        size = path.stat().st_size if path.exists() else -1
-        what = "an empty file" if size == 0 else "not an HDF5 file or a damaged one"
-        raise StoreFormatError(f"{path} is {what} ({exc}); is it a calibration store?") from None
+        raise open_failure(path, exc) from None
     try:
         check_head(path)  # before HDF5 reads any string: a damaged heap would hang it
         for probe, backend in HDF5_FORMATS:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..errors import InvalidNameError, InvalidParameterError, NotFoundError
 from ..names import validate_parkey
+from ..plot.html import repr_html
 from ..timestamps import format_ns
 from .history import HistoryRecord
 from .values import encode_par
@@ -128,6 +129,9 @@ class DCBase:
         with st.transaction():
             self._require_exists()
             return st.writer().append_history(self._key, action, record)
+
+    def _repr_html_(self) -> str:  # notebook view (tree, timeline): pscalib.plot.html
+        return repr_html(self)
 
     # ------------------------------------------------------------------ helpers
     def _require_exists(self) -> None:

@@ -278,9 +278,9 @@ def _parse_vers(vers: Any) -> int:
     if isinstance(vers, DCVersion):
         return vers.version()
     if isinstance(vers, str):
-        parsed = L.parse_version_name(vers) if vers.startswith("v") else None
-        if parsed is None and vers.isdigit():
-            parsed = int(vers)
+        text = vers.strip()
+        digits = text[1:] if text[:1] in ("v", "V") else text
+        parsed = int(digits) if digits.isascii() and digits.isdigit() else None
         if parsed is None:
             raise InvalidInputError(f"version {vers!r} is not a version number such as 3 or "
                                     f"'v0003'")

@@ -29,9 +29,26 @@ from .dcobjects import DCRange, DCType, DCVersion
 from .storefile import StoreFile
 from .writer import AddResult, add_constants
 
-__all__ = ["DCStore", "open_backend", "AddResult"]
+__all__ = ["DCStore", "open_backend", "AddResult", "register_url_store"]
 
 PathLike = Union[str, Path]
+
+
+#: The class DCStore("http://...", name) gives; pscalib.remote registers RemoteStore here
+#: (a registry, not an import: pscalib.remote builds on this module).
+_URL_STORE: List[type] = []
+
+
+def register_url_store(cls: type) -> None:
+    """Make ``DCStore("http://host:port", name)`` (or https) return a ``cls`` instance."""
+    _URL_STORE[:] = [cls]
+
+
+def _new_store(cls, cpath: Any = None, *args: Any, **kwargs: Any):
+    if (cls is DCStore and _URL_STORE and isinstance(cpath, str)
+            and cpath.startswith(("http://", "https://"))):
+        cls = _URL_STORE[0]  # a subclass: Python then calls its __init__ with these args
+    return object.__new__(cls)
 
 
 class DCStore(StoreFile, TimedLookups, CtypeAccessors):
@@ -41,7 +58,8 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
     ----------
     cpath
         A store file, or a calib directory (with ``detname``), or None for the configured
-        repository (see :mod:`pscalib.paths`).
+        places in the search order ``PSCALIB_SEARCH_ORDER`` (default: the experiment
+        workspace, then the repository; see :mod:`pscalib.paths`).
     detname
         Detector name ``<dettype>-<detid>`` or an alias; optional when ``cpath`` is a file.
     mode
@@ -60,6 +78,9 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
     """
 
     __slots__ = ("_next",)  # stores of later places of the search order (resolver)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "DCStore":
+        return _new_store(cls, *args, **kwargs)  # DCStore("http://..."): register_url_store
 
     # ------------------------------------------------------------------ metadata
     def _meta(self) -> Dict[str, Any]:

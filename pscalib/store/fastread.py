@@ -8,35 +8,63 @@ whole into a fresh array, which is what ``get`` needs and nothing more.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 import h5py
 import numpy as np
 from h5py import h5a, h5d, h5f, h5p, h5s, h5t
 
-__all__ = ["open_readonly", "root_attr", "read_dataset", "read_id", "is_string_dataset"]
+__all__ = ["open_readonly", "is_lock_error", "root_attr", "read_dataset", "read_id",
+           "is_string_dataset"]
 
 _VLSTR_DTYPE = h5py.string_dtype("utf-8")
 _VLSTR = h5t.py_create(_VLSTR_DTYPE)
 
 
-def _readonly_fapl() -> h5p.PropFAID:
-    # what h5py.File(path, "r", locking=False) sets up, built once instead of on every open
+def _readonly_fapl(locking: Optional[Tuple[bool, bool]]) -> h5p.PropFAID:
+    # what h5py.File(path, "r", locking=...) sets up, built once instead of on every open
     fapl = h5p.create(h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5f.LIBVER_EARLIEST, h5f.LIBVER_LATEST)
-    fapl.set_file_locking(False, False)  # readers never lock (see pscalib.txn)
+    if locking is not None:
+        fapl.set_file_locking(*locking)
     return fapl
 
 
-_FAPL = _readonly_fapl()
+# HDF5 shares one open file per process and refuses a second open whose file-locking flags
+# differ ("file locking flag values don't match"). The first choice is h5py's default
+# (HDF5's defaults), so that a user's h5py.File(path) works beside an open store in both
+# orders; the others match files opened with other settings, or read without locking where
+# HDF5 cannot take its shared lock (another program holds an exclusive one, or no flock).
+# pscalib's own writers never lock the store file itself (see pscalib.txn).
+_FAPLS = [_readonly_fapl(lk) for lk in (None, (False, False), (False, True), (True, False),
+                                        (True, True))]
 
 
 def open_readonly(path: Union[str, os.PathLike]) -> h5py.File:
-    """``h5py.File(path, "r", locking=False)`` without rebuilding the access properties.
+    """Open ``path`` read-only like ``h5py.File(path, "r")``, with matching locking flags.
 
     Raises the same exceptions as ``h5py.File`` (FileNotFoundError, OSError, ...).
     """
-    return h5py.File(h5f.open(os.fsencode(path), h5f.ACC_RDONLY, fapl=_FAPL))
+    name = os.fsencode(path)
+    try:
+        return h5py.File(h5f.open(name, h5f.ACC_RDONLY, fapl=_FAPLS[0]))
+    except OSError as exc:
+        if not is_lock_error(exc):
+            raise
+        first = exc
+    for fapl in _FAPLS[1:]:
+        try:
+            return h5py.File(h5f.open(name, h5f.ACC_RDONLY, fapl=fapl))
+        except OSError as exc:
+            if not is_lock_error(exc):
+                raise
+    raise first
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """True if HDF5 refused an open because of file locking (not because of the file)."""
+    msg = str(exc).lower()
+    return "file locking" in msg or "unable to lock" in msg
 
 
 def root_attr(f: h5py.File, name: str) -> Optional[Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from ..errors import CorruptStoreError
 
@@ -82,8 +82,12 @@ def check_head(path: Union[str, Path], head: int = HEAD_BYTES) -> None:
         os.close(fd)
 
 
-def check_file(path: Union[str, Path], chunk: int = 8 << 20) -> None:
-    """Like :func:`check_head` for every heap collection in the file (reads it all once)."""
+def check_file(path: Union[str, Path], chunk: int = 8 << 20,
+               name: Optional[Union[str, Path]] = None) -> None:
+    """Like :func:`check_head` for every heap collection in the file (reads it all once).
+
+    ``name`` is the file named in the error (e.g. the store whose private copy ``path`` is).
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -100,7 +104,8 @@ def check_file(path: Union[str, Path], chunk: int = 8 << 20) -> None:
                     n = struct.unpack_from("<Q", hdr, 8)[0]
                     if 4096 <= n <= (1 << 20) and _spins(os.pread(fd, n, base + pos), 0):
                         raise CorruptStoreError(
-                            f"{path} is damaged: the HDF5 global heap at byte {base + pos} is "
+                            f"{name or path} is damaged: the HDF5 global heap at byte "
+                            f"{base + pos} is "
                             f"corrupt (HDF5 would hang reading it); restore the file from "
                             f"a copy")
                 pos = buf.find(_SIG, pos + 4)

@@ -30,6 +30,7 @@ from ..errors import (CtypeNotFoundError, InvalidNameError, RangeNotFoundError,
 from ..names import validate_ctype
 from . import layout as L
 from .backend import Backend, Key, RangeTable, VersionInfo, corrupt_guard
+from . import safety
 from .history import HistoryRecord
 from .payload import Payload, read_payload
 from ..timestamps import OPEN_END, format_ns, to_ns
@@ -108,6 +109,7 @@ class LegacyBackend(Backend):
     def __init__(self, f: h5py.File):
         self.f = f
         self.filename = f.filename
+        safety.check_file(f)  # before any read: links / storage outside the file, size claims
         self._ctypes: Dict[str, _Ctype] = {}
         self._meta = self._read_meta()
         self._names = self._list_ctypes()

@@ -90,8 +90,7 @@ class TimedLookups:
         except LOOKUP_MISSES as miss:
             return retry_through(self, ctype, miss,
                                  lambda cs: cs._get_at(ctype, t, vers, tsprod))
-        if self.resolved.answers is not None:
-            self.resolved.answers[ctype] = self.path
+        self._answered(ctype)
         be = self._backend_for_read()
         if tsprod is not None:
             v = DCRange(self._store_self(), ctype, b, e).version_at(tsprod).version()
@@ -102,6 +101,11 @@ class TimedLookups:
                     f"range {L.range_name(b, e)} of {ctype!r} (valid at {format_ns(t)}) has no "
                     f"version {v}; it has {be.versions(ctype, b, e)}")
         return be.payload((ctype, b, e, v))
+
+    def _answered(self, ctype: str) -> None:
+        # a store read over HTTP has no resolution of its own (the service resolved it)
+        if self.resolved is not None and self.resolved.answers is not None:
+            self.resolved.answers[ctype] = self.path
 
     def version_at(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
                    run: Optional[int] = None, experiment: Optional[str] = None) -> DCVersion:
@@ -114,8 +118,7 @@ class TimedLookups:
             b, e, v = self._select(ctype, t)
         except LOOKUP_MISSES as miss:
             return retry_through(self, ctype, miss, lambda cs: cs._version_at(ctype, t, vers))
-        if self.resolved.answers is not None:
-            self.resolved.answers[ctype] = self.path
+        self._answered(ctype)
         return DCRange(self._store_self(), ctype, b, e).versobj(v if vers is None else vers)
 
     def get_all(self, tsp: Optional[TimeLike] = None, *, run: Optional[int] = None,

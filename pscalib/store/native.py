@@ -24,6 +24,7 @@ from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
 from .heapcheck import check_file
+from . import safety
 
 __all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path", "store_error", "H5_ERRORS"]
 
@@ -104,10 +105,34 @@ class NativeBackend(WritableBackend):
         if ver < 1:
             raise CorruptStoreError(f"{self.filename}: invalid format version {ver}")
         self.format_version = ver
+        # paths whose links (and datasets) passed the safety checks
+        self._safe: set = set() if self.writable else safety.known_safe(f)
+
+    def _path(self, path: str) -> str:
+        """``path`` after checking that reaching it follows hard links only (safety)."""
+        if path not in self._safe:
+            safety.check_links(self.f, path, self._safe)
+        return path
+
+    def _dataset(self, path: str) -> h5py.h5d.DatasetID:
+        """Open the dataset at ``path``; refused if reading it could leave the file."""
+        key = path + "\0ds"
+        dsid = h5py.h5d.open(self.f.id, self._path(path).encode())
+        if key not in self._safe:
+            size = None if self.writable else self._filesize()
+            safety.check_dataset(dsid, self.filename, path, size)
+            self._safe.add(key)
+        return dsid
+
+    def _filesize(self) -> int:
+        size = getattr(self, "_size", None)
+        if size is None:
+            size = self._size = self.f.id.get_filesize()
+        return size
 
     # ---------------------------------------------------------------- reading
     def _group(self, key: Key) -> h5py.Group:
-        return self.f[h5path(key)] if key else self.f
+        return self.f[self._path(h5path(key))] if key else self.f
 
     @_guard
     def meta(self) -> Dict[str, Any]:
@@ -124,11 +149,11 @@ class NativeBackend(WritableBackend):
 
     @_guard
     def has_ctype(self, ctype: str) -> bool:
-        return ctype in self.f
+        return self.f.id.links.exists(ctype.encode()) and bool(self._path(ctype))
 
     @_guard
     def range_table(self, ctype: str) -> RangeTable:
-        dsid = h5py.h5d.open(self.f.id, f"{ctype}/{L.N_RANGE_INDEX}".encode())
+        dsid = self._dataset(f"{ctype}/{L.N_RANGE_INDEX}")
         # the type pscalib writes is checked in HDF5: turning a compound type into a numpy
         # dtype costs ~50 us, more than reading the index
         if not dsid.get_type().equal(_INDEX_MTYPE):
@@ -142,15 +167,28 @@ class NativeBackend(WritableBackend):
 
     @_guard
     def versions(self, ctype: str, tsbegin: int, tsend: int) -> List[int]:
-        g = self.f[h5path((ctype, tsbegin, tsend))]
+        g = self.f[self._path(h5path((ctype, tsbegin, tsend)))]
         return sorted(v for v in (L.parse_version_name(k) for k in g.keys()) if v is not None)
+
+    @_guard
+    def versions_by_range(self, ctype: str) -> Dict[Any, List[int]]:
+        # low-level group opens: the high-level h5py lookup per range costs ~3x more, which
+        # adds up to most of a 1,000-range overview page
+        tab = self.range_table(ctype)
+        gid = h5py.h5o.open(self.f.id, ctype.encode())
+        out = {}
+        for b, e in zip(tab.tsbegin.tolist(), tab.tsend.tolist()):
+            rid = h5py.h5o.open(gid, L.range_name(b, e).encode())
+            names = (L.parse_version_name(n.decode()) for n in rid)
+            out[(b, e)] = sorted(v for v in names if v is not None)
+        return out
 
     @_guard
     def version_info(self, key: Key) -> VersionInfo:
         self._check_heaps()
-        g = self.f[h5path(key)]
+        g = self.f[self._path(h5path(key))]
         a = g.attrs
-        ds = g[L.N_DATA]
+        ds = h5py.Dataset(self._dataset(h5path(key) + "/" + L.N_DATA))
         kind = decode_par(a[L.A_KIND])
         sha = decode_par(a[L.A_SHA256]) if L.A_SHA256 in a else None
         if kind == L.KIND_TEXT:
@@ -163,10 +201,10 @@ class NativeBackend(WritableBackend):
     @_guard
     def payload(self, key: Key) -> Payload:
         path = h5path(key) + "/" + L.N_DATA
-        dsid = h5py.h5d.open(self.f.id, path.encode())
+        dsid = self._dataset(path)
         # the dataset type says text or array: no attribute read on the hot path
         if is_string_dataset(dsid):
-            return read_payload(self.f[path], L.KIND_TEXT)
+            return read_payload(h5py.Dataset(dsid), L.KIND_TEXT)
         return read_id(dsid)
 
     @_guard
@@ -180,7 +218,10 @@ class NativeBackend(WritableBackend):
     @_guard
     def history(self, key: Key) -> List[HistoryRecord]:
         self._check_heaps()
-        return read_history(self._group(key))
+        g = self._group(key)
+        if L.N_HISTORY in g:
+            self._dataset(f"{h5path(key)}/{L.N_HISTORY}" if key else L.N_HISTORY)
+        return read_history(g)
 
     def _check_heaps(self) -> None:
         # once per open file, before reading strings outside the get() hot path (history,
@@ -236,6 +277,9 @@ class NativeBackend(WritableBackend):
     rewrite_file = staticmethod(rewrite_file)
     verify_file = staticmethod(check_native_file)
 
+    def check_safe(self, name: Any) -> None:
+        safety.check_file(self.f, name)
+
     def finish(self) -> None:
         self.f.flush()
         self.f.close()
@@ -275,6 +319,7 @@ class NativeBackend(WritableBackend):
         del self.f[ctype]
 
     def _index_row(self, ctype: str, tsbegin: int, tsend: int) -> int:
+        self._dataset(f"{ctype}/{L.N_RANGE_INDEX}")
         ds = self.f[ctype][L.N_RANGE_INDEX]
         rows = ds[...]
         hit = np.nonzero((rows["tsbegin"] == tsbegin) & (rows["tsend"] == tsend))[0]

@@ -17,7 +17,9 @@ import numpy as np
 from ..errors import CorruptStoreError, PscalibError
 from ..names import validate_ctype, validate_detname, validate_parkey
 from . import layout as L
+from . import safety
 from .layout import INDEX_DTYPE
+from .fastread import open_readonly
 from .heapcheck import check_file
 from .history import HISTORY_DTYPE, read_history
 from .payindex import PAYINDEX_DTYPE, keys_of
@@ -66,12 +68,21 @@ class VerifyReport:
                 "problems": [asdict(p) for p in self.problems]}
 
     def format(self) -> str:
+        parts = [_count(v, k) for k, v in self.counts.items()]
+        found = (f"{_count(len(self.errors), 'errors')}, "
+                 f"{_count(len(self.problems) - len(self.errors), 'warnings')}")
         head = (f"{self.file}: {'OK' if self.ok else 'FAILED'} ("
-                + ", ".join(f"{v} {k}" for k, v in self.counts.items())
-                + f"; {len(self.errors)} errors, {len(self.problems) - len(self.errors)} "
-                  f"warnings)")
+                + (", ".join(parts) + "; " if parts else "") + found + ")")
         return "\n".join([head] + [f"  {p}" for p in self.problems]
                          + [f"  note: {n}" for n in self.notes])
+
+
+def _count(n: int, plural: str) -> str:
+    """``'1 ctype'``, ``'2 ctypes'``, ``'1 payload read'`` (the plural names a count)."""
+    word, _, rest = plural.partition(" ")
+    if n == 1 and word.endswith("s"):
+        word = word[:-1]
+    return f"{n} {word}{' ' + rest if rest else ''}"
 
 
 def _s(x: Any) -> str:
@@ -341,7 +352,7 @@ def check_native_file(path: Path, rep: VerifyReport, checksums: bool = True) -> 
     """Add every problem of the native store file ``path`` to ``rep`` (read-only)."""
     try:
         check_file(path)  # a damaged string heap would hang HDF5 in the walk below
-        f = h5py.File(path, "r", locking=False)
+        f = open_readonly(path)  # locking flags matching any other open of the file
     except CorruptStoreError as exc:
         rep.add("/", str(exc))
         return
@@ -349,6 +360,14 @@ def check_native_file(path: Path, rep: VerifyReport, checksums: bool = True) -> 
         rep.add("/", f"cannot be opened as an HDF5 file: {exc}")
         return
     try:
+        unsafe = safety.scan_file(f)  # before anything is read: links, external storage
+        for where, problem in unsafe:
+            rep.add(where, f"{problem}; the store format never uses this (damaged or crafted "
+                           f"file) - nothing was read through it")
+        if unsafe:
+            rep.notes.append("the other checks were skipped: reading the file could read "
+                             "other files or allocate what the file claims")
+            return
         chk = _Checker(f, rep, checksums)
         try:
             chk.root()

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from . import layout as L
+from . import safety
 from .layout import h5path
 from .payload import Payload, payloads_equal, read_payload
 
@@ -40,18 +41,24 @@ Key = Tuple[str, int, int, int]
 def iter_versions(f: h5py.File) -> Iterator[Tuple[Key, h5py.Group]]:
     """Walk every version group of a native file (used once to build the index)."""
     for cname in sorted(k for k in f.keys() if not k.startswith("_")):
-        cg = f[cname]
+        cg = f[_safe(f, cname)]
         if not isinstance(cg, h5py.Group):
             continue
         for rname in sorted(k for k in cg.keys() if not k.startswith("_")):
-            rg = cg[rname]
+            rg = f[_safe(f, f"{cname}/{rname}")]
             if not isinstance(rg, h5py.Group) or L.A_TSBEGIN not in rg.attrs:
                 continue
             b, e = int(rg.attrs[L.A_TSBEGIN]), int(rg.attrs[L.A_TSEND])
             for vname in sorted(rg.keys()):
                 v = L.parse_version_name(vname)
-                if v is not None and isinstance(rg[vname], h5py.Group):
+                if v is not None and isinstance(f[_safe(f, f"{cname}/{rname}/{vname}")],
+                                                h5py.Group):
                     yield (cname, b, e, v), rg[vname]
+
+
+def _safe(f: h5py.File, path: str) -> str:
+    safety.check_links(f, path)
+    return path
 
 
 def _sha_of(g: h5py.Group) -> Optional[str]:
@@ -81,9 +88,31 @@ def ensure_index(f: h5py.File) -> h5py.Dataset:
     return f[N_PAYLOAD_INDEX]
 
 
+def _checked(f: h5py.File) -> Optional[h5py.Dataset]:
+    """The index dataset (None if absent), refused if reading it could leave the file."""
+    if not f.id.links.exists(N_PAYLOAD_INDEX.encode()):
+        return None
+    safety.check_links(f, N_PAYLOAD_INDEX)
+    ds = f[N_PAYLOAD_INDEX]
+    safety.check_dataset(ds.id, f.filename, N_PAYLOAD_INDEX)
+    return ds
+
+
+def _exists(f: h5py.File, path: str) -> bool:
+    """True if every component of ``path`` exists, as hard links only (safety)."""
+    prefix = ""
+    seen: set = set()
+    for part in path.split("/"):  # an external link must be refused before it is traversed
+        prefix = f"{prefix}/{part}" if prefix else part
+        if not f.id.links.exists(prefix.encode()):
+            return False
+        safety.check_links(f, prefix, seen)
+    return True
+
+
 def read_rows(f: h5py.File) -> Optional[np.ndarray]:
     """All rows (None if the file has no index)."""
-    ds = f.get(N_PAYLOAD_INDEX)
+    ds = _checked(f)
     return None if ds is None else ds[...]
 
 
@@ -101,7 +130,7 @@ def add_row(f: h5py.File, sha256: str, key: Key) -> None:
 def forget(f: h5py.File, ctype: str, tsbegin: Optional[int] = None,
            tsend: Optional[int] = None, version: Optional[int] = None) -> int:
     """Drop the rows of a deleted ctype, range or version; returns how many were dropped."""
-    ds = f.get(N_PAYLOAD_INDEX)
+    ds = _checked(f)
     if ds is None or ds.shape[0] == 0:
         return 0
     rows = ds[...]
@@ -126,7 +155,7 @@ def find_identical(f: h5py.File, sha256: str, payload: Payload) -> Optional[Key]
     Reads the checksum column only; each candidate is confirmed by reading its payload, so
     a stale row or a damaged stored copy is never linked to.
     """
-    ds = f.get(N_PAYLOAD_INDEX)
+    ds = _checked(f)
     if ds is None and f.mode == "r+":  # a file written before the index: build it once
         ds = ensure_index(f)
     if ds is None or ds.shape[0] == 0:
@@ -136,10 +165,13 @@ def find_identical(f: h5py.File, sha256: str, payload: Payload) -> Optional[Key]
         row = ds[int(i)]
         ctype = row["ctype"].decode() if isinstance(row["ctype"], bytes) else str(row["ctype"])
         key = (ctype, int(row["tsbegin"]), int(row["tsend"]), int(row["version"]))
-        g = f.get(h5path(key))
-        if g is None or _sha_of(g) != sha256 or L.N_DATA not in g:
+        if not _exists(f, h5path(key) + "/" + L.N_DATA):
+            continue
+        g = f[h5path(key)]
+        if _sha_of(g) != sha256:
             continue
         ds_data = g[L.N_DATA]
+        safety.check_dataset(ds_data.id, f.filename, ds_data.name)
         kind = L.KIND_TEXT if h5py.check_string_dtype(ds_data.dtype) else L.KIND_NDARRAY
         try:
             if payloads_equal(read_payload(ds_data, kind), payload):

@@ -37,7 +37,8 @@ def normalize_payload(data) -> Payload:
     ------
     InvalidPayloadError
         For unsupported dtypes (object, strings, structured, datetime, >64-bit floats),
-        empty arrays, text that is not UTF-8 or holds NUL characters.
+        text that is not UTF-8 or holds NUL characters. Empty arrays (an empty list of bad
+        pixels) are stored like any other shape.
     """
     if isinstance(data, bytes):
         try:
@@ -76,10 +77,6 @@ def normalize_payload(data) -> Payload:
     if (kind == "f" and data.dtype.itemsize > 8) or (kind == "c" and data.dtype.itemsize > 16):
         raise InvalidPayloadError(
             f"dtype {data.dtype} is platform-specific and not portable; use float64/complex128")
-    if data.size == 0:
-        raise InvalidPayloadError(
-            f"the array is empty (shape {data.shape}); empty calibration constants are "
-            f"almost certainly a mistake upstream")
     return data
 
 
@@ -98,7 +95,8 @@ def checksum(data: Payload) -> str:
         h.update(b"ndarray\x00" + arr.dtype.str.encode() + b"\x00" +
                  repr(tuple(int(n) for n in arr.shape)).encode() + b"\x00")
         raw: Any = arr.view(np.uint8) if arr.dtype.kind == "b" else arr  # ndarray: a buffer
-        h.update(memoryview(raw).cast("B"))
+        if arr.size:  # an empty array adds no bytes (memoryview cannot cast a 0 extent)
+            h.update(memoryview(raw).cast("B"))
     return h.hexdigest()
 
 

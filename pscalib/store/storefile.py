@@ -21,6 +21,7 @@ from ..txn.atomic import os_error
 from .backend import Backend
 from .backends import open_backend
 from .dcbase import DCBase
+from .safety import file_identity, stat_identity
 from .selection import SelectionCache
 from .transaction import StoreTransaction, create_store_file, store_transaction
 from .writer import StoreWriter
@@ -91,11 +92,10 @@ class StoreFile(DCBase):
 
     def _open_reader(self) -> None:
         self._backend = open_backend(self.path)
-        try:
-            st = os.stat(self.path)
-            self._stat = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            self._stat = None
+        # the file opened, by its descriptor: a stat of the path after the open may see
+        # a newer file renamed over it meanwhile, and refresh() would then miss that commit
+        f = getattr(self._backend, "f", None)
+        self._stat = file_identity(f) if f is not None else None
         self._lookup.clear()
 
     def _open_reader_or_missing(self) -> None:
@@ -113,8 +113,7 @@ class StoreFile(DCBase):
         if self._txn is not None:
             return False
         try:
-            st = os.stat(self.path)
-            now = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            now: Optional[tuple] = stat_identity(os.stat(self.path))
         except OSError:
             now = None
         if now == self._stat:

@@ -23,6 +23,7 @@ from ..timestamps import now_ns
 from ..txn.atomic import os_error
 from ..txn.transaction import FileTransaction
 from .backends import WRITABLE
+from .heapcheck import check_file
 from .writer import StoreWriter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,6 +94,7 @@ def store_transaction(store: S) -> Iterator[S]:
     be = None
     try:
         try:
+            check_file(txn.tmp, name=store.path)  # a damaged string heap would hang HDF5
             be = WRITABLE.open_for_write(txn.tmp)
         except OSError as exc:
             raise os_error(exc, "open a copy of", store.path) from None

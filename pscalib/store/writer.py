@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..errors import (InvalidInputError, InvalidPayloadError, InvalidTimeError, PscalibError,
-                      VersionNotFoundError)
+                      VersionNotFoundError, ReadOnlyError)
 from ..names import validate_ctype, validate_parkey
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
 from ..txn.transaction import check_free_space
@@ -329,6 +329,9 @@ def add_constants(store: "DCStore", ctype: str, data: Any, tsbegin: TimeLike,
                   tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
                   force: bool = False) -> AddResult:
     """Validate, then add in a transaction: see :meth:`DCStore.add_constants`."""
+    if store.mode == "r":  # before judging the data: the store's mode is the first problem
+        raise ReadOnlyError(f"{store.path} is open read-only; open it with mode='a' to "
+                            f"change it")
     validate_ctype(ctype)
     payload = normalize_payload(data)
     b = to_ns(tsbegin)

@@ -12,6 +12,9 @@ left by a writer on another host must be removed by hand.
 from __future__ import annotations
 
 import errno
+import getpass
+import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -63,10 +66,46 @@ def default_lock_timeout() -> float:
         except ValueError:
             raise LockUnavailableError(
                 f"PSCALIB_LOCK_TIMEOUT={raw!r} is not a number of seconds") from None
-        if val < 0:
-            raise LockUnavailableError(f"PSCALIB_LOCK_TIMEOUT={raw!r} must be >= 0")
+        if not val >= 0 or val == float("inf"):  # NaN fails >= as well
+            raise LockUnavailableError(f"PSCALIB_LOCK_TIMEOUT={raw!r} must be a finite number "
+                                       f"of seconds >= 0")
         return val
     return DEFAULT_LOCK_TIMEOUT
+
+
+def write_holder(path: Path) -> None:
+    """Record who holds the lock in the lock file (read by a writer that times out)."""
+    try:
+        user = env_value("PSCALIB_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    line = (f"pid={os.getpid()} host={socket.gethostname() or '?'} user={user} "
+            f"since={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, line.encode("utf-8", "replace"))
+    except OSError:
+        pass  # the lock works without the note
+    finally:
+        os.close(fd)
+
+
+def read_holder(path: Path) -> str:
+    """``' (pid 12, host h, user u, since T)'`` from the lock file, or ``''``."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(512).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    fields = dict(f.split("=", 1) for f in text.split() if "=" in f)
+    if "pid" not in fields:
+        return ""
+    return (f" (pid {fields.get('pid')} on host {fields.get('host', '?')}, user "
+            f"{fields.get('user', '?')}, since {fields.get('since', '?')})")
 
 
 class StoreLock:
@@ -119,8 +158,8 @@ class StoreLock:
             waited = time.monotonic() - start
             held = self.path if self._soft is None else soft_lock_path_for(self.target)
             raise LockTimeoutError(
-                f"{self.target} is locked by another writer (lock file {held}); waited "
-                f"{waited:.1f} s. Try again later or raise the timeout "
+                f"{self.target} is locked by another writer{read_holder(self.path)} (lock "
+                f"file {held}); waited {waited:.1f} s. Try again later or raise the timeout "
                 f"(PSCALIB_LOCK_TIMEOUT / --lock-timeout)") from None
         except PermissionError as exc:
             raise StorePermissionError(
@@ -137,6 +176,8 @@ class StoreLock:
                 f"PSCALIB_LOCK_FALLBACK=soft to use marker-file locks (see "
                 f"docs/transactions.rst)") from None
         _HELD[str(self.path)] = threading.get_ident()
+        if self._hard_held:
+            write_holder(self.path)
         return self
 
     def _acquire_hard_if_supported(self, start: float) -> None:

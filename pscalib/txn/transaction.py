@@ -11,6 +11,7 @@ from typing import Callable, Optional, Union
 from ..errors import StoreIOError, StorePermissionError
 from .atomic import (atomic_replace, cleanup_leftovers, copy_file, os_error, tmp_path_for,
                      umask_file_mode)
+from .leftovers import remove_dead_tmp
 from .lock import StoreLock
 
 __all__ = ["FileTransaction", "check_free_space"]
@@ -83,6 +84,7 @@ class FileTransaction:
         self.lock.acquire()
         try:
             cleanup_leftovers(self.path)
+            remove_dead_tmp(self.path.parent)  # e.g. of a killed copy to another name
             self.existed = self.path.exists()
             size = self.path.stat().st_size if self.existed else 0
             self.check_space(size + self.extra_bytes)
