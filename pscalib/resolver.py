@@ -112,11 +112,30 @@ def next_stores(store: Any) -> List[Any]:
 def lookup_ctypes(store: Any) -> List[str]:
     """Every ctype a lookup on ``store`` can answer: its own and, with the search order,
     those of the later places holding the detector's file (sorted)."""
-    names = set(store.ctypes())
+    names = set(_ctypes_of(store))
     if store.resolved.answers is not None:
         for cs in next_stores(store):
-            names.update(cs.ctypes())
+            names.update(_ctypes_of(cs))
     return sorted(names)
+
+
+#: id(read-only backend) -> (backend, its ctypes): an open snapshot never changes, and
+#: listing the file's groups costs about half a small get (get_all per event)
+_CTYPES: Dict[int, Tuple[Any, List[str]]] = {}
+
+
+def _ctypes_of(store: Any) -> List[str]:
+    if getattr(store, "_txn", None) is not None:  # a transaction's copy can change
+        return store.ctypes()
+    be = store.backend
+    hit = _CTYPES.get(id(be))
+    if hit is not None and hit[0] is be:
+        return hit[1]
+    names = store.ctypes()
+    if len(_CTYPES) > 256:
+        _CTYPES.clear()
+    _CTYPES[id(be)] = (be, names)
+    return names
 
 
 def retry_through(store: Any, ctype: str, miss: PscalibError, call) -> Any:
