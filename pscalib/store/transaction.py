@@ -9,6 +9,8 @@ same way.
 """
 from __future__ import annotations
 
+import os
+
 import contextlib
 import errno
 import re
@@ -143,6 +145,11 @@ def create_store_file(path: Path, detname: Optional[str], lock_timeout: Optional
                 f"cannot create {path}: give detname=... (the file name is not a "
                 f"detector name: {exc})") from None
     dettype, detid = split_detname(detname)
+    if path.is_symlink():  # exists() is False: a dangling link. Never create through it:
+        # its target may lie anywhere, outside the calib directory
+        raise InvalidInputError(
+            f"cannot create {path}: it is a symbolic link to {os.readlink(path)!r}, which does "
+            f"not exist; remove the link or make it point to an existing store")
     if file_mode is None:
         file_mode = load_config().file_mode
     parent = path.parent

@@ -7,7 +7,13 @@ with ``PSCALIB_LOCK_FALLBACK=soft``: an exclusive-create marker file ``.<name>.s
 which works on any filesystem. A soft-mode writer also takes the flock where the filesystem
 supports it, so soft- and flock-mode writers of one store still exclude each other. A marker
 left by a killed writer is broken by the next writer on the same host (its pid is dead); one
-left by a writer on another host must be removed by hand.
+left by a writer on another host (or an empty one, from an older pscalib) must be removed
+by hand once that writer is known to be gone; the marker records the owner (filelock writes
+pid and host; its mtime is the time) and a timeout names it (docs/transactions.rst, "Soft locks").
+
+A lock path that is a directory, a symbolic link or another non-regular file is refused with
+a message saying what it is: locking (and recording the holder) through a link would write
+to a file anywhere.
 """
 from __future__ import annotations
 
@@ -15,10 +21,11 @@ import errno
 import getpass
 import os
 import socket
+import stat
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import filelock
 
@@ -26,7 +33,8 @@ from ..config import env_value
 from .atomic import umask_file_mode
 from ..errors import LockError, LockTimeoutError, LockUnavailableError, StorePermissionError
 
-__all__ = ["StoreLock", "lock_path_for", "soft_lock_path_for", "default_lock_timeout"]
+__all__ = ["StoreLock", "lock_path_for", "soft_lock_path_for", "default_lock_timeout",
+           "check_lock_path", "break_stale_marker", "marker_owner"]
 
 DEFAULT_LOCK_TIMEOUT = 120.0
 
@@ -108,6 +116,75 @@ def read_holder(path: Path) -> str:
             f"{fields.get('user', '?')}, since {fields.get('since', '?')})")
 
 
+def check_lock_path(path: Path) -> None:
+    """Raise LockError if ``path`` exists and is not a regular file (say what it is)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return  # absent (created by the lock) or unreadable (the lock reports that)
+    if stat.S_ISREG(st.st_mode):
+        return
+    if stat.S_ISLNK(st.st_mode):
+        what = f"a symbolic link (to {os.readlink(path)!r})"
+    elif stat.S_ISDIR(st.st_mode):
+        what = "a directory"
+    else:
+        what = "not a regular file (a FIFO, socket or device)"
+    raise LockError(f"lock file {path} is {what}; pscalib never makes one like that and will "
+                    f"not lock through it. Remove it (it holds no data) and try again")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True
+
+
+def marker_owner(marker: Path) -> Optional[Tuple[int, str, float]]:
+    """``(pid, host, mtime)`` of a soft-lock marker, or None if it names no owner.
+
+    filelock (>= 4) writes the owner's pid and host name as the marker's first two lines;
+    an empty marker (older filelock, or made by hand) names nobody.
+    """
+    try:
+        with open(marker, "rb") as fh:
+            lines = fh.read(512).decode("utf-8", "replace").splitlines()
+        mtime = os.stat(marker).st_mtime
+        return int(lines[0]), lines[1].strip(), mtime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def describe_marker(marker: Path) -> str:
+    """``' (pid 12 on host h, since T)'`` or a note that the marker names no owner."""
+    owner = marker_owner(marker)
+    if owner is None:
+        return " (the marker names no owner)"
+    pid, host, mtime = owner
+    return (f" (pid {pid} on host {host}, since "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(mtime))})")
+
+
+def break_stale_marker(marker: Path) -> bool:
+    """Remove a soft-lock marker whose owner is a dead process on this host; True if removed.
+
+    Markers of other hosts, and empty or unreadable ones, are never broken automatically:
+    from here nobody can tell whether their writer still runs.
+    """
+    owner = marker_owner(marker)
+    if owner is None or owner[1] != (socket.gethostname() or "?") or _pid_alive(owner[0]):
+        return False
+    try:
+        os.unlink(marker)
+    except OSError:
+        return False
+    return True
+
+
 class StoreLock:
     """Exclusive writer lock for one file; usable as a context manager.
 
@@ -143,6 +220,10 @@ class StoreLock:
                 f"{self.target} is already being changed in this thread through another store "
                 f"object (waiting for it would never end); make the change through that "
                 f"object, inside its transaction")
+        check_lock_path(self.path)
+        if self._soft is not None:
+            check_lock_path(soft_lock_path_for(self.target))
+            break_stale_marker(soft_lock_path_for(self.target))
         try:
             if self._soft is not None:
                 self._soft.acquire()
@@ -156,11 +237,17 @@ class StoreLock:
                 self._hard_held = True
         except filelock.Timeout:
             waited = time.monotonic() - start
-            held = self.path if self._soft is None else soft_lock_path_for(self.target)
+            if self._soft is None:
+                raise LockTimeoutError(
+                    f"{self.target} is locked by another writer{read_holder(self.path)} (lock "
+                    f"file {self.path}); waited {waited:.1f} s. Try again later or raise the "
+                    f"timeout (PSCALIB_LOCK_TIMEOUT / --lock-timeout)") from None
+            marker = soft_lock_path_for(self.target)
+            who = describe_marker(marker)
             raise LockTimeoutError(
-                f"{self.target} is locked by another writer{read_holder(self.path)} (lock "
-                f"file {held}); waited {waited:.1f} s. Try again later or raise the timeout "
-                f"(PSCALIB_LOCK_TIMEOUT / --lock-timeout)") from None
+                f"{self.target} is locked by another writer{who} (soft-lock marker {marker}); "
+                f"waited {waited:.1f} s. If that writer is gone, remove {marker} by hand "
+                f"(docs/transactions.rst, 'Soft locks'); else try again later") from None
         except PermissionError as exc:
             raise StorePermissionError(
                 f"cannot create or open lock file {exc.filename or self.path}: {exc.strerror}; "
