@@ -23,6 +23,8 @@ from ..errors import CorruptStoreError, PscalibError
 
 from .history import HistoryRecord
 from .payload import Payload
+from .states import StateInfo
+from .tombstones import Tombstone
 
 Key = Tuple
 
@@ -114,6 +116,14 @@ class Backend:
 
     def history(self, key: Key) -> List[HistoryRecord]:
         raise NotImplementedError
+
+    def version_state(self, key: Key) -> StateInfo:
+        """State of a version; formats without states (legacy DCS) have only valid ones."""
+        return StateInfo("valid")
+
+    def tombstones(self) -> List[Tombstone]:
+        """Records of deleted objects (none for formats without them)."""
+        return []
 
     def close(self) -> None:
         raise NotImplementedError
