@@ -15,7 +15,7 @@ from ..errors import (CorruptStoreError, CtypeNotFoundError, InvalidInputError,
                       InvalidPayloadError, NoValidConstantsError,
                       PscalibError, RangeNotFoundError, ReadOnlyError, StoreExistsError,
                       StoreFormatError, StoreNotFoundError, StorePermissionError,
-                      VersionNotFoundError, InvalidTimeError)
+                      VersionNotFoundError, InvalidTimeError, DeprecatedVersionError)
 from ..names import split_detname, validate_ctype, validate_detname, validate_parkey
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
 from ..txn.atomic import os_error
@@ -25,9 +25,14 @@ from .backend import Backend, RangeTable
 from .dcbase import DCBase
 from .heapcheck import check_head
 from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
-from .native import H5_ERRORS, NativeBackend, is_native, store_error
+from .history import whoami
+from .native import H5_ERRORS, NativeBackend, h5path as h5path_of, is_native, store_error
+from .states import StateInfo
 from .fastread import open_readonly
 from . import payindex
+from . import stateops
+from .states import ADD_STATES, CANDIDATE, DEPRECATED, VALID, parse_include
+from .tombstones import Tombstone
 from .payload import Payload, checksum, normalize_payload, payloads_equal
 from .selection import RangeIndex
 from .values import decode_par, encode_par, pars_equal
@@ -454,6 +459,7 @@ class DCStore(DCBase):
             self._require_ctype(ctype)
             be = self._writer()
             n = len(be.range_table(ctype).tsbegin)
+            stateops.bury(be, stateops.tombstones_for(be, (ctype,), f"del_ctype {ctype}"))
             be.delete_ctype(ctype)
             payindex.forget(be.f, ctype)
             be.append_history((), "del_ctype", f"{ctype} ({n} ranges)")
@@ -481,7 +487,10 @@ class DCStore(DCBase):
             self._tables[ctype] = hit
         return hit
 
-    def _select(self, ctype: str, t: int) -> Tuple[int, int, int]:
+    def _select(self, ctype: str, t: int, include: frozenset = frozenset()
+                ) -> Tuple[int, int, int]:
+        if include:
+            return self._select_including(ctype, t, include)
         tab, idx = self._indexed(ctype)
         i = idx.find(t)
         if i is None:
@@ -489,6 +498,37 @@ class DCStore(DCBase):
                 f"no {ctype!r} constants valid at {format_ns(t)} in {self.path} "
                 f"({len(tab.tsbegin)} ranges{_span(tab)})")
         return int(tab.tsbegin[i]), int(tab.tsend[i]), int(tab.defaultv[i])
+
+    def _select_including(self, ctype: str, t: int, include: frozenset
+                          ) -> Tuple[int, int, int]:
+        """Selection with candidates: slow path (reads the version states of the type)."""
+        be = self._backend_for_read()
+        tab = self._table(ctype)
+        eff = [stateops.effective_version(be, (ctype, int(b), int(e)), int(d), include)
+               for b, e, d in zip(tab.tsbegin, tab.tsend, tab.defaultv)]
+        live = np.array(eff, dtype=np.int64) > 0
+        if not live.any():
+            i = None
+        else:
+            i = _LiveIndex(tab, live, be.end_inclusive).find(t)
+        if i is None:
+            raise NoValidConstantsError(
+                f"no {ctype!r} constants (valid or candidate) valid at {format_ns(t)} in "
+                f"{self.path} ({len(tab.tsbegin)} ranges{_span(tab)})")
+        return int(tab.tsbegin[i]), int(tab.tsend[i]), eff[i]
+
+    def tombstones(self) -> List[Tombstone]:
+        """Records of every deletion in this store (docs/format.rst, "Tombstones")."""
+        return self._backend_for_read().tombstones()
+
+    def _check_not_deprecated(self, key: tuple) -> None:
+        st = self._backend_for_read().version_state(key)
+        if st.state == DEPRECATED:
+            raise DeprecatedVersionError(
+                f"{stateops.describe(key)} is deprecated ({st.reason or 'no reason given'}; "
+                f"by {st.user}): get never returns it; read it explicitly with "
+                f"store[{key[0]!r}].rangeobj({L.range_name(key[1], key[2])!r})"
+                f".versobj({key[3]}).calib()")
 
     def _default_of(self, rkey: tuple) -> int:
         tab = self._table(rkey[0])
@@ -498,7 +538,7 @@ class DCStore(DCBase):
         return int(tab.defaultv[i])
 
     def get(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
-            tsprod: Optional[TimeLike] = None) -> Payload:
+            tsprod: Optional[TimeLike] = None, include: Any = ()) -> Payload:
         """The constants of ``ctype`` valid at ``tsp``.
 
         Parameters
@@ -512,6 +552,10 @@ class DCStore(DCBase):
         tsprod
             Instead of ``vers``: the newest version of the range produced at or before this
             time (reproduce what was current then).
+        include
+            Extra states to consider: ``("candidate",)`` lets candidates be chosen (a
+            range's newest candidate above its default replaces it). Deprecated versions
+            are never chosen (see docs/format.rst, "Selection rule").
 
         Returns
         -------
@@ -520,30 +564,38 @@ class DCStore(DCBase):
         Raises
         ------
         NoValidConstantsError
-            No range covers ``tsp``.
+            No range covers ``tsp`` (with a valid version, or a candidate if included).
+        DeprecatedVersionError
+            ``vers`` names a deprecated version.
         CtypeNotFoundError, VersionNotFoundError
         """
         validate_ctype(ctype)
         t = to_ns(tsp)
         if vers is not None and tsprod is not None:
             raise InvalidInputError("give either vers or tsprod, not both")
-        b, e, v = self._select(ctype, t)
+        inc = parse_include(include)
+        b, e, v = self._select(ctype, t, inc)
         be = self._backend_for_read()
         if tsprod is not None:
-            v = DCRange(self, ctype, b, e).version_at(tsprod).version()
+            v = DCRange(self, ctype, b, e).version_at(tsprod, include=inc).version()
         elif vers is not None:
             v = _parse_vers(vers)
             if v not in be.versions(ctype, b, e):
                 raise VersionNotFoundError(
                     f"range {L.range_name(b, e)} of {ctype!r} (valid at {format_ns(t)}) has no "
                     f"version {v}; it has {be.versions(ctype, b, e)}")
+            self._check_not_deprecated((ctype, b, e, v))
         return be.payload((ctype, b, e, v))
 
-    def version_at(self, ctype: str, tsp: TimeLike, vers: Any = None) -> DCVersion:
-        """The :class:`DCVersion` that :meth:`get` would read."""
-        b, e, v = self._select(validate_ctype(ctype), to_ns(tsp))
+    def version_at(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
+                   include: Any = ()) -> DCVersion:
+        """The :class:`DCVersion` that :meth:`get` would read (same ``include`` rule)."""
+        b, e, v = self._select(validate_ctype(ctype), to_ns(tsp), parse_include(include))
         rng = DCRange(self, ctype, b, e)
-        return rng.versobj(v if vers is None else vers)
+        ver = rng.versobj(v if vers is None else vers)
+        if vers is not None:
+            self._check_not_deprecated(ver._key)
+        return ver
 
     def pedestals(self, tsp: TimeLike, vers: Any = None) -> Payload:
         return self.get("pedestals", tsp, vers)
@@ -574,7 +626,7 @@ class DCStore(DCBase):
                       tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
                       comment: Optional[str] = None, *, make_default: bool = True,
                       tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
-                      force: bool = False) -> DCVersion:
+                      force: bool = False, state: str = VALID) -> DCVersion:
         """Add a new version of constants, creating the type and range as needed.
 
         Deduplication (see docs/exchange.rst): if the range's current default version
@@ -605,6 +657,10 @@ class DCStore(DCBase):
             Explicit version number (default: one above the highest ever used in the range).
         force
             Add a new version even if it is identical to the range's current default.
+        state
+            ``"valid"`` (default) or ``"candidate"``: a candidate is never the default and
+            is chosen by ``get`` only with ``include=("candidate",)``; ``validate()`` makes
+            it production. ``make_default`` is ignored for candidates.
 
         Returns
         -------
@@ -632,6 +688,11 @@ class DCStore(DCBase):
             version = _parse_vers(version)
         if comment is not None and not isinstance(comment, str):
             raise InvalidInputError("comment must be a string")
+        if state not in ADD_STATES:
+            raise InvalidInputError(f"a new version's state must be 'valid' or 'candidate', "
+                                    f"got {state!r} (deprecate() retires an existing one)")
+        if state == CANDIDATE:
+            force = True  # the unchanged check compares with the (valid) default
         nbytes = len(payload.encode()) if isinstance(payload, str) else payload.nbytes
         check_free_space(self.path, nbytes)  # before hashing: a huge array fails fast
         try:
@@ -651,7 +712,7 @@ class DCStore(DCBase):
             with self.transaction():
                 self._txn.check_space(nbytes)  # type: ignore[union-attr]
                 return self._add_version(ctype, payload, b, e, tp, sha, pars, comment,
-                                         make_default, version, force=force)
+                                         make_default, version, force=force, state=state)
         except _Unchanged as exc:  # the transaction was aborted: the file is untouched
             return AddResult(self, exc.key, unchanged=True)
         except H5_ERRORS as exc:  # e.g. a damaged payload index met while writing
@@ -662,7 +723,8 @@ class DCStore(DCBase):
     def _add_version(self, ctype: str, payload: Payload, b: int, e: int, tp: int, sha: str,
                      pars: Dict[str, Any], comment: Optional[str], make_default: bool,
                      version: Optional[int], link_to: Optional[tuple] = None,
-                     force: bool = True) -> "AddResult":
+                     force: bool = True, state: str = VALID,
+                     auto_default: bool = True) -> "AddResult":
         be = self._writer()
         if not force and version is None:  # checked before any write: abort leaves nothing
             same = _unchanged_key(be, ctype, b, e, sha, payload, pars)
@@ -673,8 +735,7 @@ class DCStore(DCBase):
         tab = be.range_table(ctype)
         exists = tab.row(b, e) is not None
         if not exists:
-            be.create_range(ctype, b, e)
-            be.append_history((ctype,), "add_range", L.range_name(b, e))
+            self._create_range(be, ctype, b, e)
             current_default = 0
         else:
             current_default = self._default_in(tab, b, e)
@@ -687,14 +748,21 @@ class DCStore(DCBase):
         if link_to is None:
             link_to = payindex.find_identical(be.f, sha, payload)
         be.create_version(key, payload, tp, sha, link_to=link_to)
+        if state != VALID:
+            stateops.ensure_format(be)
+            be.set_state(key, StateInfo(state, now_ns(),
+                                        whoami(), comment or f"added as {state}"))
         payindex.add_row(be.f, sha, key)
         for k, val in pars.items():
             be.set_par(key, k, val)
-        becomes_default = make_default or current_default == 0
+        # only a valid version can be the default (the default invariant)
+        becomes_default = state == VALID and auto_default and (make_default or
+                                                               current_default == 0)
         if becomes_default:
             be.set_default(ctype, b, e, version)
         rec = (f"{L.version_name(version)} {_describe_payload(payload)} sha256:{sha[:16]} "
-               f"tsprod {format_ns(tp)}{' (default)' if becomes_default else ''}")
+               f"tsprod {format_ns(tp)}{' (default)' if becomes_default else ''}"
+               f"{'' if state == VALID else f' ({state})'}")
         if link_to is not None:
             rec += f" (payload shared with {payindex.h5path(link_to)})"
         if comment:
@@ -721,16 +789,28 @@ class DCStore(DCBase):
             tab = be.range_table(ctype)
             if tab.row(b, e) is not None:
                 raise InvalidInputError(f"{ctype!r} already has range {L.range_name(b, e)}")
-            be.create_range(ctype, b, e)
-            be.append_history((ctype,), "add_range", L.range_name(b, e))
+            self._create_range(be, ctype, b, e)
             self._tables.pop(ctype, None)
         return DCRange(self, ctype, b, e)
+
+    @staticmethod
+    def _create_range(be: NativeBackend, ctype: str, b: int, e: int) -> None:
+        """A new range group; after a deletion its numbers continue above the deleted ones."""
+        be.create_range(ctype, b, e)
+        last = stateops.first_free_version(be, (ctype, b, e))
+        note = ""
+        if last:
+            be.f[h5path_of((ctype, b, e))].attrs[L.A_LASTV] = np.int64(last)
+            note = f" (re-created; numbers continue after v{last:04d}, see tombstones)"
+        be.append_history((ctype,), "add_range", L.range_name(b, e) + note)
 
     def _del_range(self, rng: DCRange) -> None:
         with self.transaction():
             rng._require_exists()
             be = self._writer()
             vs = be.versions(*rng._key)
+            stateops.bury(be, stateops.tombstones_for(
+                be, rng._key, f"del_range {rng.range()} (versions {vs or 'none'})"))
             be.delete_range(*rng._key)
             payindex.forget(be.f, *rng._key)
             be.append_history((rng.ctype(),), "del_range",
@@ -747,6 +827,7 @@ class DCStore(DCBase):
                     f"cannot make version {version} the default of range "
                     f"{L.range_name(*rkey[1:3])} of {rkey[0]!r}: it has versions "
                     f"{be.versions(*rkey) or 'none'}")
+            stateops.require_valid_default(be, rkey + (version,))
             old = self._default_of(rkey)
             if old == version:
                 return
@@ -760,18 +841,29 @@ class DCStore(DCBase):
             be = self._writer()
             rkey = ver._key[:3]
             old_default = self._default_of(rkey)
+            stateops.bury(be, stateops.tombstones_for(
+                be, ver._key, f"del_version {L.version_name(ver.version())}"))
             be.delete_version(ver._key)
             payindex.forget(be.f, *ver._key)
-            rest = be.versions(*rkey)
             note = ""
             if old_default == ver.version():
-                new = max(rest) if rest else 0
-                be.set_default(*rkey, new)
+                new = stateops.fix_default(be, rkey, "deleted")
                 note = (f"; default is now v{new:04d}" if new else
-                        "; range has no versions left and is ignored by get")
+                        "; range has no valid version left and is ignored by get")
             be.append_history(rkey, "del_version", f"{L.version_name(ver.version())}{note}")
             self._tables.pop(rkey[0], None)
             self._compact_on_commit = True
+
+    def _set_state(self, key: tuple, new: str, reason: str, make_default: bool = True
+                   ) -> None:
+        """DCVersion.validate/deprecate/set_state: one transaction (docs/format.rst)."""
+        from .states import check_reason, check_state
+        check_state(new)
+        check_reason(reason)
+        with self.transaction():
+            self._require_version(key)
+            stateops.change_state(self._writer(), key, new, reason, make_default)
+            self._tables.pop(key[0], None)
 
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else self.mode
