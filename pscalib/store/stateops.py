@@ -45,12 +45,14 @@ def describe(key: Key) -> str:
 
 def change_state(be: NativeBackend, key: Key, new: str, reason: str,
                  make_default: bool = True, *, note: str = "",
-                 info: Optional[StateInfo] = None) -> Tuple[str, int, int]:
+                 info: Optional[StateInfo] = None, defaults: bool = True
+                 ) -> Tuple[str, int, int]:
     """Move one version to state ``new`` and keep the default invariant.
 
     Returns ``(old_state, old_default, new_default)``. ``info`` (merge) gives the time,
     user and reason to store instead of now / this user / ``reason``; ``note`` is appended
-    to the history record.
+    to the history record. ``defaults=False`` leaves the default to the caller (a merge
+    sets every default it planned afterwards).
     """
     reason = check_reason(reason) if info is None else (info.reason or reason)
     old = be.version_state(key).state
@@ -64,6 +66,8 @@ def change_state(be: NativeBackend, key: Key, new: str, reason: str,
     rkey = key[:3]
     old_default = default_of(be, rkey)
     new_default = old_default
+    if not defaults:
+        return old, old_default, new_default
     if new == VALID and (make_default or old_default == 0):
         new_default = key[3]
     elif new != VALID and old_default == key[3]:
