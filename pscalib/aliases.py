@@ -28,8 +28,8 @@ from .config import Config, load_config
 from .errors import (AliasFileError, AliasNotFoundError, InvalidInputError, InvalidNameError,
                      StoreIOError)
 from .names import split_detname, validate_alias, validate_dettype
-from .paths import ALIAS_FILE_NAME, alias_file_in, is_detname, make_dirs, permission_error
-from .store.history import hostname, whoami
+from .locations import ALIAS_FILE_NAME, alias_file_in, is_detname, make_dirs, permission_error
+from .identity import hostname, whoami
 from .timestamps import OPEN_END, TS_MIN, TimeLike, format_ns, now_ns, to_ns
 from .txn import StoreLock, atomic_replace, cleanup_leftovers, tmp_path_for
 from .txn.atomic import os_error

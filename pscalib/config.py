@@ -23,7 +23,8 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 
 from .errors import InvalidInputError
 
-__all__ = ["Config", "load_config", "ENV_VARS", "PLACES", "parse_mode", "parse_experiment"]
+__all__ = ["Config", "load_config", "ENV_VARS", "PLACES", "parse_mode", "parse_experiment",
+           "env_value", "env_file_mode", "debug_enabled"]
 
 PathLike = Union[str, Path]
 
@@ -223,3 +224,24 @@ def load_config(*, repository: Optional[PathLike] = None,
         file_mode=parse_mode(fmode, what("file_mode", "PSCALIB_FILE_MODE")),
         dir_mode=parse_mode(dmode, what("dir_mode", "PSCALIB_DIR_MODE")),
         sources=src)
+
+
+def env_value(name: str, env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The raw value of the ``PSCALIB_*`` variable ``name`` (None if unset).
+
+    Every module reads the environment through this function (or :func:`load_config`), so
+    :data:`ENV_VARS` is the complete list of what pscalib reads.
+    """
+    if name not in ENV_VARS:
+        raise InvalidInputError(f"internal error: {name} is not a pscalib setting")
+    return (os.environ if env is None else env).get(name)
+
+
+def env_file_mode() -> Optional[int]:
+    """``PSCALIB_FILE_MODE`` parsed (None if unset); read only when a file is created."""
+    return parse_mode(env_value("PSCALIB_FILE_MODE"), "PSCALIB_FILE_MODE")
+
+
+def debug_enabled(args: Optional[list] = None) -> bool:
+    """True if ``--debug`` is in ``args`` or ``PSCALIB_DEBUG`` is set (not '0')."""
+    return bool(args and "--debug" in args) or (env_value("PSCALIB_DEBUG") or "") not in ("", "0")

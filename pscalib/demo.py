@@ -15,14 +15,13 @@ with what calibration experts meet every day:
 * several versions with a default that is **not** the latest (pedestals v0002 was added
   with ``make_default=False``, "under review");
 * dictpars at store, ctype and version level (run, experiment, gain mode, units ...);
-* when :mod:`pscalib.aliases` is available, an alias ``mfx_epix`` for the epix10ka store.
+* an alias ``mfx_epix`` for the epix10ka store.
 
 Arrays come from a fixed random seed, so every demo directory holds the same constants
 (about 11 MB on disk). Nothing outside ``<dir>`` is touched.
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .aliases import add_alias
 from .errors import InvalidInputError, StoreExistsError
 from .store import DCStore
 from .timestamps import format_ns, to_ns
@@ -230,10 +230,7 @@ def build_demo(directory: PathLike,
 
 
 def _add_alias(root: Path) -> Optional[str]:
-    """Create the demo alias with :mod:`pscalib.aliases` when that module exists."""
-    if importlib.util.find_spec("pscalib.aliases") is None:
-        return None
-    from .aliases import add_alias
+    """Create the demo alias."""
     add_alias(root, ALIAS, EPIX, "2024-01-01T00:00:00Z")
     return ALIAS
 

@@ -23,43 +23,23 @@ path searched; a missing file raises :class:`~pscalib.errors.StoreNotFoundError`
 """
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple, Union
 
+from .aliases import find_alias
 from .config import Config, load_config
-from .errors import (InvalidInputError, InvalidNameError, StoreExistsError, StoreNotFoundError,
-                     StorePermissionError)
+from .errors import InvalidInputError, InvalidNameError, StoreExistsError, StoreNotFoundError
+from .locations import (ALIAS_FILE_NAME, Place, SearchStep, alias_file_in, blocking_dir,
+                        is_detname, make_dirs, permission_error, place_label, place_of,
+                        repository_dir, search_places, store_file_in)
 from .names import split_detname, validate_alias
 
-__all__ = ["ResolvedStore", "Place", "SearchStep", "resolve_store", "locate", "store_file_in",
-           "alias_file_in", "repository_dir", "search_places", "place_of", "make_dirs",
-           "permission_error", "is_detname", "ALIAS_FILE_NAME"]
+__all__ = ["ResolvedStore", "Place", "SearchStep", "resolve_store", "resolve_file", "locate",
+           "store_file_in", "alias_file_in", "repository_dir", "search_places", "place_of",
+           "make_dirs", "permission_error", "is_detname", "ALIAS_FILE_NAME"]
 
 PathLike = Union[str, Path]
-
-#: Name of the alias file in each ``<calib>/<dettype>/`` directory.
-ALIAS_FILE_NAME = "aliases.txt"
-
-
-class Place(NamedTuple):
-    """One calib directory that is searched: its kind, path and a human label."""
-    kind: str        # 'experiment', 'repository' or 'local'
-    calib: Path
-    label: str       # e.g. "experiment workspace CXI/cxic0415"
-
-
-class SearchStep(NamedTuple):
-    """One place looked at while resolving a name, and what was found there."""
-    kind: str
-    label: str
-    path: Optional[Path]   # the store file looked for (None if the place is not configured)
-    status: str            # 'found', 'missing', 'permission denied', 'not configured'
-
-    def describe(self) -> str:
-        where = str(self.path) if self.path is not None else "-"
-        return f"{self.label}: {where} ({self.status})"
 
 
 class ResolvedStore(NamedTuple):
@@ -81,134 +61,6 @@ class ResolvedStore(NamedTuple):
     dir_mode: Optional[int] = None
 
 
-def is_detname(name: object) -> bool:
-    """True if ``name`` is a valid ``<dettype>-<detid>`` (otherwise it may be an alias)."""
-    try:
-        split_detname(name)
-        return True
-    except InvalidNameError:
-        return False
-
-
-def store_file_in(calib: PathLike, detname: str) -> Path:
-    """``<calib>/<dettype>/<detname>.h5`` (``detname`` is validated)."""
-    dettype, _ = split_detname(detname)
-    return Path(calib) / dettype / f"{detname}.h5"
-
-
-def alias_file_in(calib: PathLike, dettype: str) -> Path:
-    """``<calib>/<dettype>/aliases.txt``."""
-    from .names import validate_dettype
-    return Path(calib) / validate_dettype(dettype) / ALIAS_FILE_NAME
-
-
-def repository_dir(repository: Optional[PathLike] = None) -> Path:
-    """The repository calib directory (argument > ``PSCALIB_REPOSITORY``)."""
-    repo = load_config(repository=repository).repository
-    if repo is None:
-        raise InvalidInputError("no calibration repository configured: set PSCALIB_REPOSITORY "
-                                "or give a calib directory / file path")
-    return repo
-
-
-def _label(kind: str, cfg: Config, calib: Path) -> str:
-    if kind == "experiment":
-        return f"experiment workspace {cfg.instrument}/{cfg.experiment}"
-    if kind == "repository":
-        return "repository"
-    return f"local calib directory {calib}"
-
-
-def search_places(config: Optional[Config] = None) -> Tuple[List[Place], List[SearchStep]]:
-    """The configured places in search order, and a step for each unconfigured one."""
-    cfg = config or load_config()
-    places: List[Place] = []
-    skipped: List[SearchStep] = []
-    for kind in cfg.search_order:
-        calib = cfg.calib_dir(kind)
-        if calib is None:
-            label = "experiment workspace" if kind == "experiment" else "repository"
-            skipped.append(SearchStep(kind, label, None, cfg.missing_reason(kind)))
-        else:
-            places.append(Place(kind, calib, _label(kind, cfg, calib)))
-    return places, skipped
-
-
-def place_of(path: PathLike, config: Optional[Config] = None) -> Place:
-    """The configured calib directory containing ``path`` (or a 'local' place)."""
-    cfg = config or load_config()
-    p = Path(os.path.abspath(path))
-    for kind in ("experiment", "repository"):
-        calib = cfg.calib_dir(kind)
-        if calib is not None:
-            c = Path(os.path.abspath(calib))
-            if p == c or c in p.parents:
-                return Place(kind, calib, _label(kind, cfg, calib))
-    calib = p if p.is_dir() or p.suffix != ".h5" else p.parent.parent
-    return Place("local", calib, _label("local", cfg, calib))
-
-
-def _blocking_dir(path: Path) -> Path:
-    """The nearest existing ancestor of ``path`` (the directory whose permission matters)."""
-    p = Path(os.path.abspath(path))
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
-def permission_error(action: str, path: PathLike, config: Optional[Config] = None,
-                     detail: str = "permission denied") -> StorePermissionError:
-    """A :class:`StorePermissionError` naming the workspace, the path and what to do."""
-    place = place_of(path, config)
-    blocker = _blocking_dir(Path(path).parent)
-    if action == "read":
-        return StorePermissionError(
-            f"cannot read {path} in {place.label} ({place.calib}): {detail}; you need read "
-            f"permission on it (and search permission on its directories) - check your group "
-            f"membership or ask the owner of {path}")
-    return StorePermissionError(
-        f"cannot {action} {path} in {place.label} ({place.calib}): {detail}; you need write "
-        f"(and search) permission on {blocker} - experiment workspaces are usually "
-        f"group-writable, so check your group membership or ask the owner of {blocker}")
-
-
-def make_dirs(path: PathLike, mode: Optional[int] = None,
-              config: Optional[Config] = None) -> Path:
-    """Create ``path`` and missing parents with permission bits ``mode``.
-
-    ``mode`` defaults to ``PSCALIB_DIR_MODE`` (then ``0777`` minus umask). Each directory
-    created here is ``chmod``-ed explicitly, so setgid and group-write bits are exact
-    regardless of the umask; existing directories are left alone.
-    """
-    cfg = config or load_config()
-    mode = cfg.dir_mode if mode is None else mode
-    target = Path(path)
-    missing = []
-    p = target
-    while not p.is_dir():
-        missing.append(p)
-        if p.parent == p:
-            break
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            os.mkdir(d)
-        except FileExistsError:
-            if not d.is_dir():
-                raise InvalidInputError(f"{d} exists and is not a directory") from None
-            continue  # another process made it meanwhile
-        except PermissionError as exc:
-            raise permission_error("create directory", d, cfg, exc.strerror) from None
-        except OSError as exc:
-            if exc.errno == errno.EROFS:
-                raise permission_error("create directory", d, cfg,
-                                       "read-only file system") from None
-            raise
-        if mode is not None:
-            os.chmod(d, mode)
-    return target
-
-
 def _status(path: Path) -> str:
     try:
         os.stat(path)
@@ -223,7 +75,7 @@ def _status(path: Path) -> str:
     return "found"
 
 
-def _check_writable(path: Path, place: Place, cfg: Config) -> None:
+def _check_writable(path: Path, cfg: Optional[Config]) -> None:
     """Fail early, naming the workspace, if a write to ``path`` would be refused."""
     if path.exists():
         if not os.access(path.parent, os.W_OK | os.X_OK):
@@ -231,7 +83,7 @@ def _check_writable(path: Path, place: Place, cfg: Config) -> None:
                                    "no write permission on its directory (or read-only "
                                    "file system)")
         return
-    blocker = _blocking_dir(path.parent)
+    blocker = blocking_dir(path.parent)
     if not blocker.is_dir():
         raise InvalidInputError(f"cannot create {path}: {blocker} is a file, not a directory")
     if not os.access(blocker, os.W_OK | os.X_OK):
@@ -250,7 +102,7 @@ def _places_for(cpath: Optional[Path], cfg: Config) -> Tuple[List[Place], List[S
         return places, skipped
     place = place_of(cpath, cfg)
     if Path(os.path.abspath(place.calib)) != Path(os.path.abspath(cpath)):
-        place = Place("local", cpath, _label("local", cfg, cpath))
+        place = Place("local", cpath, place_label("local", cfg, cpath))
     return [place], []
 
 
@@ -267,7 +119,6 @@ def _resolve_name(name: str, places: List[Place], tsp) -> Tuple[str, Optional[st
         except InvalidNameError as exc2:
             raise InvalidNameError(f"{name!r} is neither a valid detector name ({exc2}) nor "
                                    f"a valid alias ({exc})") from None
-    from .aliases import find_alias  # aliases imports this module
     rec = find_alias(name, [(p.label, p.calib) for p in places], tsp)
     return rec.detname, name, rec.path
 
@@ -294,6 +145,29 @@ def locate(cpath: Optional[PathLike], name: str, *, tsp=None,
         path = store_file_in(place.calib, detname)
         steps.append(SearchStep(place.kind, place.label, path, _status(path)))
     return detname, alias_file, steps, places
+
+
+def resolve_file(path: PathLike, *, mode: str = "r",
+                 config: Optional[Config] = None) -> ResolvedStore:
+    """Resolve an explicit store file without reading the configuration.
+
+    Nothing of the configuration matters for a named file until a new file is made, so a
+    bad ``PSCALIB_*`` setting does not stop reading or changing an existing store (the
+    creator reads ``PSCALIB_FILE_MODE``). ``file_mode``/``dir_mode`` are those of
+    ``config`` if given, else None; ``label`` is that of ``config``'s place of the file
+    (without ``config``: the local calib directory).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InvalidInputError(f"{p} is a directory: give the detector name too")
+    if mode != "r":
+        _check_writable(p, config)
+    elif _status(p) == "permission denied":
+        raise permission_error("read", p, config, "no read permission")
+    place = place_of(p, config or Config())
+    return ResolvedStore(p, None, (p,), "file", place.label,
+                         file_mode=config.file_mode if config else None,
+                         dir_mode=config.dir_mode if config else None)
 
 
 def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = None, *,
@@ -324,29 +198,23 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
     AliasNotFoundError, AliasFileError, InvalidNameError
         ``detname`` is an unknown alias, an alias file is broken, or the name is invalid.
     """
-    cfg = config or load_config()
-    fmodes = {"file_mode": cfg.file_mode, "dir_mode": cfg.dir_mode}
     if detname is None:
         if cpath is None:
             raise InvalidInputError("give a store file path, or a calib directory and a detname")
-        p = Path(cpath)
-        if p.is_dir():
-            raise InvalidInputError(f"{p} is a directory: give the detector name too")
-        if mode != "r":
-            _check_writable(p, place_of(p, cfg), cfg)
-        elif _status(p) == "permission denied":
-            raise permission_error("read", p, cfg, "no read permission")
-        return ResolvedStore(p, None, (p,), "file", place_of(p, cfg).label, **fmodes)
+        return resolve_file(cpath, mode=mode, config=config)
+    cfg = config or load_config()
+    fmodes = {"file_mode": cfg.file_mode, "dir_mode": cfg.dir_mode}
     if cpath is not None and (Path(cpath).suffix == ".h5" or Path(cpath).is_file()):
         p = Path(cpath)
         name = detname
         alias = alias_file = None
         if not is_detname(detname):  # an alias: look in the file's calib dir, then config
-            extra = [Place("local", p.parent.parent, _label("local", cfg, p.parent.parent))]
+            calib = p.parent.parent
+            extra = [Place("local", calib, place_label("local", cfg, calib))]
             name, alias, alias_file = _resolve_name(detname, extra + search_places(cfg)[0],
                                                     tsp)
         if mode != "r":
-            _check_writable(p, place_of(p, cfg), cfg)
+            _check_writable(p, cfg)
         return ResolvedStore(p, name, (p,), "file", place_of(p, cfg).label, alias=alias,
                              alias_file=alias_file, **fmodes)
     name, alias_file, steps, places = locate(cpath, detname, tsp=tsp, config=cfg)
@@ -360,7 +228,7 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
     if found and mode != "x":
         s = found[0]
         if mode == "a":
-            _check_writable(s.path, place_of(s.path, cfg), cfg)
+            _check_writable(s.path, cfg)
         return ResolvedStore(s.path, name, searched, s.kind, s.label, **common)
     denied = [s for s in steps if s.status == "permission denied"]
     if mode == "r":
@@ -374,5 +242,5 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
               "PSCALIB_REPOSITORY (see 'dcs where')")
     first = places[0]
     path = store_file_in(first.calib, name)
-    _check_writable(path, first, cfg)
+    _check_writable(path, cfg)
     return ResolvedStore(path, name, searched, first.kind, first.label, **common)

@@ -27,6 +27,7 @@ import datetime as _dt
 import math
 import numbers
 import re
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Optional, Union
 
@@ -216,7 +217,6 @@ def to_ns_or_none(value: Optional[TimeLike]) -> Optional[int]:
 
 def now_ns() -> int:
     """Current time as int nanoseconds since the epoch."""
-    import time
     return time.time_ns()
 
 

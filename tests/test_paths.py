@@ -102,12 +102,16 @@ def test_every_env_var_is_documented():
     doc = (ROOT / "docs" / "paths.rst").read_text()
     for name in ENV_VARS:
         assert name in doc, name
-    # every variable the package reads is listed (and so documented above)
-    src = "".join(p.read_text() for p in (ROOT / "pscalib").rglob("*.py"))
-    read = set(re.findall(r"(?:environ(?:\.get)?\(|environ\[|envvar=|getenv\()[\"'](PSCALIB_[A-Z_]+)",
-                          src))
-    assert "PSCALIB_LOCK_TIMEOUT" in read
+    # every variable the package reads is listed (and so documented above); all reads go
+    # through pscalib.config (env_value / load_config), click's envvar= aside
+    files = {p: p.read_text() for p in (ROOT / "pscalib").rglob("*.py")}
+    src = "".join(files.values())
+    read = set(re.findall(r"(?:env_value\(|_pick\(|envvar=)[\"'](PSCALIB_[A-Z_]+)", src))
+    assert {"PSCALIB_LOCK_TIMEOUT", "PSCALIB_USER", "PSCALIB_FILE_MODE"} <= read
     assert read - set(ENV_VARS) == set()
+    direct = [p.name for p, text in files.items() if p.name != "config.py"
+              and re.search(r"(?:environ|getenv)\b", text)]
+    assert direct == []
 
 
 # ---------------------------------------------------------------- resolution
@@ -329,3 +333,33 @@ def test_creating_under_a_file_says_it_is_a_file(tmp_path):
     (tmp_path / "prof").write_text("not a directory")
     with pytest.raises(InvalidInputError, match="prof is a file, not a directory"):
         DCStore(tmp_path / "prof" / "cspad" / "cspad-0001.h5", mode="a")
+
+
+def test_explicit_file_reads_no_configuration(tmp_path):
+    """A bad PSCALIB_* setting does not stop reading or changing an existing, named file;
+    it is reported when a file is created (in a real process, with the real environment)."""
+    f = tmp_path / "cspad-0001.h5"
+    with DCStore(f, mode="a") as cs:
+        cs.add_constants("pedestals", np.ones(3), "2024-01-01")
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from pscalib import DCStore
+        print(DCStore({str(f)!r}).get("pedestals", "2024-06-01").sum())
+        with DCStore({str(f)!r}, mode="a") as cs:
+            cs.add_constants("pedestals", np.full(3, 2.0), "2024-01-01")
+        print(DCStore({str(f)!r}).get("pedestals", "2024-06-01").sum())
+        try:
+            DCStore({str(tmp_path / "cspad-0002.h5")!r}, mode="a")
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSCALIB_")}
+    env.update(PSCALIB_FILE_MODE="banana", PSCALIB_SEARCH_ORDER="nowhere",
+               PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[:2] == ["3.0", "6.0"]
+    assert lines[2].startswith("InvalidInputError PSCALIB_"), lines[2]
+    assert not (tmp_path / "cspad-0002.h5").exists()

@@ -6,6 +6,8 @@ from typing import Tuple
 
 import click
 
+from ..importers.calibdir import import_calibdir
+from ..importers.legacy import import_legacy_files
 from .app import cli
 from .common import echo_json, lock_timeout
 
@@ -24,7 +26,6 @@ def import_legacy_cmd(sources: Tuple[str, ...], calibdir: str, as_json: bool) ->
     become half-open ends e + 1 ns. Every file is checked before anything is written; an
     existing store is never overwritten.
     """
-    from ..importers.legacy import import_legacy_files
     done = import_legacy_files([Path(s) for s in sources], Path(calibdir),
                                lock_timeout=lock_timeout())
     if as_json:
@@ -68,7 +69,6 @@ def import_calibdir_cmd(calib: str, runs_csv: str, detnames, calibdir: str,
     the run table. Header lines become parameters; geometry text is kept byte for byte. An
     alias SRC -> DETNAME is recorded for every source.
     """
-    from ..importers.calibdir import import_calibdir
     s = import_calibdir(Path(calib), Path(runs_csv), detnames, Path(calibdir),
                         text_ctypes=text_ctypes, lock_timeout=lock_timeout())
     if as_json:

@@ -13,7 +13,7 @@ Conventions shared with the other command modules (see docs/cli.rst):
 """
 from __future__ import annotations
 
-import os
+import io
 import re
 import sys
 import tempfile
@@ -23,13 +23,14 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import click
 import numpy as np
 
+from ..config import env_value, load_config
+from ..demo import DEMO_STEPS, build_demo, read_back
 from ..errors import (InvalidInputError, InvalidParameterError, InvalidPayloadError,
                       PscalibError, StoreNotFoundError)
 from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, parse_ndarrio,
                        read_file_bytes, write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
-from ..store.layout import version_name
-from ..store.native import h5path
+from ..store.layout import h5path, version_name
 from ..timestamps import format_ns
 from .app import cli
 from .common import OptionalTimeParam, TimeParam, echo_json, open_store, progress
@@ -122,12 +123,12 @@ def _resolve_obj(cs: DCStore, path: Optional[str]) -> DCBase:
 def _detnames() -> List[str]:
     dirs: List[Path] = []
     try:
-        from ..config import load_config
         cfg = load_config()
         dirs = [d for d in (cfg.calib_dir(k) for k in cfg.search_order) if d is not None]
     except Exception:  # completion must never fail; fall back to the repository variable
-        if os.environ.get("PSCALIB_REPOSITORY"):
-            dirs = [Path(os.environ["PSCALIB_REPOSITORY"])]
+        repo = env_value("PSCALIB_REPOSITORY")
+        if repo:
+            dirs = [Path(repo)]
     names = set()
     for d in dirs:
         try:
@@ -218,7 +219,6 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
         if not is_npy:
             raise InvalidPayloadError(f"{path} has the .npy extension but is not a NumPy "
                                       f".npy file")
-        import io
         try:
             arr = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
@@ -731,7 +731,6 @@ def demo_cmd(directory: Optional[Path], as_json: bool) -> None:
       dcs demo                  (into a fresh temporary directory)
       dcs demo ./demo-calib
     """
-    from ..demo import DEMO_STEPS, build_demo, read_back
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="pscalib-demo-"))
     with progress(range(len(DEMO_STEPS)), len(DEMO_STEPS), "building demo") as bar:

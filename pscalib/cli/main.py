@@ -6,12 +6,12 @@ no traceback unless ``--debug`` (or ``PSCALIB_DEBUG=1``) is given.
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import List, Optional
 
 import click
 
+from ..config import debug_enabled
 from ..errors import PscalibError
 from ..txn.atomic import copy_progress
 from .app import cli
@@ -29,7 +29,7 @@ __all__ = ["main", "cli"]
 
 
 def _debug_requested(args: List[str]) -> bool:
-    return "--debug" in args or os.environ.get("PSCALIB_DEBUG", "") not in ("", "0")
+    return debug_enabled(args)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-import h5py
 import numpy as np
 
 from ..errors import (CtypeNotFoundError, IntegrityError, InvalidInputError, StoreExistsError,
@@ -24,11 +23,12 @@ from ..names import validate_ctype
 from ..paths import store_file_in
 from ..store import DCStore
 from ..store import layout as L
-from ..store import payindex
-from ..store.native import NativeBackend
+from ..store.backend import WritableBackend
+from ..store.backends import WRITABLE
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
 from ..txn.atomic import copy_file, os_error
 from ..txn.transaction import FileTransaction
+from .verify import verify
 
 __all__ = ["CopyResult", "copy_store", "dest_path", "overlaps"]
 
@@ -76,7 +76,7 @@ def _selection_text(ctypes, begin, end, defaults_only) -> str:
     return "; ".join(parts)
 
 
-def _prune(be: NativeBackend, ctypes: Optional[Sequence[str]], begin: Optional[int],
+def _prune(be: WritableBackend, ctypes: Optional[Sequence[str]], begin: Optional[int],
            end: Optional[int], defaults_only: bool, res: CopyResult) -> None:
     have = be.ctypes()
     if ctypes is not None:
@@ -153,7 +153,7 @@ def copy_store(src: Union[str, Path, DCStore], dest: Union[str, Path], *,
         ctypes = [validate_ctype(c) for c in ctypes]
     store = src if isinstance(src, DCStore) else DCStore(Path(src))
     try:
-        if not isinstance(store.backend, NativeBackend):
+        if not store.backend.writable_format:
             raise StoreFormatError(f"{store.path} is in {store.backend.format_description}; "
                                 f"convert it with 'dcs import-legacy' before copying")
         src_path = Path(store.path)
@@ -173,7 +173,7 @@ def copy_store(src: Union[str, Path, DCStore], dest: Union[str, Path], *,
             raise os_error(exc, "create directory", out.parent) from None
     sel = _selection_text(ctypes, b, e, defaults_only)
     res = CopyResult(str(src_path), str(out), selection=sel)
-    txn = FileTransaction(out, lock_timeout)
+    txn = FileTransaction(out, lock_timeout, rewrite=WRITABLE.rewrite_file)
     txn.begin()
     try:
         if txn.existed:
@@ -182,17 +182,20 @@ def copy_store(src: Union[str, Path, DCStore], dest: Union[str, Path], *,
             copy_file(src_path, txn.tmp)
         except OSError as exc:
             raise os_error(exc, "copy", src_path) from None
-        with h5py.File(txn.tmp, "r+", locking=False) as f:
-            be = NativeBackend(f)
+        be = WRITABLE.open_for_write(txn.tmp)
+        try:
             _prune(be, ctypes, b, e, defaults_only, res)
-            payindex.rebuild(f)
-            f.attrs[L.A_TSCFILE] = np.int64(now_ns())
+            be.rebuild_payload_index()
+            be.set_meta(L.A_TSCFILE, np.int64(now_ns()))
             rec = (f"copied from {src_path} ({detname}, file created "
                    f"{format_ns(src_created)}): {sel}; kept {len(res.ctypes)} ctypes, "
                    f"{res.ranges} ranges, {res.versions} versions")
             be.append_history((), "copy_from", rec + (f" - {comment}" if comment else ""))
-        from .verify import verify  # the copy must be valid before it gets its name
-        report = verify(txn.tmp, aliases=False)
+            be.finish()
+        except BaseException:
+            be.close()
+            raise
+        report = verify(txn.tmp, aliases=False)  # valid before it gets its name
         if not report.ok:
             raise IntegrityError(f"the copy of {src_path} failed verification, nothing was "
                                  f"written: " + "; ".join(str(p) for p in report.errors[:5])

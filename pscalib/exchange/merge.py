@@ -27,9 +27,10 @@ from ..errors import ConflictError, IntegrityError, InvalidInputError, StoreNotF
 from ..names import validate_ctype
 from ..store import DCStore
 from ..store import layout as L
-from ..store import stateops
 from ..store.backend import Backend
 from ..store.payload import checksum
+from ..store.writer import StoreWriter
+from ..timestamps import format_ns
 from .diff import open_for_read
 from .mergeplan import Step, path_of, plan_merge
 
@@ -106,45 +107,39 @@ class MergeReport:
 
 
 def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None:
-    """Write the planned steps into ``store`` (inside its transaction)."""
-    be = store._writer()
+    """Write the planned steps through ``store.writer()`` (inside its transaction)."""
+    w = store.writer()
     for s in steps:
         if not s.changes_dest:
             continue
         if s.action == "add_ctype":
-            store._ensure_ctype(s.key[0])
-            be.append_history((), "merge", f"add_ctype {s.key[0]} from {origin}")
+            w.ensure_ctype(s.key[0])
+            w.append_history((), "merge", f"add_ctype {s.key[0]} from {origin}")
         elif s.action == "add_range":
-            store._ensure_ctype(s.key[0])
-            store._create_range(be, *s.key)
-            be.append_history((s.key[0],), "merge", f"add_range {L.range_name(*s.key[1:])} "
-                              f"from {origin}")
+            w.create_range_recorded(*s.key, comment=f"merged from {origin}")
         elif s.action in ("add_version", "conflict_version"):
-            _add_version(store, src, s, origin)
+            _add_version(w, src, s, origin)
         elif s.action in ("set_par", "conflict_par"):
             k, v = s.value
-            be.set_par(s.key, k, v)
-            be.append_history(s.key, "merge", f"set {k}={v!r} from {origin}")
+            w.set_par(s.key, k, v)
+            w.append_history(s.key, "merge", f"set {k}={v!r} from {origin}")
         elif s.action == "set_state":
-            stateops.change_state(be, s.key, s.value.state, s.value.reason or "merged",
-                                  info=s.value, note=f" (merged from {origin})",
-                                  defaults=False)
+            w.set_state(s.key, s.value.state, s.value.reason or "merged", info=s.value,
+                        note=f" (merged from {origin})", defaults=False)
         elif s.action in ("set_default", "conflict_default"):
             rkey = s.key
-            old = store._default_in(be.range_table(rkey[0]), rkey[1], rkey[2])
+            old = w.default_of(*rkey)
             if s.value != old:
-                be.set_default(*rkey, s.value)
-                be.append_history(rkey, "merge", f"default v{old:04d} -> v{s.value:04d} from "
-                                  f"{origin}")
+                w.set_default(*rkey, s.value, action="merge",
+                              record=f"default v{old:04d} -> v{s.value:04d} from {origin}")
         elif s.action == "add_tombstone":
             t = s.value
-            stateops.bury(be, [t])
-            be.append_history((), "merge", f"tombstone of {t.what} {s.path} (deleted by "
-                              f"{t.user} at {t.tsns}) from {origin}")
-        store._tables.pop(s.key[0] if s.key else "", None)
+            w.add_tombstones([t])
+            w.append_history((), "merge", f"tombstone of {t.what} {s.path} (deleted by "
+                             f"{t.user} at {format_ns(t.tsns)}) from {origin}")
 
 
-def _add_version(store: DCStore, src: Backend, s: Step, origin: str) -> None:
+def _add_version(w: StoreWriter, src: Backend, s: Step, origin: str) -> None:
     key = s.key
     dest_key, sst = s.value
     payload = src.payload(key)
@@ -157,13 +152,10 @@ def _add_version(store: DCStore, src: Backend, s: Step, origin: str) -> None:
     note = (f"merged from {origin} {L.version_name(key[3])}"
             + (" (renumbered: the destination has or had another version with that number)"
                if renumbered else ""))
-    store._add_version(key[0], payload, key[1], key[2], info.tsprod, sha, src.dictpars(key),
-                       note, False, dest_key[3], force=True, state=sst.state,
-                       auto_default=False)
+    w.add_version(key[0], payload, key[1], key[2], info.tsprod, sha, src.dictpars(key), note,
+                  False, dest_key[3], force=True, state=sst.state, auto_default=False)
     if sst.tsns is not None:  # keep who set the state, when and why
-        be = store._writer()
-        stateops.ensure_format(be)
-        be.set_state(dest_key, sst)
+        w.set_state_attrs(dest_key, sst)
 
 
 def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore], *,
@@ -236,7 +228,7 @@ def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore]
                     if rep.unresolved or not rep.changes:
                         raise _NothingToDo()
                     _apply(d, s.backend, rep.steps, origin)
-                    d.backend.append_history((), "merge", _summary(rep, origin))
+                    d.writer().append_history((), "merge", _summary(rep, origin))
             except _NothingToDo:
                 return rep
             rep.applied = True

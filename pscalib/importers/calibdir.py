@@ -38,6 +38,7 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
+from ..aliases import add_alias, list_aliases
 from ..errors import (AliasFileError, InvalidInputError, PscalibError, StoreExistsError)
 from ..names import split_detname, validate_alias, validate_ctype
 from ..ndarrio import load_ndarrio
@@ -247,7 +248,6 @@ def _plan(files: List[CalibFile], detnames: Dict[str, str], runs: Dict[int, int]
 
 def _check_aliases(to: Path, pairs: List[Tuple[str, str]]) -> List[Tuple[str, str]]:
     """Alias records still to write; errors on a conflict before anything is written."""
-    from ..aliases import list_aliases
     have = list_aliases(to) if to.is_dir() else []
     todo = []
     for src, det in pairs:
@@ -333,7 +333,6 @@ def import_calibdir(calib: PathLike, runs_csv: PathLike, detnames: Dict[str, str
             except OSError:
                 pass
         raise
-    from ..aliases import add_alias
     for src, det in alias_todo:
         add_alias(to, src, det, lock_timeout=lock_timeout)
     return CalibdirSummary(stores, {d: len(v) for d, v in plan.items()}, pairs, skipped)

@@ -5,7 +5,7 @@ What is kept (checked before the new store is committed, so an import is exact o
 - every array bit-identical (same dtype, shape and bytes), every text byte-identical;
 - every parameter of the store, types, ranges and versions, with its type;
 - every history record with its time stamp (and user/host when the legacy text named them,
-  see :mod:`pscalib.legacy.backend`), in time order, action ``'legacy'``;
+  see :mod:`pscalib.store.legacy`), in time order, action ``'legacy'``;
 - version numbers, production times (``tsprod``), each range's default version (a legacy
   ``versdef`` 0, "the highest version", is stored as that version's number), ``tscfile``,
   ``predecessor`` and ``successor``.
@@ -32,9 +32,8 @@ from ..names import validate_detname
 from ..paths import store_file_in
 from ..store import DCStore
 from ..store import layout as L
-from ..store.backend import Backend, Key
-from ..store.dcstore import open_backend
-from ..store.native import NativeBackend
+from ..store.backend import Backend, Key, WritableBackend
+from ..store.backends import open_backend
 from ..store.payload import checksum, normalize_payload, payloads_equal
 from ..store.values import pars_equal
 from ..timestamps import OPEN_END, TS_MAX
@@ -100,7 +99,7 @@ def native_key(key: Key) -> Key:
     return (key[0], key[1], key[2] + 1) + tuple(key[3:])
 
 
-def _copy_object(src: LegacyBackend, dst: NativeBackend, key: Key) -> None:
+def _copy_object(src: LegacyBackend, dst: WritableBackend, key: Key) -> None:
     nkey = native_key(key)
     for name, value in src.dictpars(key).items():
         dst.set_par(nkey, name, value)
@@ -109,7 +108,7 @@ def _copy_object(src: LegacyBackend, dst: NativeBackend, key: Key) -> None:
                            host=rec.host)
 
 
-def _copy(src: LegacyBackend, dst: NativeBackend) -> ImportSummary:
+def _copy(src: LegacyBackend, dst: WritableBackend) -> ImportSummary:
     meta = src.meta()
     dst.set_meta(L.A_TSCFILE, np.int64(meta[L.A_TSCFILE]))
     for link in (L.A_PREDECESSOR, L.A_SUCCESSOR):
@@ -232,8 +231,7 @@ def import_legacy(src: PathLike, calibdir: PathLike, *,
         cs = DCStore(calibdir, detname, mode="x", lock_timeout=lock_timeout)
         try:
             with cs.transaction():
-                w = cs.backend
-                assert isinstance(w, NativeBackend)
+                w = cs.writer().backend  # an exact copy: no history records of its own
                 summary = _copy(be, w)
                 problems = compare_backends(be, w)
                 if problems:

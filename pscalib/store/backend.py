@@ -1,7 +1,9 @@
-"""The read interface every store backend provides.
+"""The interfaces every store backend provides: :class:`Backend` (read) and
+:class:`WritableBackend` (read and write).
 
-The model classes (:mod:`pscalib.store.model`) never touch HDF5 objects directly; they ask
-a backend. Objects are addressed by *keys*::
+The model classes (:mod:`pscalib.store.dcstore`, :mod:`pscalib.store.dcobjects`) and
+everything above them never touch HDF5 objects; they ask a backend. Objects are addressed
+by *keys*::
 
     ()                               the store (file root)
     (ctype,)                         a calibration type
@@ -9,17 +11,24 @@ a backend. Objects are addressed by *keys*::
     (ctype, tsbegin, tsend, version) a version
 
 :class:`~pscalib.store.native.NativeBackend` reads and writes the pscalib format; the
-legacy reader (:mod:`pscalib.legacy`) implements the same read methods for files of the
-original LCLS DCS. The conformance tests run the same read checks against every backend.
+legacy reader (:mod:`pscalib.store.legacy`) implements the read methods for files of the
+original LCLS DCS. The conformance tests run the same checks against every backend.
+
+A new storage engine is one new module with a subclass of :class:`WritableBackend` (or of
+:class:`Backend` for a read-only format) and one entry in :mod:`pscalib.store.backends`.
 """
 from __future__ import annotations
 
 import functools
+import os
+import re
+from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from ..errors import CorruptStoreError, PscalibError
+from ..txn.atomic import TMP_MARK, os_error
 
 from .history import HistoryRecord
 from .payload import Payload
@@ -28,7 +37,8 @@ from .tombstones import Tombstone
 
 Key = Tuple
 
-__all__ = ["Backend", "RangeTable", "VersionInfo", "Key", "H5_ERRORS", "corrupt_guard"]
+__all__ = ["Backend", "WritableBackend", "RangeTable", "VersionInfo", "Key", "H5_ERRORS",
+           "corrupt_guard", "store_error"]
 
 #: What h5py raises on damaged files (besides segfaults and hangs, handled elsewhere).
 H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError)
@@ -53,6 +63,28 @@ def corrupt_guard(advice: str) -> Callable:
                     f"{'/'.join(str(a) for a in args[:1])}: {exc}; {advice}") from exc
         return wrapper
     return decorate
+
+
+def store_error(exc: BaseException, filename: str, action: str) -> PscalibError:
+    """The pscalib error for an h5py failure while changing the store ``filename``.
+
+    StoreIOError for a failed write (disk full, file size limit: HDF5 puts the C errno only
+    in its message), CorruptStoreError for anything else (the file contradicts itself).
+    """
+    if isinstance(exc, PscalibError):
+        return exc
+    folder, base = os.path.split(str(filename))
+    if TMP_MARK in base:  # name the store, not its private copy
+        base = base[1:base.index(TMP_MARK)]
+    name = os.path.join(folder, base)
+    code = re.search(r"errno = (\d+)", str(exc))
+    if code and getattr(exc, "errno", None) is None:
+        exc = OSError(int(code.group(1)), os.strerror(int(code.group(1))))
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os_error(exc, "write", name)
+    return CorruptStoreError(
+        f"{name}: cannot {action}: {exc}; run 'dcs verify' on the file and restore it from a "
+        f"copy if it is damaged (nothing was changed)")
 
 
 class RangeTable(NamedTuple):
@@ -88,6 +120,8 @@ class Backend:
     writable: bool = False
     #: Human-readable format name, e.g. 'pscalib-dcs v1' or 'legacy LCLS DCS'.
     format_description: str = ""
+    #: The file read (named in error messages).
+    filename: str = ""
 
     def meta(self) -> Dict[str, Any]:
         """Root metadata: dettype, detid, detname, tscfile (ns), predecessor, successor."""
@@ -126,4 +160,127 @@ class Backend:
         return []
 
     def close(self) -> None:
+        raise NotImplementedError
+
+
+class WritableBackend(Backend):
+    """Abstract read and write interface of a format pscalib can change.
+
+    A store is changed only inside a transaction (:mod:`pscalib.txn`): the front opens the
+    transaction's private copy with :meth:`open_for_write`, calls the write methods, then
+    :meth:`finish`; the copy is renamed over the store on commit. Write
+    methods do no validation and record no history of their own (the
+    :class:`~pscalib.store.writer.StoreWriter` above does both); they raise
+    :class:`~pscalib.errors.StoreIOError` for a failed write (disk full) and
+    :class:`~pscalib.errors.CorruptStoreError` when the file contradicts itself.
+    """
+
+    writable_format = True
+
+    # ------------------------------------------------------------- whole files
+    @classmethod
+    def create_file(cls, path: Path, dettype: str, detid: str, detname: str,
+                    tscfile: int) -> None:
+        """Write the new, empty store file ``path`` (with its ``create_store`` record)."""
+        raise NotImplementedError
+
+    @classmethod
+    def open_for_write(cls, path: Path) -> "WritableBackend":
+        """Open the (private copy) ``path`` for changing."""
+        raise NotImplementedError
+
+    @staticmethod
+    def rewrite_file(src: Path, dst: Path) -> None:
+        """Copy ``src`` compactly into the new file ``dst`` (reclaims deleted space)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def verify_file(path: Path, report: Any, checksums: bool = True) -> None:
+        """Add every problem of the file ``path`` to ``report`` (a
+        :class:`~pscalib.store.nativecheck.VerifyReport`); never changes the file."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Flush and close the file before the commit; raises OSError or RuntimeError if a
+        write failed (unlike :meth:`close`, which never raises)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ objects
+    def set_meta(self, name: str, value: Any) -> None:
+        """Set (or with None remove) a root metadata item (``predecessor`` ...)."""
+        raise NotImplementedError
+
+    def create_ctype(self, ctype: str) -> None:
+        raise NotImplementedError
+
+    def delete_ctype(self, ctype: str) -> None:
+        raise NotImplementedError
+
+    def create_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
+        """Add an empty range (default version 0) to ``ctype``'s range table."""
+        raise NotImplementedError
+
+    def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
+        raise NotImplementedError
+
+    def set_default(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        raise NotImplementedError
+
+    def last_version(self, ctype: str, tsbegin: int, tsend: int) -> int:
+        """The highest version number ever used in the range (deleted ones included)."""
+        raise NotImplementedError
+
+    def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
+                       link_to: Optional[Key] = None) -> None:
+        """Write a version; with ``link_to`` it shares that version's stored payload."""
+        raise NotImplementedError
+
+    def delete_version(self, key: Key) -> None:
+        raise NotImplementedError
+
+    def set_par(self, key: Key, name: str, value: Any) -> None:
+        raise NotImplementedError
+
+    def del_par(self, key: Key, name: str) -> None:
+        raise NotImplementedError
+
+    def append_history(self, key: Key, action: str, record: str, *,
+                       tsns: Optional[int] = None, user: Optional[str] = None,
+                       host: Optional[str] = None) -> HistoryRecord:
+        """Append a record to the history of ``key`` (time, user, host default to now)."""
+        raise NotImplementedError
+
+    # ------------------------------------------- states and tombstones (format 2)
+    def upgrade_format(self) -> bool:
+        """Make the file able to hold states and tombstones; True if it changed."""
+        raise NotImplementedError
+
+    def set_state(self, key: Key, info: StateInfo) -> None:
+        """Write the state attributes of a version."""
+        raise NotImplementedError
+
+    def add_tombstones(self, rows: List[Tombstone]) -> int:
+        """Append records of deletions; returns how many were written."""
+        raise NotImplementedError
+
+    def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        """Set the range's highest-ever version number (a re-created range continues)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------- payload deduplication
+    def find_identical(self, sha256: str, payload: Payload) -> Optional[Key]:
+        """Key of a stored version whose payload equals ``payload`` (bytes), or None."""
+        raise NotImplementedError
+
+    def index_payload(self, sha256: str, key: Key) -> None:
+        """Record the checksum of the version just created (for :meth:`find_identical`)."""
+        raise NotImplementedError
+
+    def forget_payloads(self, ctype: str, tsbegin: Optional[int] = None,
+                        tsend: Optional[int] = None, version: Optional[int] = None) -> None:
+        """Drop the checksum records of a deleted ctype, range or version."""
+        raise NotImplementedError
+
+    def rebuild_payload_index(self) -> None:
+        """Rebuild the checksum records from the stored versions."""
         raise NotImplementedError

@@ -65,7 +65,7 @@ class DCBase:
             return
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             for k, v in pars.items():
                 be.set_par(self._key, k, v)
@@ -77,7 +77,7 @@ class DCBase:
         validate_parkey(key)
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             pars = be.dictpars(self._key)
             if key not in pars:
@@ -89,7 +89,7 @@ class DCBase:
         """Delete every parameter (one history record)."""
         st = self._store
         with st.transaction():
-            be = st._writer()
+            be = st.writer()
             self._require_exists()
             pars = be.dictpars(self._key)
             for k in pars:
@@ -127,7 +127,7 @@ class DCBase:
         st = self._store
         with st.transaction():
             self._require_exists()
-            return st._writer().append_history(self._key, action, record)
+            return st.writer().append_history(self._key, action, record)
 
     # ------------------------------------------------------------------ helpers
     def _require_exists(self) -> None:

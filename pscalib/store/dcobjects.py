@@ -11,7 +11,8 @@ from . import layout as L
 from .backend import VersionInfo
 from .dcbase import DCBase
 from .payload import Payload
-from .states import DEPRECATED, VALID, StateInfo, parse_include
+from .states import (DEPRECATED, VALID, StateInfo, check_reason, check_state,
+                     parse_include)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
@@ -285,7 +286,10 @@ class DCVersion(DCBase):
         Allowed: candidate -> valid, candidate -> deprecated, valid -> deprecated. The
         reason, user and time go into the state attributes and the version's history.
         """
-        self._store._set_state(self._key, state, reason, make_default)
+        check_state(state)
+        check_reason(reason)
+        with self._store.transaction():
+            self._store.writer().set_state(self._key, state, reason, make_default)
 
     def validate(self, reason: str, *, make_default: bool = True) -> None:
         """candidate -> valid; it becomes the range's default (unless ``make_default`` is

@@ -7,15 +7,13 @@ are two rows; nothing is keyed by time.
 """
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 from typing import List, NamedTuple, Optional
 
 import h5py
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..identity import hostname, whoami
 from ..timestamps import format_ns, now_ns
 from .layout import HISTORY_CHUNK, N_HISTORY
 
@@ -45,21 +43,6 @@ class HistoryRecord(NamedTuple):
             raise InvalidInputError(
                 f"bad history format {fmt!r} ({type(exc).__name__}: {exc}); fields are "
                 f"{{time}} {{tsns}} {{user}} {{host}} {{action}} {{record}}") from None
-
-
-def whoami() -> str:
-    """The user name recorded in history (``PSCALIB_USER`` overrides the login name)."""
-    user = os.environ.get("PSCALIB_USER")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return f"uid{os.getuid()}"
-
-
-def hostname() -> str:
-    return socket.gethostname() or "unknown-host"
 
 
 def _clean(text: str) -> str:

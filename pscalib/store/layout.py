@@ -5,8 +5,11 @@ version-group naming rule and the range-group naming rule.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Optional, Tuple
+
+import numpy as np
 
 from ..timestamps import OPEN_END, compact_ns
 
@@ -60,6 +63,7 @@ N_DICTPARS = "_dictpars"
 N_HISTORY = "_history"
 #: Per-ctype index of ranges: compound (tsbegin i8, tsend i8, defaultv i8), unordered.
 N_RANGE_INDEX = "_ranges"
+INDEX_DTYPE = np.dtype([("tsbegin", "<i8"), ("tsend", "<i8"), ("defaultv", "<i8")])
 #: Payload dataset inside a version group.
 N_DATA = "data"
 #: Root-level checksum index of payloads (optional, see pscalib.store.payindex).
@@ -92,9 +96,23 @@ def range_name(tsbegin: int, tsend: int) -> str:
     return f"{compact_ns(tsbegin)}_{compact_ns(tsend)}"
 
 
+@functools.lru_cache(maxsize=65536)  # formatting range names costs more than the lookup
+def h5path(key: tuple) -> str:
+    """HDF5 path of the object addressed by ``key``."""
+    n = len(key)
+    if n == 0:
+        return "/"
+    if n == 1:
+        return key[0]
+    rn = range_name(key[1], key[2])
+    if n == 3:
+        return f"{key[0]}/{rn}"
+    return f"{key[0]}/{rn}/{version_name(key[3])}"
+
+
 def range_key(tsbegin: int, tsend: int) -> Tuple[int, int]:
     return (int(tsbegin), int(tsend))
 
 
 __all__ = [n for n in dir() if n.isupper() or n in (
-    "version_name", "parse_version_name", "range_name", "range_key")] + ["OPEN_END"]
+    "version_name", "parse_version_name", "range_name", "range_key", "h5path")] + ["OPEN_END"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import h5py
@@ -13,34 +13,23 @@ import numpy as np
 from ..errors import (CorruptStoreError, PscalibError, StoreFormatError,
                       UnsupportedFormatVersionError)
 from . import layout as L
-from .backend import H5_ERRORS, Backend, Key, RangeTable, VersionInfo, corrupt_guard
+from .layout import INDEX_DTYPE, h5path
+from .nativecheck import check_native_file
+from . import payindex
+from .backend import (H5_ERRORS, Key, RangeTable, VersionInfo, WritableBackend, corrupt_guard,
+                      store_error)
+from .compact import rewrite_file
 from .history import HistoryRecord, append_history, read_history
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
-from ..txn.atomic import TMP_MARK, os_error
 from .heapcheck import check_file
 
 __all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path", "store_error", "H5_ERRORS"]
 
-INDEX_DTYPE = np.dtype([("tsbegin", "<i8"), ("tsend", "<i8"), ("defaultv", "<i8")])
 _INDEX_MTYPE = h5py.h5t.py_create(INDEX_DTYPE)  # built once: py_create costs ~20 us
-
-
-@functools.lru_cache(maxsize=65536)  # formatting range names costs more than the lookup
-def h5path(key: Key) -> str:
-    """HDF5 path of the object addressed by ``key``."""
-    n = len(key)
-    if n == 0:
-        return "/"
-    if n == 1:
-        return key[0]
-    rn = L.range_name(key[1], key[2])
-    if n == 3:
-        return f"{key[0]}/{rn}"
-    return f"{key[0]}/{rn}/{L.version_name(key[3])}"
 
 
 def is_native(f: h5py.File) -> bool:
@@ -50,28 +39,6 @@ def is_native(f: h5py.File) -> bool:
 _guard = corrupt_guard("run 'dcs verify' on the file and restore it from a copy if it "
                        "is damaged")
 
-
-
-def store_error(exc: BaseException, filename: str, action: str) -> PscalibError:
-    """The pscalib error for an h5py failure while changing the store ``filename``.
-
-    StoreIOError for a failed write (disk full, file size limit: HDF5 puts the C errno only
-    in its message), CorruptStoreError for anything else (the file contradicts itself).
-    """
-    if isinstance(exc, PscalibError):
-        return exc
-    folder, base = os.path.split(str(filename))
-    if TMP_MARK in base:  # name the store, not its private copy
-        base = base[1:base.index(TMP_MARK)]
-    name = os.path.join(folder, base)
-    code = re.search(r"errno = (\d+)", str(exc))
-    if code and getattr(exc, "errno", None) is None:
-        exc = OSError(int(code.group(1)), os.strerror(int(code.group(1))))
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return os_error(exc, "write", name)
-    return CorruptStoreError(
-        f"{name}: cannot {action}: {exc}; run 'dcs verify' on the file and restore it from a "
-        f"copy if it is damaged (nothing was changed)")
 
 
 def _guard_write(method):
@@ -108,7 +75,7 @@ def _guard_write(method):
     return wrapper
 
 
-class NativeBackend(Backend):
+class NativeBackend(WritableBackend):
     """Reads and (on a writable h5py file) writes the native format."""
 
     end_inclusive = False
@@ -232,7 +199,7 @@ class NativeBackend(Backend):
         except Exception:  # closing a damaged file must not mask the original error
             pass
 
-    # ---------------------------------------------------------------- writing
+    # ---------------------------------------------------------------- whole files
     @staticmethod
     def init_root(f: h5py.File, dettype: str, detid: str, detname: str, tscfile: int) -> None:
         a = f.attrs
@@ -242,6 +209,56 @@ class NativeBackend(Backend):
         a[L.A_DETID] = detid
         a[L.A_DETNAME] = detname
         a[L.A_TSCFILE] = np.int64(tscfile)
+
+    @classmethod
+    def create_file(cls, path: Path, dettype: str, detid: str, detname: str,
+                    tscfile: int) -> None:
+        with h5py.File(path, "x", libver=L.LIBVER, locking=False) as f:
+            cls.init_root(f, dettype, detid, detname, tscfile)
+            cls(f).append_history((), "create_store", f"created store for {detname}")
+
+    @classmethod
+    def open_for_write(cls, path: Path) -> "NativeBackend":
+        """Open a transaction's private copy for writing.
+
+        Without a raw-data sieve buffer a failed write (disk full) fails in the call that
+        made it; with one, it fails later in a dataset close, which leaves HDF5 in a state
+        that crashes the process at exit (HDF5 2.0, seen under RLIMIT_FSIZE).
+        """
+        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        fapl.set_libver_bounds(*(_LIBVER_CODES[v] for v in L.LIBVER))
+        fapl.set_sieve_buf_size(0)
+        fapl.set_file_locking(False, True)
+        fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR, fapl=fapl)
+        f = h5py.File(fid)
+        try:
+            return cls(f)
+        except BaseException:
+            f.close()
+            raise
+
+    rewrite_file = staticmethod(rewrite_file)
+    verify_file = staticmethod(check_native_file)
+
+    def finish(self) -> None:
+        self.f.flush()
+        self.f.close()
+
+    # ----------------------------------------------------- payload deduplication
+    def find_identical(self, sha256: str, payload: Payload) -> Optional[Key]:
+        return payindex.find_identical(self.f, sha256, payload)
+
+    def index_payload(self, sha256: str, key: Key) -> None:
+        payindex.add_row(self.f, sha256, key)
+
+    def forget_payloads(self, ctype: str, tsbegin: Optional[int] = None,
+                        tsend: Optional[int] = None, version: Optional[int] = None) -> None:
+        payindex.forget(self.f, ctype, tsbegin, tsend, version)
+
+    def rebuild_payload_index(self) -> None:
+        payindex.rebuild(self.f)
+
+    # ---------------------------------------------------------------- writing
 
     @_guard_write
     def set_meta(self, name: str, value: Optional[str]) -> None:
@@ -346,8 +363,11 @@ class NativeBackend(Backend):
         del self._group(key)[L.N_DICTPARS].attrs[name]
 
     @_guard_write
-    def append_history(self, key: Key, action: str, record: str, **kw) -> HistoryRecord:
-        return append_history(self._group(key), action, record, **kw)
+    def append_history(self, key: Key, action: str, record: str, *,
+                       tsns: Optional[int] = None, user: Optional[str] = None,
+                       host: Optional[str] = None) -> HistoryRecord:
+        return append_history(self._group(key), action, record, tsns=tsns, user=user,
+                              host=host)
 
     # ------------------------------------------------- states and tombstones (format 2)
     @_guard
@@ -383,3 +403,11 @@ class NativeBackend(Backend):
     @_guard_write
     def add_tombstones(self, rows: List[Tombstone]) -> int:
         return append_tombstones(self.f, rows)
+
+    @_guard_write
+    def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_LASTV] = np.int64(version)
+
+
+_LIBVER_CODES = {"earliest": h5py.h5f.LIBVER_EARLIEST, "v108": h5py.h5f.LIBVER_V18,
+                 "v110": h5py.h5f.LIBVER_V110}

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from . import layout as L
-from .native import h5path
+from .layout import h5path
 from .payload import Payload, payloads_equal, read_payload
 
 __all__ = ["PAYINDEX_DTYPE", "N_PAYLOAD_INDEX", "ensure_index", "add_row", "find_identical",

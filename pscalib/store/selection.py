@@ -7,16 +7,29 @@ files), the one with the latest ``tsbegin`` wins; for equal begins, the narrower
 :class:`RangeIndex` sweeps the ranges once (O(n log n)) into a piecewise-constant map
 ``t -> winning range``; each lookup is then one binary search, whatever the number of
 ranges or how they overlap.
+
+:class:`SelectionCache` keeps, per calibration type of one open store, the range table
+and its index (read once per open file, dropped when a transaction changes the type) and
+answers the lookups of :class:`~pscalib.store.dcstore.DCStore`.
 """
 from __future__ import annotations
 
 import heapq
 from bisect import bisect_right
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from ..timestamps import OPEN_END
+import numpy as np
 
-__all__ = ["RangeIndex", "select_bruteforce"]
+from ..errors import NoValidConstantsError, RangeNotFoundError
+from ..timestamps import OPEN_END, format_ns
+from .backend import RangeTable
+from .layout import range_name
+from .stateops import effective_version
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .dcstore import DCStore
+
+__all__ = ["RangeIndex", "select_bruteforce", "SelectionCache"]
 
 
 class RangeIndex:
@@ -79,3 +92,102 @@ def select_bruteforce(begins: Sequence[int], ends: Sequence[int], t: int,
         if covers and (best is None or (b, -e) > (begins[best], -ends[best])):
             best = i
     return best
+
+
+class _LiveIndex:
+    """RangeIndex over the subset of ranges that have versions (maps back to table rows)."""
+
+    __slots__ = ("_rows", "_idx")
+
+    def __init__(self, tab: RangeTable, live: np.ndarray, end_inclusive: bool):
+        self._rows = np.nonzero(live)[0]
+        self._idx = RangeIndex(tab.tsbegin[live].tolist(), tab.tsend[live].tolist(),
+                               end_inclusive)
+
+    def find(self, t: int) -> Optional[int]:
+        i = self._idx.find(t)
+        return None if i is None else int(self._rows[i])
+
+
+def _span(tab: RangeTable) -> str:
+    if len(tab.tsbegin) == 0:
+        return ""
+    lo = int(tab.tsbegin.min())
+    hi = int(tab.tsend.max())
+    return f" spanning {format_ns(lo)} .. {format_ns(hi)}"
+
+
+class SelectionCache:
+    """Range tables and their selection index per ctype of one open store."""
+
+    __slots__ = ("_store", "_tables")
+
+    def __init__(self, store: "DCStore"):
+        self._store = store
+        self._tables: Dict[str, Tuple[RangeTable, object]] = {}
+
+    def clear(self) -> None:
+        self._tables.clear()
+
+    def invalidate(self, ctype: str) -> None:
+        """Forget what was read of ``ctype`` (after a change to it)."""
+        self._tables.pop(ctype, None)
+
+    def table(self, ctype: str) -> RangeTable:
+        return self.indexed(ctype)[0]
+
+    def indexed(self, ctype: str) -> Tuple[RangeTable, "RangeIndex | _LiveIndex"]:
+        hit = self._tables.get(ctype)
+        if hit is None:
+            be = self._store.backend
+            try:
+                tab = be.range_table(ctype)
+            except Exception:
+                self._store._require_ctype(ctype)  # a missing type is the usual cause: say so
+                raise
+            # empty ranges (defaultv 0) are not candidates of the selection rule
+            live = tab.defaultv > 0
+            idx = (RangeIndex(tab.tsbegin.tolist(), tab.tsend.tolist(), be.end_inclusive)
+                   if live.all() else _LiveIndex(tab, live, be.end_inclusive))
+            hit = (tab, idx)
+            self._tables[ctype] = hit
+        return hit  # type: ignore[return-value]
+
+    def select(self, ctype: str, t: int, include: frozenset = frozenset()
+               ) -> Tuple[int, int, int]:
+        """``(tsbegin, tsend, default version)`` of the range valid at ``t`` (with
+        ``include``: see :meth:`select_including`)."""
+        if include:
+            return self.select_including(ctype, t, include)
+        tab, idx = self.indexed(ctype)
+        i = idx.find(t)
+        if i is None:
+            raise NoValidConstantsError(
+                f"no {ctype!r} constants valid at {format_ns(t)} in {self._store.path} "
+                f"({len(tab.tsbegin)} ranges{_span(tab)})")
+        return int(tab.tsbegin[i]), int(tab.tsend[i]), int(tab.defaultv[i])
+
+    def select_including(self, ctype: str, t: int, include: frozenset
+                         ) -> Tuple[int, int, int]:
+        """Like :meth:`select` with extra states (candidates): a range's newest candidate
+        above its default replaces it (docs/format.rst, "Selection rule"). Slow path: reads
+        the version states of the type, nothing is cached."""
+        be = self._store.backend
+        tab = self.table(ctype)
+        eff = [effective_version(be, (ctype, int(b), int(e)), int(d), include)
+               for b, e, d in zip(tab.tsbegin, tab.tsend, tab.defaultv)]
+        live = np.array(eff, dtype=np.int64) > 0
+        i = _LiveIndex(tab, live, be.end_inclusive).find(t) if live.any() else None
+        if i is None:
+            raise NoValidConstantsError(
+                f"no {ctype!r} constants (valid or candidate) valid at {format_ns(t)} in "
+                f"{self._store.path} ({len(tab.tsbegin)} ranges{_span(tab)})")
+        return int(tab.tsbegin[i]), int(tab.tsend[i]), eff[i]
+
+    def default_of(self, rkey: tuple) -> int:
+        """Default version number of the range ``(ctype, tsbegin, tsend)``."""
+        tab = self.table(rkey[0])
+        i = tab.row(rkey[1], rkey[2])
+        if i is None:
+            raise RangeNotFoundError(f"{rkey[0]!r} has no range {range_name(*rkey[1:3])}")
+        return int(tab.defaultv[i])

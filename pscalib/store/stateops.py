@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from ..errors import StateTransitionError
+from ..errors import DeprecatedVersionError, StateTransitionError
 from ..timestamps import now_ns
 from . import layout as L
-from .backend import Backend, Key
-from .history import whoami
-from .native import NativeBackend
-from .states import CANDIDATE, VALID, StateInfo, check_reason, check_transition
+from ..identity import whoami
+from .backend import Backend, Key, WritableBackend
+from .states import CANDIDATE, DEPRECATED, VALID, StateInfo, check_reason, check_transition
 from .tombstones import Tombstone, TombstoneIndex, make_tombstone
 
 __all__ = ["newest_valid", "ensure_format", "change_state", "fix_default",
            "tombstones_for", "bury", "first_free_version", "effective_version",
-           "require_valid_default"]
+           "require_valid_default", "check_not_deprecated"]
 
 
 def newest_valid(be: Backend, rkey: tuple, exclude: int = 0) -> int:
@@ -31,7 +30,7 @@ def newest_valid(be: Backend, rkey: tuple, exclude: int = 0) -> int:
     return 0
 
 
-def ensure_format(be: NativeBackend) -> None:
+def ensure_format(be: WritableBackend) -> None:
     """Upgrade the file to format 2 before a state or tombstone is written (recorded)."""
     if be.upgrade_format():
         be.append_history((), "format_upgrade",
@@ -43,7 +42,7 @@ def describe(key: Key) -> str:
     return (f"version {key[3]} of range {L.range_name(key[1], key[2])} of {key[0]!r}")
 
 
-def change_state(be: NativeBackend, key: Key, new: str, reason: str,
+def change_state(be: WritableBackend, key: Key, new: str, reason: str,
                  make_default: bool = True, *, note: str = "",
                  info: Optional[StateInfo] = None, defaults: bool = True
                  ) -> Tuple[str, int, int]:
@@ -84,14 +83,14 @@ def default_of(be: Backend, rkey: tuple) -> int:
     return 0 if i is None else int(tab.defaultv[i])
 
 
-def set_default_recorded(be: NativeBackend, rkey: tuple, old: int, new: int,
+def set_default_recorded(be: WritableBackend, rkey: tuple, old: int, new: int,
                          why: str) -> None:
     be.set_default(*rkey, new)
     tail = "" if new else "; no valid version left: get ignores the range"
     be.append_history(rkey, "set_default", f"v{old:04d} -> v{new:04d} ({why}){tail}")
 
 
-def fix_default(be: NativeBackend, rkey: tuple, why: str) -> int:
+def fix_default(be: WritableBackend, rkey: tuple, why: str) -> int:
     """After a deletion: keep the default if it is still there and valid, else the newest
     valid version (0 if none); returns the default."""
     old = default_of(be, rkey)
@@ -102,6 +101,17 @@ def fix_default(be: NativeBackend, rkey: tuple, why: str) -> int:
     if new != old:
         be.set_default(*rkey, new)
     return new
+
+
+def check_not_deprecated(be: Backend, key: Key) -> None:
+    """Refuse to return a deprecated version from ``get`` (asked for by number)."""
+    st = be.version_state(key)
+    if st.state == DEPRECATED:
+        raise DeprecatedVersionError(
+            f"{describe(key)} is deprecated ({st.reason or 'no reason given'}; by "
+            f"{st.user}): get never returns it; read it explicitly with "
+            f"store[{key[0]!r}].rangeobj({L.range_name(key[1], key[2])!r})"
+            f".versobj({key[3]}).calib()")
 
 
 def require_valid_default(be: Backend, key: Key) -> None:
@@ -128,7 +138,7 @@ def tombstones_for(be: Backend, key: Key, record: str) -> List[Tombstone]:
     return rows + [make_tombstone(key, None, record)]
 
 
-def bury(be: NativeBackend, rows: List[Tombstone]) -> None:
+def bury(be: WritableBackend, rows: List[Tombstone]) -> None:
     """Write tombstones (before the objects are deleted: the rows read their checksums)."""
     if rows:
         ensure_format(be)

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from . import layout as L
-from .history import hostname, whoami
+from ..identity import hostname, whoami
 from ..timestamps import now_ns
 
 __all__ = ["TOMBSTONE_DTYPE", "Tombstone", "read_tombstones", "append_tombstones",

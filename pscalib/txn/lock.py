@@ -20,6 +20,7 @@ from typing import Dict, Optional, Union
 
 import filelock
 
+from ..config import env_value
 from ..errors import LockError, LockTimeoutError, LockUnavailableError, StorePermissionError
 
 __all__ = ["StoreLock", "lock_path_for", "soft_lock_path_for", "default_lock_timeout"]
@@ -57,7 +58,7 @@ def _lock_file_mode(target: Path) -> int:
 
 def default_lock_timeout() -> float:
     """Timeout in seconds: ``PSCALIB_LOCK_TIMEOUT`` or 120."""
-    raw = os.environ.get("PSCALIB_LOCK_TIMEOUT")
+    raw = env_value("PSCALIB_LOCK_TIMEOUT")
     if raw:
         try:
             val = float(raw)
@@ -85,7 +86,7 @@ class StoreLock:
         self.target = Path(path)
         self.path = lock_path_for(path)
         self.timeout = default_lock_timeout() if timeout is None else float(timeout)
-        self.soft = os.environ.get("PSCALIB_LOCK_FALLBACK", "").lower() == "soft"
+        self.soft = (env_value("PSCALIB_LOCK_FALLBACK") or "").lower() == "soft"
         # thread_local=False: a transaction may be committed from another thread than the
         # one that began it; each transaction has its own lock object anyway.
         self._lock = filelock.FileLock(str(self.path), timeout=self.timeout,

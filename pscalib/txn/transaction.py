@@ -6,11 +6,10 @@ import resource
 import shutil
 import stat
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from ..errors import StoreIOError, StorePermissionError
 from .atomic import atomic_replace, cleanup_leftovers, copy_file, os_error, tmp_path_for
-from .compact import rewrite_file
 from .lock import StoreLock
 
 __all__ = ["FileTransaction", "check_free_space"]
@@ -53,10 +52,15 @@ class FileTransaction:
         Permission bits for a file created by this transaction (None: 0o666 & ~umask).
     extra_bytes
         Expected growth, checked against free disk space before anything is written.
+    rewrite
+        ``rewrite(src, dst)`` copies the file compactly into the new file ``dst``; needed
+        for ``commit(compact=True)``. The file format's backend provides it (this layer
+        knows files, not their format).
     """
 
     def __init__(self, path: Union[str, Path], lock_timeout: Optional[float] = None,
-                 new_file_mode: Optional[int] = None, extra_bytes: int = 0):
+                 new_file_mode: Optional[int] = None, extra_bytes: int = 0,
+                 rewrite: Optional[Callable[[Path, Path], None]] = None):
         # the real file: replacing a symlink would turn it into a regular file, and writers
         # using different links to one store must share one lock
         self.path = Path(os.path.realpath(path))
@@ -69,6 +73,7 @@ class FileTransaction:
         self.tmp = tmp_path_for(self.path)
         self.new_file_mode = new_file_mode
         self.extra_bytes = int(extra_bytes)
+        self.rewrite = rewrite
         self.existed = False
         self.copy_method: Optional[str] = None
         self._active = False
@@ -122,9 +127,11 @@ class FileTransaction:
         try:
             src = self.tmp
             if compact:
+                if self.rewrite is None:
+                    raise RuntimeError("internal error: compact commit without a rewrite")
                 packed = tmp_path_for(self.path)
                 try:
-                    rewrite_file(self.tmp, packed)
+                    self.rewrite(self.tmp, packed)
                 except BaseException:
                     packed.unlink(missing_ok=True)
                     raise

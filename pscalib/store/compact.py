@@ -11,7 +11,7 @@ from typing import Dict, Union
 
 import h5py
 
-from ..store.layout import LIBVER
+from .layout import LIBVER
 
 __all__ = ["rewrite_file"]
 

@@ -28,12 +28,12 @@ import numpy as np
 from ..errors import (CtypeNotFoundError, InvalidNameError, RangeNotFoundError,
                       VersionNotFoundError)
 from ..names import validate_ctype
-from ..store import layout as L
-from ..store.backend import Backend, Key, RangeTable, VersionInfo, corrupt_guard
-from ..store.history import HistoryRecord
-from ..store.payload import Payload, read_payload
+from . import layout as L
+from .backend import Backend, Key, RangeTable, VersionInfo, corrupt_guard
+from .history import HistoryRecord
+from .payload import Payload, read_payload
 from ..timestamps import OPEN_END, format_ns, to_ns
-from . import fields as F
+from . import legacy_fields as F
 
 __all__ = ["LegacyBackend", "is_legacy", "LEGACY_ACTION", "UNKNOWN"]
 
