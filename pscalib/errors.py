@@ -12,12 +12,14 @@ Hierarchy::
     │   ├── InvalidTimeError                     a time stamp that cannot be used
     │   ├── InvalidNameError                     detname, dettype, detid, ctype, alias, par key
     │   ├── InvalidPayloadError                  constants that cannot be stored
-    │   └── InvalidParameterError                dictpars value of an unsupported type
+    │   ├── InvalidParameterError                dictpars value of an unsupported type
+    │   └── StateTransitionError                 a version state change the rules refuse
     ├── NotFoundError (also LookupError)         something asked for does not exist
     │   ├── StoreNotFoundError                   no store file for that name/path
     │   ├── CtypeNotFoundError
     │   ├── RangeNotFoundError
     │   ├── VersionNotFoundError
+    │   │   └── DeprecatedVersionError           asked get() for a deprecated version
     │   ├── NoValidConstantsError                no range covers the requested time
     │   └── AliasNotFoundError
     ├── StoreFormatError                         file is not a (readable) store
@@ -48,6 +50,7 @@ __all__ = [
     "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
     "IntegrityError", "MissingDependencyError", "CollectiveError",
+    "StateTransitionError", "DeprecatedVersionError",
 ]
 
 
@@ -75,6 +78,10 @@ class InvalidParameterError(InvalidInputError):
     """A dictpars value of an unsupported type."""
 
 
+class StateTransitionError(InvalidInputError):
+    """A version state change that the rules refuse (docs/format.rst, "Version states")."""
+
+
 class NotFoundError(PscalibError, LookupError):
     """Something asked for does not exist."""
 
@@ -96,6 +103,10 @@ class RangeNotFoundError(NotFoundError):
 
 class VersionNotFoundError(NotFoundError):
     """The range has no such version."""
+
+
+class DeprecatedVersionError(VersionNotFoundError):
+    """``get`` was asked for a deprecated version by number (read it with versobj().calib())."""
 
 
 class NoValidConstantsError(NotFoundError):

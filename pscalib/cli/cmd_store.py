@@ -275,7 +275,10 @@ def write_output(out: str, payload: Any, header: Dict[str, Any]) -> str:
 # ---------------------------------------------------------------- tree (print)
 def _version_dict(v: DCVersion, default: int) -> Dict[str, Any]:
     info = v.info()
+    st = v.state_info()
     return {"version": info.version, "default": info.version == default,
+            "state": st.state, "state_time": None if st.tsns is None else format_ns(st.tsns),
+            "state_user": st.user, "state_reason": st.reason,
             "tsprod": format_ns(info.tsprod), "tsprod_ns": info.tsprod, "kind": info.kind,
             "dtype": None if info.dtype is None else str(info.dtype),
             "shape": None if info.shape is None else list(info.shape),
@@ -324,9 +327,13 @@ def _print_tree(tree: Dict[str, Any]) -> None:
                 what = ("text" if v["kind"] == "text" else
                         f"{v['dtype']} {tuple(v['shape'])}")
                 pars = f"  {_fmt_pars(v['dictpars'])}" if v["dictpars"] else ""
+                state = "" if v["state"] == "valid" else f"  [{v['state'].upper()}]"
                 echo(f"     {mark} {version_name(v['version'])}  {what}  "
-                     f"{_human_bytes(v['nbytes'])}  produced {v['tsprod']}{pars}")
-    echo("  (* = default version)")
+                     f"{_human_bytes(v['nbytes'])}  produced {v['tsprod']}{state}{pars}")
+                if v["state"] != "valid" and v["state_reason"]:
+                    echo(f"         {v['state']} by {v['state_user']} at {v['state_time']}: "
+                         f"{v['state_reason']}")
+    echo("  (* = default version; versions without a mark are valid)")
 
 
 @cli.command("print")
@@ -359,6 +366,7 @@ def _summary(cs: DCStore, ver: DCVersion, t: int, payload: Any) -> Dict[str, Any
         "time": format_ns(t), "range": rng.range(), "begin": rng.begin(),
         "end": None if rng.is_open() else rng.end(), "version": ver.version(),
         "default": ver.is_default(), "versions": [v.version() for v in rng.versions()],
+        "state": ver.state(),
         "tsprod": format_ns(info.tsprod), "kind": info.kind, "sha256": info.sha256,
         "dictpars": _json_pars(ver.dictpars()),
     }
@@ -381,8 +389,9 @@ def _print_summary(s: Dict[str, Any], payload: Any) -> None:
     echo(f"{s['detname']} {s['ctype']} at {s['time']}")
     echo(f"  range     {s['begin']} .. {s['end'] or 'open'}  [{s['range']}]")
     others = ", ".join(str(v) for v in s["versions"])
+    state = "" if s["state"] == "valid" else f", {s['state'].upper()}"
     echo(f"  version   {version_name(s['version'])}"
-         f"{' (default)' if s['default'] else ' (not the default)'}; versions: {others}")
+         f"{' (default)' if s['default'] else ' (not the default)'}{state}; versions: {others}")
     echo(f"  produced  {s['tsprod']}")
     if s["kind"] == "text":
         first = next((ln for ln in payload.splitlines() if ln.strip()), "")
@@ -409,9 +418,12 @@ def _print_summary(s: Dict[str, Any], payload: Any) -> None:
               help="Write the constants: .npy (array), any other name (e.g. .data/.txt) "
                    "NDArrIO text for arrays or the exact text for text constants; '-' = "
                    "stdout. An existing file is replaced atomically.")
+@click.option("--candidates", is_flag=True,
+              help="Also consider candidate versions (a range's newest candidate above its "
+                   "default is chosen); deprecated versions are never chosen.")
 @_JSON_OPT
 def get_cmd(store: str, ctype: str, tsp: int, vers: Optional[str], out: Optional[str],
-            as_json: bool) -> None:
+            candidates: bool, as_json: bool) -> None:
     """Get the CTYPE constants of STORE valid at --time.
 
     Without -o, prints a short summary (range, version, dtype/shape, statistics, dictpars).
@@ -423,7 +435,8 @@ def get_cmd(store: str, ctype: str, tsp: int, vers: Optional[str], out: Optional
       dcs get jungfrau-0001 geometry -t 2024-06-01 -o geometry.txt
     """
     with open_store(store) as cs:
-        ver = cs.version_at(ctype, _t(tsp), vers)
+        ver = cs.version_at(ctype, _t(tsp), vers,
+                            include=("candidate",) if candidates else ())
         payload = ver.calib()
         summary = _summary(cs, ver, tsp, payload)
     if out is not None:
@@ -478,9 +491,12 @@ def _open_for_write(spec: str, create: bool) -> DCStore:
 @click.option("--force", is_flag=True,
               help="Add a new version even if INPUT is identical to the range's current "
                    "default (otherwise that is reported as unchanged and nothing is added).")
+@click.option("--candidate", is_flag=True,
+              help="Add the version as a candidate: get ignores it (unless asked with "
+                   "--candidates) until 'dcs validate' makes it valid.")
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
             pars: Tuple[str, ...], message: Optional[str], no_default: bool,
-            kind: Optional[str], create: bool, force: bool) -> None:
+            kind: Optional[str], create: bool, force: bool, candidate: bool) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -497,7 +513,8 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
     dictpars = dict(parse_par(p) for p in pars)
     with _open_for_write(store, create) as cs:
         ver = cs.add_constants(ctype, payload, _t(begin), _t(end), dictpars or None, message,
-                               make_default=not no_default, force=force)
+                               make_default=not no_default, force=force,
+                               state="candidate" if candidate else "valid")
         default = ver.is_default()
         path = object_path(ver)
         where = cs.path
@@ -507,8 +524,8 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
         return
     shared = (f", payload shared with {h5path(ver.linked_to)}"
               if ver.linked_to else "")
-    click.echo(f"added {path} ({fmt}{', default' if default else ', not the default'}"
-               f"{shared}) to {where}")
+    click.echo(f"added {path} ({fmt}{', candidate' if candidate else ''}"
+               f"{', default' if default else ', not the default'}{shared}) to {where}")
 
 
 # ---------------------------------------------------------------- delete

@@ -32,6 +32,8 @@ from ..txn.atomic import TMP_MARK, os_error
 
 from .history import HistoryRecord
 from .payload import Payload
+from .states import StateInfo
+from .tombstones import Tombstone
 
 Key = Tuple
 
@@ -149,6 +151,14 @@ class Backend:
     def history(self, key: Key) -> List[HistoryRecord]:
         raise NotImplementedError
 
+    def version_state(self, key: Key) -> StateInfo:
+        """State of a version; formats without states (legacy DCS) have only valid ones."""
+        return StateInfo("valid")
+
+    def tombstones(self) -> List[Tombstone]:
+        """Records of deleted objects (none for formats without them)."""
+        return []
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -238,6 +248,23 @@ class WritableBackend(Backend):
                        tsns: Optional[int] = None, user: Optional[str] = None,
                        host: Optional[str] = None) -> HistoryRecord:
         """Append a record to the history of ``key`` (time, user, host default to now)."""
+        raise NotImplementedError
+
+    # ------------------------------------------- states and tombstones (format 2)
+    def upgrade_format(self) -> bool:
+        """Make the file able to hold states and tombstones; True if it changed."""
+        raise NotImplementedError
+
+    def set_state(self, key: Key, info: StateInfo) -> None:
+        """Write the state attributes of a version."""
+        raise NotImplementedError
+
+    def add_tombstones(self, rows: List[Tombstone]) -> int:
+        """Append records of deletions; returns how many were written."""
+        raise NotImplementedError
+
+    def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        """Set the range's highest-ever version number (a re-created range continues)."""
         raise NotImplementedError
 
     # ----------------------------------------------------- payload deduplication

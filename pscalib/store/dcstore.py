@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..errors import (CtypeNotFoundError, InvalidInputError, InvalidTimeError,
+from ..errors import (CtypeNotFoundError, InvalidTimeError,
                       RangeNotFoundError, VersionNotFoundError)
 from ..names import validate_ctype, validate_detname
 from ..timestamps import OPEN_END, TimeLike, format_ns, to_ns, to_ns_or_none
@@ -23,9 +23,12 @@ from . import layout as L
 from .accessors import CtypeAccessors
 from .backend import RangeTable
 from .backends import open_backend
-from .dcobjects import DCRange, DCType, DCVersion, _parse_vers
+from .dcobjects import DCRange, DCType, DCVersion
 from .payload import Payload
+from .lookup import resolve
+from .states import VALID
 from .storefile import StoreFile
+from .tombstones import Tombstone
 from .writer import AddResult, add_constants
 
 __all__ = ["DCStore", "open_backend", "AddResult"]
@@ -159,14 +162,19 @@ class DCStore(StoreFile, CtypeAccessors):
     def _table(self, ctype: str) -> RangeTable:
         return self._lookup.table(ctype)
 
-    def _select(self, ctype: str, t: int) -> Tuple[int, int, int]:
-        return self._lookup.select(ctype, t)
+    def _select(self, ctype: str, t: int, include: frozenset = frozenset()
+                ) -> Tuple[int, int, int]:
+        return self._lookup.select(ctype, t, include)
+
+    def tombstones(self) -> List[Tombstone]:
+        """Records of every deletion in this store (docs/format.rst, "Tombstones")."""
+        return self._backend_for_read().tombstones()
 
     def _default_of(self, rkey: tuple) -> int:
         return self._lookup.default_of(rkey)
 
     def get(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
-            tsprod: Optional[TimeLike] = None) -> Payload:
+            tsprod: Optional[TimeLike] = None, include: Any = ()) -> Payload:
         """The constants of ``ctype`` valid at ``tsp``.
 
         Parameters
@@ -180,6 +188,9 @@ class DCStore(StoreFile, CtypeAccessors):
         tsprod
             Instead of ``vers``: the newest version of the range produced at or before this
             time (reproduce what was current then).
+        include
+            ``("candidate",)``: candidates may be chosen too (docs/format.rst, "Selection
+            rule"); deprecated versions never are.
 
         Returns
         -------
@@ -188,37 +199,25 @@ class DCStore(StoreFile, CtypeAccessors):
         Raises
         ------
         NoValidConstantsError
-            No range covers ``tsp``.
+            No range covers ``tsp`` (with a valid version, or a candidate if included).
+        DeprecatedVersionError
+            ``vers`` names a deprecated version.
         CtypeNotFoundError, VersionNotFoundError
         """
-        validate_ctype(ctype)
-        t = to_ns(tsp)
-        if vers is not None and tsprod is not None:
-            raise InvalidInputError("give either vers or tsprod, not both")
-        b, e, v = self._select(ctype, t)
-        be = self._backend_for_read()
-        if tsprod is not None:
-            v = DCRange(self, ctype, b, e).version_at(tsprod).version()
-        elif vers is not None:
-            v = _parse_vers(vers)
-            if v not in be.versions(ctype, b, e):
-                raise VersionNotFoundError(
-                    f"range {L.range_name(b, e)} of {ctype!r} (valid at {format_ns(t)}) has no "
-                    f"version {v}; it has {be.versions(ctype, b, e)}")
-        return be.payload((ctype, b, e, v))
+        return self._backend_for_read().payload(resolve(self, ctype, tsp, vers, tsprod,
+                                                        include))
 
-    def version_at(self, ctype: str, tsp: TimeLike, vers: Any = None) -> DCVersion:
-        """The :class:`DCVersion` that :meth:`get` would read."""
-        b, e, v = self._select(validate_ctype(ctype), to_ns(tsp))
-        rng = DCRange(self, ctype, b, e)
-        return rng.versobj(v if vers is None else vers)
+    def version_at(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
+                   include: Any = ()) -> DCVersion:
+        """The :class:`DCVersion` that :meth:`get` would read (same ``include`` rule)."""
+        return DCVersion(self, resolve(self, ctype, tsp, vers, include=include))
 
     # ------------------------------------------------------------------ changes
     def add_constants(self, ctype: str, data: Any, tsbegin: TimeLike,
                       tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
                       comment: Optional[str] = None, *, make_default: bool = True,
                       tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
-                      force: bool = False) -> AddResult:
+                      force: bool = False, state: str = VALID) -> AddResult:
         """Add a new version of constants, creating the type and range as needed.
 
         Deduplication (see docs/exchange.rst): if the range's current default version
@@ -249,6 +248,9 @@ class DCStore(StoreFile, CtypeAccessors):
             Explicit version number (default: one above the highest ever used in the range).
         force
             Add a new version even if it is identical to the range's current default.
+        state
+            ``"valid"`` or ``"candidate"`` (never the default; ``get`` with
+            ``include=("candidate",)``; ``DCVersion.validate()`` makes it valid).
 
         Returns
         -------
@@ -260,7 +262,7 @@ class DCStore(StoreFile, CtypeAccessors):
         """
         return add_constants(self, ctype, data, tsbegin, tsend, dictpars, comment,
                              make_default=make_default, tsprod=tsprod, version=version,
-                             force=force)
+                             force=force, state=state)
 
     def _add_range(self, ctype: str, tsbegin: TimeLike, tsend: Optional[TimeLike]) -> DCRange:
         validate_ctype(ctype)

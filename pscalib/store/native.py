@@ -20,6 +20,8 @@ from .backend import (H5_ERRORS, Key, RangeTable, VersionInfo, WritableBackend, 
                       store_error)
 from .compact import rewrite_file
 from .history import HistoryRecord, append_history, read_history
+from .states import StateInfo, read_state, write_state
+from .tombstones import Tombstone, append_tombstones, read_tombstones
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
@@ -78,7 +80,10 @@ class NativeBackend(WritableBackend):
 
     end_inclusive = False
     writable_format = True
-    format_description = f"{L.FORMAT_NAME} v{L.FORMAT_VERSION}"
+
+    @property
+    def format_description(self) -> str:  # type: ignore[override]
+        return f"{L.FORMAT_NAME} v{self.format_version}"
 
     def __init__(self, f: h5py.File):
         self.f = f
@@ -199,7 +204,7 @@ class NativeBackend(WritableBackend):
     def init_root(f: h5py.File, dettype: str, detid: str, detname: str, tscfile: int) -> None:
         a = f.attrs
         a[L.A_FORMAT] = L.FORMAT_NAME
-        a[L.A_FORMAT_VERSION] = np.int64(L.FORMAT_VERSION)
+        a[L.A_FORMAT_VERSION] = np.int64(L.FORMAT_PLAIN)  # FORMAT_STATES once they are used
         a[L.A_DETTYPE] = dettype
         a[L.A_DETID] = detid
         a[L.A_DETNAME] = detname
@@ -363,6 +368,45 @@ class NativeBackend(WritableBackend):
                        host: Optional[str] = None) -> HistoryRecord:
         return append_history(self._group(key), action, record, tsns=tsns, user=user,
                               host=host)
+
+    # ------------------------------------------------- states and tombstones (format 2)
+    @_guard
+    def version_state(self, key: Key) -> StateInfo:
+        if self.format_version < L.FORMAT_STATES:
+            return StateInfo("valid")  # format 1: no states, every version valid
+        self._check_heaps()
+        return read_state(self.f[h5path(key)].attrs)
+
+    @_guard
+    def tombstones(self) -> List[Tombstone]:
+        if self.format_version < L.FORMAT_STATES:
+            return []
+        self._check_heaps()
+        return read_tombstones(self.f)
+
+    def upgrade_format(self) -> bool:
+        """Make the file format 2 (before writing a state or tombstone); True if it was 1."""
+        if self.format_version >= L.FORMAT_STATES:
+            return False
+        self._write_format(L.FORMAT_STATES)
+        return True
+
+    @_guard_write
+    def _write_format(self, ver: int) -> None:
+        self.f.attrs[L.A_FORMAT_VERSION] = np.int64(ver)
+        self.format_version = ver
+
+    @_guard_write
+    def set_state(self, key: Key, info: StateInfo) -> None:
+        write_state(self.f[h5path(key)].attrs, info)
+
+    @_guard_write
+    def add_tombstones(self, rows: List[Tombstone]) -> int:
+        return append_tombstones(self.f, rows)
+
+    @_guard_write
+    def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_LASTV] = np.int64(version)
 
 
 _LIBVER_CODES = {"earliest": h5py.h5f.LIBVER_EARLIEST, "v108": h5py.h5f.LIBVER_V18,
