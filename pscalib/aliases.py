@@ -19,29 +19,24 @@ changes nothing. Comments and blank lines written by hand are kept.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from .config import Config, load_config
-from .errors import (AliasFileError, AliasNotFoundError, InvalidInputError, InvalidNameError,
-                     StoreIOError)
+from .errors import (AliasFileError, AliasNotFoundError, InvalidInputError, InvalidNameError)
 from .names import split_detname, validate_alias, validate_dettype
-from .locations import ALIAS_FILE_NAME, alias_file_in, is_detname, make_dirs, permission_error
-from .identity import hostname, whoami
-from .timestamps import OPEN_END, TS_MIN, TimeLike, format_ns, now_ns, to_ns
-from .txn import StoreLock, atomic_replace, cleanup_leftovers, tmp_path_for
-from .txn.atomic import os_error
+from .locations import ALIAS_FILE_NAME, alias_file_in, is_detname, permission_error
+from .textfiles import (HISTORY_MARKER, FileChange, locked_update, numbered_lines,
+                        parse_history_line, read_text_file)
+from .timestamps import OPEN_END, TS_MIN, TimeLike, format_ns, to_ns
 
 __all__ = ["AliasRecord", "AliasChange", "AliasFile", "add_alias", "remove_alias",
-           "list_aliases", "resolve_alias", "find_alias", "alias_history", "alias_files",
-           "HISTORY_MARKER"]
+           "list_aliases", "resolve_alias", "alias_records", "find_alias", "alias_history",
+           "alias_files", "HISTORY_MARKER"]
 
 PathLike = Union[str, Path]
 
-#: Line that starts the history section (written by pscalib, recognised on reading).
-HISTORY_MARKER = "# ---- history (written by pscalib; do not edit) ----"
 _FORMAT_HELP = "expected 'ALIAS DETNAME [BEGIN [END]]'"
 _HEADER = [
     "# pscalib alias file: one record per line, fields separated by blanks:",
@@ -100,27 +95,8 @@ class AliasRecord:
                 "file": None if self.path is None else str(self.path), "line": self.line}
 
 
-@dataclass(frozen=True)
-class AliasChange:
-    """One history record of an alias file: who changed what, when."""
-    tsns: int
-    user: str
-    host: str
-    action: str
-    record: str
-
-    def to_line(self) -> str:
-        return f"#@ {format_ns(self.tsns)} {self.user}@{self.host} {self.action} {self.record}"
-
-    def to_dict(self) -> dict:
-        return {"time": format_ns(self.tsns), "tsns": self.tsns, "user": self.user,
-                "host": self.host, "action": self.action, "record": self.record}
-
-
-def _token(text: str) -> str:
-    """A history field without blanks or '@' (user/host names from the environment)."""
-    out = "".join("_" if (c.isspace() or c == "@" or not c.isprintable()) else c for c in text)
-    return out or "?"
+#: One history record of an alias file (shared with run tables).
+AliasChange = FileChange
 
 
 def _parse_time(text: str, what: str, where: str) -> Optional[int]:
@@ -161,32 +137,17 @@ class AliasFile:
     def load(cls, path: PathLike) -> "AliasFile":
         """Read and check ``path`` (a missing file gives an empty AliasFile)."""
         af = cls(path)
-        try:
-            raw = af.path.read_bytes()
-        except FileNotFoundError:
+        text = read_text_file(af.path, AliasFileError, "alias files", "dcs alias")
+        if text is None:
             return af
-        except PermissionError:
-            raise permission_error("read", af.path, None, "no read permission") from None
         af.exists = True
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[:exc.start].count(b"\n") + 1
-            raise AliasFileError(
-                f"{af.path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-                f"{exc.start}); alias files are UTF-8 text written by 'dcs alias'") from None
         af._parse(text)
         return af
 
     def _parse(self, text: str) -> None:
         in_history = False
         in_header = True
-        # split on '\n' only: str.splitlines() would also split on U+2028, NEL, ...
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        for lineno, line in enumerate(lines, 1):
-            line = line[:-1] if line.endswith("\r") else line
+        for lineno, line in numbered_lines(text):
             if line.strip() and not line.strip().startswith("#"):
                 in_header = False
             where = f"{self.path}:{lineno}"
@@ -228,16 +189,7 @@ class AliasFile:
 
     @staticmethod
     def _parse_history(line: str, where: str) -> AliasChange:
-        parts = line.split(None, 4)
-        if len(parts) < 4 or parts[0] != "#@" or "@" not in parts[2]:
-            raise AliasFileError(f"{where}: malformed history line; expected "
-                                 f"'#@ TIME USER@HOST ACTION WHAT'")
-        try:
-            tsns = to_ns(parts[1])
-        except InvalidInputError as exc:
-            raise AliasFileError(f"{where}: history time {parts[1]!r}: {exc}") from None
-        user, _, host = parts[2].rpartition("@")
-        return AliasChange(tsns, user, host, parts[3], parts[4] if len(parts) > 4 else "")
+        return parse_history_line(line, where, AliasFileError)
 
     def _check_overlaps(self) -> None:
         recs = self.records
@@ -291,54 +243,10 @@ class AliasFile:
 
 
 # --------------------------------------------------------------------------- writers
-def _write(path: Path, text: str, cfg: Config) -> None:
-    """Write ``text`` to a private copy and rename it over ``path`` (caller holds the lock)."""
-    if path.exists():
-        mode = path.stat().st_mode & 0o7777
-    elif cfg.file_mode is not None:
-        mode = cfg.file_mode
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    tmp = tmp_path_for(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            os.fchmod(f.fileno(), mode)
-        atomic_replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(exc, PermissionError):
-            raise permission_error("write", path, cfg, exc.strerror) from None
-        if isinstance(exc, OSError) and not isinstance(exc, StoreIOError):
-            raise os_error(exc, "write", path) from None
-        raise
-
-
 def _update(path: Path, change: Callable[[AliasFile], str], action: str,
             lock_timeout: Optional[float], cfg: Config) -> AliasFile:
     """Lock ``path``, apply ``change`` (returns the history text), record it, write."""
-    if not path.parent.is_dir():
-        make_dirs(path.parent, config=cfg)
-    try:
-        lock = StoreLock(path, lock_timeout).acquire()
-    except PermissionError:
-        raise permission_error("lock", path, cfg) from None
-    try:
-        cleanup_leftovers(path)
-        af = AliasFile.load(path)
-        what = change(af)
-        af.history.append(AliasChange(now_ns(), _token(whoami()), _token(hostname()),
-                                      action, what))
-        _write(path, af.render(), cfg)
-        return af
-    finally:
-        lock.release()
+    return locked_update(path, AliasFile.load, change, action, lock_timeout, cfg)
 
 
 def _time_or_none(value: Optional[TimeLike]) -> Optional[int]:
@@ -505,6 +413,13 @@ def find_alias(alias: str, places: Sequence[Tuple[str, PathLike]],
             f"{r.window()} -> {r.detname} ({r.path}:{r.line})" for r in elsewhere)
     raise AliasNotFoundError(f"{alias!r} is not a detector name and no alias file defines it"
                              f"{when}; searched: {'; '.join(searched) or 'nothing'}{hint}")
+
+
+def alias_records(alias: str, calibs: Sequence[PathLike]) -> Tuple[tuple, ...]:
+    """The records of ``alias`` in each calib directory (in order), for checking later at
+    which time the alias means which detector (:func:`pscalib.resolver.alias_at`)."""
+    return tuple(tuple(r for p in alias_files(c) for r in AliasFile.load(p).records_for(alias))
+                 for c in calibs)
 
 
 def resolve_alias(alias: str, calib: Union[PathLike, Sequence[PathLike]],

@@ -48,6 +48,7 @@ ENV_VARS: Dict[str, Tuple[str, str]] = {
     "PSCALIB_LOCK_FALLBACK": ("(unset)", "'soft': marker-file locks where flock fails"),
     "PSCALIB_USER": ("(login name)", "user name recorded in history records"),
     "PSCALIB_DEBUG": ("(unset)", "1: 'dcs' shows full tracebacks"),
+    "PSCALIB_TZ": ("UTC", "time zone dcs shows times in (files keep UTC), e.g. Europe/Berlin"),
 }
 
 _EXPERIMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")

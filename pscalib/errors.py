@@ -21,7 +21,8 @@ Hierarchy::
     │   ├── VersionNotFoundError
     │   │   └── DeprecatedVersionError           asked get() for a deprecated version
     │   ├── NoValidConstantsError                no range covers the requested time
-    │   └── AliasNotFoundError
+    │   ├── AliasNotFoundError
+    │   └── RunNotFoundError                     a run that is not in the run table
     ├── StoreFormatError                         file is not a (readable) store
     │   ├── CorruptStoreError                    damaged or inconsistent file
     │   ├── UnsupportedFormatVersionError        written by a newer pscalib
@@ -34,6 +35,9 @@ Hierarchy::
     │   ├── LockTimeoutError                     another writer held the lock too long
     │   └── LockUnavailableError                 filesystem cannot lock; nothing written
     ├── AliasFileError                           malformed or conflicting alias file
+    ├── RunTableError                            malformed or conflicting run table
+    ├── AliasMismatchError                       store opened for another detector than
+    │                                            the alias means at the asked time
     ├── ConflictError                            merge found diverging content
     ├── IntegrityError                           verify found problems
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
@@ -51,6 +55,7 @@ __all__ = [
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
     "IntegrityError", "MissingDependencyError", "CollectiveError",
     "StateTransitionError", "DeprecatedVersionError",
+    "RunNotFoundError", "RunTableError", "AliasMismatchError",
 ]
 
 
@@ -183,3 +188,16 @@ class CollectiveError(PscalibError):
     Every rank of the collective raises it with the same message, which names the failing
     rank and the original exception.
     """
+
+
+class RunNotFoundError(NotFoundError):
+    """A run number that is not in the experiment's run table (or no run table exists)."""
+
+
+class RunTableError(PscalibError):
+    """A run table is malformed or a change would make it inconsistent."""
+
+
+class AliasMismatchError(PscalibError):
+    """A store opened through an alias is asked for a time at which the alias means another
+    detector; open the alias at that time instead."""

@@ -27,13 +27,14 @@ import os
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple, Union
 
-from .aliases import find_alias
+from .aliases import alias_records, find_alias
 from .config import Config, load_config
 from .errors import InvalidInputError, InvalidNameError, StoreExistsError, StoreNotFoundError
 from .locations import (ALIAS_FILE_NAME, Place, SearchStep, alias_file_in, blocking_dir,
                         is_detname, make_dirs, permission_error, place_label, place_of,
                         repository_dir, search_places, store_file_in)
 from .names import split_detname, validate_alias
+from .timestamps import to_ns
 
 __all__ = ["ResolvedStore", "Place", "SearchStep", "resolve_store", "resolve_file", "locate",
            "store_file_in", "alias_file_in", "repository_dir", "search_places", "place_of",
@@ -47,7 +48,8 @@ class ResolvedStore(NamedTuple):
 
     ``source`` is the kind of place the file is in: 'file' (a path was given), 'local',
     'experiment' or 'repository'. ``alias``/``alias_file`` are set when ``detname`` came
-    from an alias.
+    from an alias. ``answers`` (a dict filled by lookups) says which file answered which
+    ctype when a lookup fell through to a later place of the search order.
     """
     path: Path
     detname: Optional[str]
@@ -59,6 +61,14 @@ class ResolvedStore(NamedTuple):
     alias_file: Optional[Path] = None
     file_mode: Optional[int] = None
     dir_mode: Optional[int] = None
+    #: records of ``alias`` in each place searched (in search order), to check at get time
+    #: that the alias still means ``detname`` then (see :mod:`pscalib.resolver`)
+    alias_records: Tuple[tuple, ...] = ()
+    #: time (ns) the alias was resolved at; None: at its latest record
+    alias_tsp: Optional[int] = None
+    #: ctype -> store file that answered the last lookup of it (per-ctype fall-through
+    #: through the search order; None when the store was not found through it)
+    answers: Optional[dict] = None
 
 
 def _status(path: Path) -> str:
@@ -121,6 +131,11 @@ def _resolve_name(name: str, places: List[Place], tsp) -> Tuple[str, Optional[st
                                    f"a valid alias ({exc})") from None
     rec = find_alias(name, [(p.label, p.calib) for p in places], tsp)
     return rec.detname, name, rec.path
+
+
+def _alias_info(alias: str, places: List[Place], tsp) -> dict:
+    return {"alias_records": alias_records(alias, [p.calib for p in places]),
+            "alias_tsp": None if tsp is None else to_ns(tsp)}
 
 
 def locate(cpath: Optional[PathLike], name: str, *, tsp=None,
@@ -215,6 +230,8 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
                                                     tsp)
         if mode != "r":
             _check_writable(p, cfg)
+        if alias is not None:
+            fmodes.update(_alias_info(alias, extra + search_places(cfg)[0], tsp))
         return ResolvedStore(p, name, (p,), "file", place_of(p, cfg).label, alias=alias,
                              alias_file=alias_file, **fmodes)
     name, alias_file, steps, places = locate(cpath, detname, tsp=tsp, config=cfg)
@@ -222,6 +239,10 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
     searched = tuple(s.path for s in steps if s.path is not None)
     found = [s for s in steps if s.status == "found"]
     common = dict(alias=alias, alias_file=alias_file, steps=tuple(steps), **fmodes)
+    if alias is not None:
+        common.update(_alias_info(alias, places, tsp))
+    if cpath is None and mode == "r" and sum(s.status == "found" for s in steps) > 1:
+        common["answers"] = {}  # later places may answer ctypes the first one lacks
     if mode == "x" and found:
         raise StoreExistsError(f"a store for {name!r} already exists in {found[0].label}: "
                                f"{found[0].path}; open it with mode='a'")

@@ -13,9 +13,13 @@ Accepted inputs (:func:`to_ns`):
   rounded to the nearest ns).
 - ``datetime.datetime``: timezone-aware ones are converted; **naive ones are taken as UTC**.
 - ``datetime.date``: midnight UTC of that day.
-- ISO 8601 strings ``YYYY-MM-DD[THH:MM[:SS[.fffffffff]]][Z|+HH:MM|-HH:MM]`` (space instead of
-  ``T`` allowed, up to 9 fraction digits); **no offset means UTC**. Strings holding a plain
-  number (``"1714564800"``, ``"1714564800.5"``) are Unix seconds.
+- ISO 8601 strings ``YYYY-MM-DD[THH[:MM[:SS[.fffffffff]]]][Z|+HH:MM|-HH:MM]`` (space instead
+  of ``T`` allowed, up to 9 fraction digits; date-only means midnight); **no offset means
+  UTC**. The compact form of range names, ``YYYYMMDDTHH[MM[SS[.f]]][Z]``
+  (``20240501T000000Z``), is read too. Strings holding a plain number (``"1714564800"``,
+  ``"1714564800.5"``) are Unix seconds.
+- psana event-time objects (:mod:`pscalib.events`): anything with ``.time()`` returning
+  ``(sec, nsec)``, or with ``.seconds()`` and ``.nanoseconds()``.
 
 Naive inputs are UTC, never the local zone of the machine: the same command gives the same
 range boundaries everywhere. :func:`format_ns` writes ``YYYY-MM-DDTHH:MM:SS+HH:MM`` (a
@@ -34,6 +38,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .errors import InvalidTimeError
+from .events import event_time
 
 __all__ = ["to_ns", "to_ns_or_none", "format_ns", "compact_ns", "now_ns", "ns_to_seconds",
            "OPEN_END", "TS_MIN", "TS_MAX", "TimeLike"]
@@ -51,8 +56,12 @@ TimeLike = Union[int, float, str, tuple, _dt.datetime, _dt.date, np.datetime64, 
 
 _ISO_RE = re.compile(
     r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
-    r"(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
+    r"(?:[T ](?P<h>\d{2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?)?"
     r"\s*(?P<tz>Z|z|[+-]\d{2}:?\d{2})?$", re.ASCII)
+# the compact form of range names: 20240501T120000Z, 20240501T120000.5Z, 20240501T12Z
+_COMPACT_RE = re.compile(
+    r"^(?P<y>\d{4})(?P<mo>\d{2})(?P<d>\d{2})T(?P<h>\d{2})(?:(?P<mi>\d{2})(?:(?P<s>\d{2})"
+    r"(?:[.,](?P<f>\d{1,9}))?)?)?(?P<tz>Z|z|[+-]\d{2}:?\d{2})?$", re.ASCII)
 _NUM_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
 
 
@@ -103,11 +112,12 @@ def _datetime64_to_ns(value: np.datetime64) -> int:
 
 
 def _parse_iso(text: str, original: Any) -> int:
-    m = _ISO_RE.match(text)
+    m = _ISO_RE.match(text) or _COMPACT_RE.match(text)
     if not m:
         raise InvalidTimeError(
-            f"cannot read time {original!r}: use ISO 8601 such as '2024-05-01T12:00:00', "
-            f"'2024-05-01T12:00:00.5Z', '2024-05-01T12:00:00-07:00', or Unix seconds")
+            f"cannot read time {original!r}: use ISO 8601 such as '2024-05-01', "
+            f"'2024-05-01T12', '2024-05-01T12:00:00.5Z', '2024-05-01T12:00:00-07:00', the "
+            f"compact form '20240501T120000Z', or Unix seconds")
     g = m.groupdict()
     try:
         base = _dt.datetime(int(g["y"]), int(g["mo"]), int(g["d"]), int(g["h"] or 0),
@@ -200,9 +210,13 @@ def to_ns(value: TimeLike) -> int:
             except InvalidOperation:  # pragma: no cover - regex guards this
                 raise InvalidTimeError(f"cannot read time {original!r}") from None
         return _parse_iso(text, original)
+    pair = event_time(value)  # a psana event-time object
+    if pair is not None:
+        return to_ns(pair)
     raise InvalidTimeError(
         f"time {original!r} has unsupported type {type(original).__name__}: use Unix seconds, "
-        f"(sec, nsec), numpy.datetime64, datetime or an ISO 8601 string")
+        f"(sec, nsec), numpy.datetime64, datetime, an ISO 8601 string or an event-time "
+        f"object (with .time() -> (sec, nsec), or .seconds() and .nanoseconds())")
 
 
 def to_ns_or_none(value: Optional[TimeLike]) -> Optional[int]:

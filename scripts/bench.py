@@ -419,6 +419,56 @@ class Bench:
         txt.unlink()
 
 
+    # -- get by run and get_all (issue 15)
+    def by_run(self) -> None:
+        """get(ctype, run=r) and get_all(run=r) against get(ctype, t) at the run's begin.
+
+        A store in an experiment workspace with a run table (100 runs); NCT ctypes of small
+        4x4 arrays, each valid by runs in 10-run blocks, so the lookup overhead is not
+        hidden behind payload reads (the conservative case).
+        """
+        from pscalib.runs import add_runs, run_table_path
+        nct, nruns = 5, 100
+        calib = self.tmp / "XPP" / "xppx0001" / "calib"
+        add_runs(run_table_path(calib), [(r, T0 + r * HOUR, T0 + r * HOUR + HOUR // 2)
+                                         for r in range(1, nruns + 1)])
+        path = calib / "epix10ka" / "epix10ka-0009.h5"
+        ctypes = [f"ctype{i}" for i in range(nct)]
+        with DCStore(path, mode="a") as cs, cs.transaction():
+            for c in ctypes:
+                for first in range(1, nruns + 1, 10):
+                    cs.add_constants(c, np.full((4, 4), first, np.float64),
+                                     runs=(first, first + 9))
+        runs = list(range(1, nruns + 1))
+        times = [T0 + r * HOUR for r in runs]
+        with DCStore(path) as cs:
+            assert np.array_equal(cs.get(ctypes[0], run=37), cs.get(ctypes[0], times[36]))
+            assert all(np.array_equal(a, cs.get(c, times[36]))
+                       for c, a in cs.get_all(run=37).items())
+            it = {"t": 0, "r": 0, "a": 0}
+
+            def by_time():
+                it["t"] = (it["t"] + 1) % nruns
+                return cs.get(ctypes[it["t"] % nct], times[it["t"]])
+
+            def by_run():
+                it["r"] = (it["r"] + 1) % nruns
+                return cs.get(ctypes[it["r"] % nct], run=runs[it["r"]])
+
+            def get_all():
+                it["a"] = (it["a"] + 1) % nruns
+                return cs.get_all(run=runs[it["a"]])
+
+            n = self.a.repeat * 100
+            o_run, b_time, o_all = interleaved_n([by_run, by_time, get_all], n, warmup=50)
+        self.rows.append(Row("get by run / get by time (store open, 4x4 float64, run "
+                             "table of 100 runs)", fmt_t(o_run), fmt_t(b_time),
+                             o_run / b_time, 1.2))
+        self.rows.append(Row(f"get_all by run ({nct} ctypes) / one get by time "
+                             f"(target 1.2 x {nct})", fmt_t(o_all), fmt_t(b_time),
+                             o_all / b_time, 1.2 * nct))
+
+
 def _copy_method(path: Path) -> str:
     from pscalib.txn.atomic import copy_file
     probe = path.with_name(".copy-probe.h5")
@@ -447,7 +497,8 @@ def _ndarrio_io(txt: Path, arr: np.ndarray) -> Tuple[Callable[[], np.ndarray], s
 # ---------------------------------------------------------------------------- main
 #: figure name (for --only) -> Bench method, in the order of the table
 STEPS = {"get": "big_get", "open": "open_small", "ranges": "many_ranges",
-         "change": "big_change", "size": "size_overhead", "ndarrio": "ndarrio"}
+         "change": "big_change", "size": "size_overhead", "runs": "by_run",
+         "ndarrio": "ndarrio"}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -18,6 +18,8 @@ FIGURES = [
     r"get with 100 ranges / with 10 ranges",
     r"one small change \(add a 4x4\) to a .* store / plain copy \+ fsync",
     r"file size beyond payload bytes, 4 versions of cspad pedestals",
+    r"get by run / get by time",
+    r"get_all by run \(5 ctypes\) / one get by time",
     r"get cspad pedestals / load the same array from NDArrIO text",
 ]
 

@@ -17,8 +17,9 @@ from conftest import ROOT
 from pscalib import DCStore
 from pscalib.aliases import add_alias
 from pscalib.config import ENV_VARS, load_config
-from pscalib.errors import (AliasNotFoundError, InvalidInputError, InvalidNameError,
-                            StoreExistsError, StoreNotFoundError, StorePermissionError)
+from pscalib.errors import (AliasMismatchError, AliasNotFoundError, InvalidInputError,
+                            InvalidNameError, StoreExistsError, StoreNotFoundError,
+                            StorePermissionError)
 from pscalib.paths import make_dirs, resolve_store, store_file_in
 
 
@@ -177,7 +178,11 @@ def test_alias_resolution_is_time_dependent(places):
     add_alias(repo, "CxiDs2.0:Cspad.0", "cspad-0001", end="2024-05-01")
     add_alias(repo, "CxiDs2.0:Cspad.0", "cspad-0002", begin="2024-05-01")
     with DCStore(None, "CxiDs2.0:Cspad.0", tsp="2024-04-30T23:59:59") as cs:
-        assert cs.resolved.detname == "cspad-0001" and peds(cs) == 1.0
+        assert cs.resolved.detname == "cspad-0001"
+        assert float(cs.get("pedestals", "2024-04-30")[0, 0]) == 1.0
+        # at a time the alias means the other detector, the store refuses to answer
+        with pytest.raises(AliasMismatchError, match="means 'cspad-0002' at 2024-06-01"):
+            peds(cs)
         assert cs.resolved.alias == "CxiDs2.0:Cspad.0"
         assert cs.resolved.alias_file == repo / "cspad" / "aliases.txt"
     with DCStore(None, "CxiDs2.0:Cspad.0", tsp="2024-05-01") as cs:

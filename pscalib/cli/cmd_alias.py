@@ -15,6 +15,8 @@ from .. import aliases as A
 from ..config import load_config
 from ..errors import InvalidInputError, PscalibError
 from ..paths import Place, locate, place_of, search_places
+from ..resolver import ctype_sources
+from ..store import DCStore
 from ..timestamps import to_ns
 from .app import cli
 from .common import echo_json, lock_timeout
@@ -187,7 +189,9 @@ def alias_resolve(alias: str, tsp, calib: Optional[Path], as_json: bool):
 @_calib_option
 @_json_option
 def where(name: str, tsp, calib: Optional[Path], as_json: bool):
-    """Show which store file NAME (detname or alias) resolves to, and every place searched.
+    """Show which store file NAME (detname or alias) resolves to, every place searched, and
+    which file answers each ctype (a later place answers ctypes the first file lacks, or
+    has no range valid at --time for).
 
     Without --calib the places are those of PSCALIB_SEARCH_ORDER (default
     'experiment,repository'): the experiment workspace
@@ -200,6 +204,15 @@ def where(name: str, tsp, calib: Optional[Path], as_json: bool):
     """
     detname, alias_file, steps, _ = locate(calib, name, tsp=tsp)
     found = next((s for s in steps if s.status == "found"), None)
+    # which file answers which ctype: later places fill in what the first one lacks
+    sources: dict = {}
+    unreadable = None
+    if found is not None:
+        at = None if tsp in ("-", "start", "begin", "end", "open") else tsp
+        try:
+            sources = ctype_sources(steps if calib is None else [found], DCStore, at)
+        except PscalibError as exc:  # a damaged store must not hide the resolution report
+            unreadable = str(exc)
     if as_json:
         echo_json({"name": name, "detname": detname,
                    "alias_file": None if alias_file is None else str(alias_file),
@@ -207,13 +220,25 @@ def where(name: str, tsp, calib: Optional[Path], as_json: bool):
                    "source": None if found is None else found.kind,
                    "searched": [{"kind": s.kind, "place": s.label,
                                  "path": None if s.path is None else str(s.path),
-                                 "status": s.status} for s in steps]})
+                                 "status": s.status} for s in steps],
+                   "ctypes": {c: None if v is None else {"path": str(v["path"]),
+                                                         "source": v["kind"]}
+                              for c, v in sources.items()},
+                   "ctypes_error": unreadable})
     else:
         if alias_file is not None:
             click.echo(f"{name} is an alias of {detname} ({alias_file})")
         for s in steps:
             click.echo(f"  {s.describe()}")
         click.echo(f"uses: {found.path}" if found else f"no store file for {detname}")
+        if unreadable:
+            click.echo(f"ctypes not listed: {unreadable}")
+        if sources:
+            when = "" if tsp is None else f" at {tsp}"
+            click.echo(f"ctypes{when} answered by:")
+            for c, v in sources.items():
+                click.echo(f"  {c:<16} " + ("(no range valid then)" if v is None else
+                                            f"{v['path']} ({v['place']})"))
     if found is None:
         click.echo(f"dcs: error: no store file for {detname!r} in any place searched", err=True)
         return 1

@@ -42,8 +42,9 @@ def verify_cmd(stores: Tuple[str, ...], as_json: bool, no_checksums: bool) -> in
     """Check stores for damage and inconsistencies; never changes them.
 
     Checks structure, every payload's checksum, the range indexes against the range groups,
-    defaults and version counters, dictpars, history, the payload index and alias files
-    beside the store. Exits 1 if any error was found.
+    defaults and version counters, dictpars, history, the payload index, alias files
+    beside the store, and ranges added by runs against the run table (a range whose runs
+    now mean other times is an error). Exits 1 if any error was found.
     """
     with progress(stores, len(stores), "verifying") as items:
         reports = [verify(_path_of(s), checksums=not no_checksums) for s in items]

@@ -14,6 +14,7 @@ Conventions shared with the other command modules (see docs/cli.rst):
 from __future__ import annotations
 
 import io
+import json
 import re
 import sys
 import tempfile
@@ -31,7 +32,10 @@ from ..ndarrio import (looks_like_ndarrio, ndarrio_line_count, ndarrio_lines, pa
                        read_file_bytes, write_file_atomic, write_text_atomic)
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import h5path, version_name
-from ..timestamps import format_ns
+from ..display import show_ns
+from ..locations import make_dirs
+from ..resolver import LOOKUP_MISSES, alias_at, as_pair, lookup_ctypes
+from ..runs import RUN_PARS, parse_run, parse_runs, run_time
 from .app import cli
 from .common import OptionalTimeParam, TimeParam, echo_json, open_store, progress
 
@@ -277,20 +281,36 @@ def _version_dict(v: DCVersion, default: int) -> Dict[str, Any]:
     info = v.info()
     st = v.state_info()
     return {"version": info.version, "default": info.version == default,
-            "state": st.state, "state_time": None if st.tsns is None else format_ns(st.tsns),
+            "state": st.state, "state_time": None if st.tsns is None else show_ns(st.tsns),
             "state_user": st.user, "state_reason": st.reason,
-            "tsprod": format_ns(info.tsprod), "tsprod_ns": info.tsprod, "kind": info.kind,
+            "tsprod": show_ns(info.tsprod), "tsprod_ns": info.tsprod, "kind": info.kind,
             "dtype": None if info.dtype is None else str(info.dtype),
             "shape": None if info.shape is None else list(info.shape),
             "nbytes": int(info.nbytes), "sha256": info.sha256,
             "dictpars": _json_pars(v.dictpars())}
 
 
+def runs_of(pars: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``{runbegin, runend, experiment}`` of a range added by runs, else None."""
+    if "runbegin" not in pars:
+        return None
+    return {k: pars.get(k) for k in RUN_PARS}
+
+
+def _runs_text(runs: Optional[Dict[str, Any]]) -> str:
+    if not runs:
+        return ""
+    exp = f" of {runs['experiment']}" if runs.get("experiment") else ""
+    return f"  runs {runs['runbegin']}-{runs['runend']}{exp}"
+
+
 def _range_dict(r: DCRange) -> Dict[str, Any]:
     default = r.versdef()
-    return {"range": r.range(), "begin": r.begin(), "end": None if r.is_open() else r.end(),
+    pars = r.dictpars()
+    return {"range": r.range(), "begin": show_ns(r.tsbegin()),
+            "end": None if r.is_open() else show_ns(r.tsend()),
             "tsbegin": r.tsbegin(), "tsend": None if r.is_open() else r.tsend(),
-            "default": default or None, "dictpars": _json_pars(r.dictpars()),
+            "runs": runs_of(pars), "default": default or None, "dictpars": _json_pars(pars),
             "versions": [_version_dict(v, default) for v in r.versions()]}
 
 
@@ -318,7 +338,7 @@ def _print_tree(tree: Dict[str, Any]) -> None:
              + (f"  pars: {_fmt_pars(t['dictpars'])}" if t["dictpars"] else ""))
         for r in t["ranges"]:
             end = r["end"] or "open"
-            echo(f"    {r['begin']} .. {end}  [{r['range']}]"
+            echo(f"    {r['begin']} .. {end}  [{r['range']}]{_runs_text(r['runs'])}"
                  + (f"  pars: {_fmt_pars(r['dictpars'])}" if r["dictpars"] else ""))
             if not r["versions"]:
                 echo("      (no versions: ignored by get)")
@@ -336,20 +356,27 @@ def _print_tree(tree: Dict[str, Any]) -> None:
     echo("  (* = default version; versions without a mark are valid)")
 
 
+_ALIAS_TIME_OPT = click.option(
+    "--time", "-t", "at", type=TimeParam(), default=None,
+    help="Resolve an alias STORE at this time (default: its latest record).")
+
+
 @cli.command("print")
 @click.argument("store", **_STORE_ARG)
 @click.option("--ctype", "-c", default=None, shell_complete=complete_ctype,
               help="Show only this calibration type.")
+@_ALIAS_TIME_OPT
 @_JSON_OPT
-def print_cmd(store: str, ctype: Optional[str], as_json: bool) -> None:
+def print_cmd(store: str, ctype: Optional[str], at, as_json: bool) -> None:
     """Show the tree of STORE: ctypes, ranges, versions (* = default), sizes, dictpars.
 
     \b
     Example:
       dcs print calib/epix10ka/epix10ka-0001.h5 --ctype pedestals
       dcs print epix10ka-0001 --json | jq '.ctypes[].ranges[].default'
+      dcs print MfxEndstation.0:Epix10ka.0 --time 2024-06-01   (the alias's detector then)
     """
-    with open_store(store) as cs:
+    with open_store(store, tsp=at) as cs:
         tree = store_tree(cs, ctype)
     if as_json:
         echo_json(tree)
@@ -358,16 +385,18 @@ def print_cmd(store: str, ctype: Optional[str], as_json: bool) -> None:
 
 
 # ---------------------------------------------------------------- get
-def _summary(cs: DCStore, ver: DCVersion, t: int, payload: Any) -> Dict[str, Any]:
+def _summary(ver: DCVersion, t: int, payload: Any) -> Dict[str, Any]:
+    cs = ver._store  # the file that answered (a later place of the search order, maybe)
     rng = ver.rangeobj()
     info = ver.info()
     out: Dict[str, Any] = {
         "store": str(cs.path.absolute()), "detname": cs.detname(), "ctype": ver.ctype(),
-        "time": format_ns(t), "range": rng.range(), "begin": rng.begin(),
-        "end": None if rng.is_open() else rng.end(), "version": ver.version(),
+        "time": show_ns(int(t)), "range": rng.range(), "begin": show_ns(rng.tsbegin()),
+        "end": None if rng.is_open() else show_ns(rng.tsend()),
+        "runs": runs_of(rng.dictpars()), "version": ver.version(),
         "default": ver.is_default(), "versions": [v.version() for v in rng.versions()],
         "state": ver.state(),
-        "tsprod": format_ns(info.tsprod), "kind": info.kind, "sha256": info.sha256,
+        "tsprod": show_ns(info.tsprod), "kind": info.kind, "sha256": info.sha256,
         "dictpars": _json_pars(ver.dictpars()),
     }
     if isinstance(payload, str):
@@ -386,8 +415,11 @@ def _summary(cs: DCStore, ver: DCVersion, t: int, payload: Any) -> Dict[str, Any
 
 def _print_summary(s: Dict[str, Any], payload: Any) -> None:
     echo = click.echo
-    echo(f"{s['detname']} {s['ctype']} at {s['time']}")
-    echo(f"  range     {s['begin']} .. {s['end'] or 'open'}  [{s['range']}]")
+    run = f" (run {s['run']})" if s.get("run") else ""
+    echo(f"{s['detname']} {s['ctype']} at {s['time']}{run}")
+    echo(f"  store     {s['store']}")
+    echo(f"  range     {s['begin']} .. {s['end'] or 'open'}  [{s['range']}]"
+         f"{_runs_text(s['runs'])}")
     others = ", ".join(str(v) for v in s["versions"])
     state = "" if s["state"] == "valid" else f", {s['state'].upper()}"
     echo(f"  version   {version_name(s['version'])}"
@@ -407,38 +439,143 @@ def _print_summary(s: Dict[str, Any], payload: Any) -> None:
         echo(f"  pars      {_fmt_pars(s['dictpars'])}")
 
 
+def open_at(store: str, tsp: Any, run: Optional[str],
+            experiment: Optional[str]) -> Tuple[DCStore, int, Optional[int]]:
+    """Open STORE for a lookup at a time or run: ``(store, ns, run)``.
+
+    An alias is resolved at that time (for a run: at the run's begin, found through the
+    table of the store's workspace or the experiment).
+    """
+    if run is None:
+        if experiment is not None:
+            raise click.UsageError("--experiment is used only with --run")
+        return open_store(store, tsp=tsp), int(tsp), None
+    r = parse_run(run)
+    cs = open_store(store)
+    try:
+        t = run_time(r, experiment, cs.path)
+        rec = alias_at(cs.resolved.alias_records, t) if cs.resolved.alias else None
+    except BaseException:
+        cs.close()
+        raise
+    if rec is not None and rec.detname != cs.resolved.detname:
+        cs.close()
+        cs = open_store(store, tsp=np.datetime64(t, "ns"))
+    return cs, t, r
+
+
+def _lookup_args(tsp: Any, run: Optional[str]) -> None:
+    if (tsp is None) == (run is None):
+        raise click.UsageError("give the time of the lookup: either --time T or --run N")
+
+
+def _ctype_file(out_dir: Path, ctype: str, payload: Any) -> Path:
+    return out_dir / f"{ctype}{'.txt' if isinstance(payload, str) else '.npy'}"
+
+
+def _get_all(cs: DCStore, t: int, out: Optional[str], as_json: bool,
+             head: Dict[str, Any]) -> None:
+    """``dcs get --all``: every ctype valid at ``t``, one file each plus summary.json."""
+    found: Dict[str, Dict[str, Any]] = {}
+    missing: List[str] = []
+    payloads: Dict[str, Any] = {}
+    for c in lookup_ctypes(cs):
+        try:
+            ver = cs.version_at(c, as_pair(t))
+        except LOOKUP_MISSES:
+            missing.append(c)
+            continue
+        payloads[c] = ver.calib()
+        found[c] = _summary(ver, t, payloads[c])
+    doc = dict(head, ctypes=found, missing=missing)
+    if out is not None:
+        out_dir = Path(out)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InvalidInputError(f"--output {out} for --all must be a directory (one file "
+                                    f"per ctype is written into it)")
+        make_dirs(out_dir)
+        for c, payload in payloads.items():
+            dest = _ctype_file(out_dir, c, payload)
+            found[c]["format"] = write_output(str(dest), payload, {
+                "DETECTOR": found[c]["detname"], "CALIB_TYPE": c, "RANGE": found[c]["range"],
+                "VERSION": version_name(found[c]["version"]), "TSPROD": found[c]["tsprod"]})
+            found[c]["output"] = str(dest.absolute())
+        summary = out_dir / "summary.json"
+        write_text_atomic(summary, json.dumps(doc, indent=2, default=str) + "\n")
+        doc["summary"] = str(summary.absolute())
+    if as_json:
+        echo_json(doc)
+        return
+    run = f" (run {head['run']})" if head.get("run") else ""
+    click.echo(f"{head['name']} at {head['time']}{run}: {len(found)} ctype(s)"
+               + (f"; none valid then: {', '.join(missing)}" if missing else ""))
+    for c, s in found.items():
+        where = f" -> {s['output']}" if "output" in s else ""
+        click.echo(f"  {c:<16} {s['range']}/{version_name(s['version'])}  "
+                   f"from {s['store']}{where}")
+    if out is not None:
+        click.echo(f"summary: {doc['summary']}")
+
+
 @cli.command("get")
 @click.argument("store", **_STORE_ARG)
-@click.argument("ctype", shell_complete=complete_ctype)
-@click.option("--time", "-t", "tsp", type=TimeParam(), required=True,
-              help="Time the constants must be valid at (ISO 8601 or Unix seconds).")
+@click.argument("ctype", required=False, default=None, shell_complete=complete_ctype)
+@click.option("--time", "-t", "tsp", type=TimeParam(), default=None,
+              help="Time the constants must be valid at (ISO 8601, compact or Unix seconds).")
+@click.option("--run", "-r", "run", default=None, metavar="N",
+              help="Instead of --time: the begin of run N in the experiment's run table.")
+@click.option("--experiment", "-E", default=None, metavar="EXP",
+              help="Experiment of --run (default: the store's workspace, else "
+                   "PSCALIB_EXPERIMENT).")
+@click.option("--all", "all_ctypes", is_flag=True,
+              help="Every ctype valid then (instead of CTYPE); -o names a directory.")
 @click.option("--version", "-V", "vers", default=None, metavar="N",
               help="Version number (3 or v0003) instead of the range's default.")
 @click.option("--output", "-o", "out", default=None, metavar="OUT",
               help="Write the constants: .npy (array), any other name (e.g. .data/.txt) "
                    "NDArrIO text for arrays or the exact text for text constants; '-' = "
-                   "stdout. An existing file is replaced atomically.")
+                   "stdout. An existing file is replaced atomically. With --all: a "
+                   "directory, receiving CTYPE.npy / CTYPE.txt and summary.json.")
 @click.option("--candidates", is_flag=True,
               help="Also consider candidate versions (a range's newest candidate above its "
                    "default is chosen); deprecated versions are never chosen.")
 @_JSON_OPT
-def get_cmd(store: str, ctype: str, tsp: int, vers: Optional[str], out: Optional[str],
-            candidates: bool, as_json: bool) -> None:
-    """Get the CTYPE constants of STORE valid at --time.
+def get_cmd(store: str, ctype: Optional[str], tsp: Any, run: Optional[str],
+            experiment: Optional[str], all_ctypes: bool, vers: Optional[str],
+            out: Optional[str], candidates: bool, as_json: bool) -> None:
+    """Get the CTYPE constants of STORE valid at --time (or at the begin of --run).
 
-    Without -o, prints a short summary (range, version, dtype/shape, statistics, dictpars).
+    Without -o, prints a short summary (store, range, version, dtype/shape, statistics,
+    dictpars). An alias STORE is resolved at that time. A store of the experiment
+    workspace that lacks CTYPE (or a range valid then) answers from the next place of the
+    search order; the summary names the file that answered.
 
     \b
     Example:
       dcs get epix10ka-0001 pedestals --time 2024-01-20T12:00:00 -o peds.npy
       dcs get epix10ka-0001 pedestals -t 1705752000 --version 2 -o peds.data
-      dcs get jungfrau-0001 geometry -t 2024-06-01 -o geometry.txt
+      dcs get epix10ka-0001 pedestals --run 17 --experiment CXI/cxic0415
+      dcs get epix10ka-0001 --all -t 2024-06-01 -o constants/
     """
-    with open_store(store) as cs:
-        ver = cs.version_at(ctype, _t(tsp), vers,
+    _lookup_args(tsp, run)
+    if all_ctypes == (ctype is not None):
+        raise click.UsageError("give either CTYPE or --all")
+    if all_ctypes and vers is not None:
+        raise click.UsageError("--version applies to one CTYPE, not to --all")
+    cs, t, r = open_at(store, tsp, run, experiment)
+    with cs:
+        if all_ctypes:
+            head = {"name": store, "detname": cs.resolved.detname or cs.detname(),
+                    "time": show_ns(t), "tsns": t, "run": r,
+                    "experiment": experiment}
+            _get_all(cs, t, out, as_json, head)
+            return
+        ver = cs.version_at(ctype, as_pair(t), vers,
                             include=("candidate",) if candidates else ())
         payload = ver.calib()
-        summary = _summary(cs, ver, tsp, payload)
+        summary = _summary(ver, t, payload)
+        if r is not None:
+            summary["run"] = r
     if out is not None:
         header = {"DETECTOR": summary["detname"], "CALIB_TYPE": ctype,
                   "RANGE": summary["range"], "VERSION": version_name(summary["version"]),
@@ -472,10 +609,16 @@ def _open_for_write(spec: str, create: bool) -> DCStore:
 @click.argument("ctype", shell_complete=complete_ctype)
 @click.argument("input_file", metavar="INPUT",
                 type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--begin", "-b", type=TimeParam(), required=True,
+@click.option("--begin", "-b", type=TimeParam(), default=None,
               help="Start of the validity range (ISO 8601 or Unix seconds).")
 @click.option("--end", "-e", type=OptionalTimeParam(), default=None,
               help="End of the validity range (exclusive); omit or 'open' for no end.")
+@click.option("--runs", "runs", default=None, metavar="FIRST-LAST",
+              help="Instead of --begin/--end: runs FIRST..LAST inclusive ('17-25') or "
+                   "'17-end', mapped to times through the experiment's run table.")
+@click.option("--experiment", "-E", default=None, metavar="EXP",
+              help="Experiment of --runs (default: the store's workspace, else "
+                   "PSCALIB_EXPERIMENT).")
 @click.option("--par", "-p", "pars", multiple=True, metavar="K=V",
               help="Parameter of the new version; repeatable. Values are typed: int, float, "
                    "true/false -> bool, otherwise str ('quoted' stays str).")
@@ -495,6 +638,7 @@ def _open_for_write(spec: str, create: bool) -> DCStore:
               help="Add the version as a candidate: get ignores it (unless asked with "
                    "--candidates) until 'dcs validate' makes it valid.")
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
+            runs: Optional[str], experiment: Optional[str],
             pars: Tuple[str, ...], message: Optional[str], no_default: bool,
             kind: Optional[str], create: bool, force: bool, candidate: bool) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
@@ -508,13 +652,23 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
       dcs add calib/cspad/cspad-0001.h5 pedestals peds.npy --begin 2024-05-01T00:00:00 \\
           --par run=17 --par experiment=cxic0415 -m "dark run 17" --create
       dcs add cspad-0001 geometry geo.data --begin 2024-05-01 --end 2024-06-01
+      dcs add cspad-0001 pedestals peds.npy --runs 17-25 --experiment CXI/cxic0415
     """
+    if runs is None and begin is None:
+        raise click.UsageError("give the validity: --begin T [--end T] or --runs FIRST-LAST")
+    if runs is not None and (begin is not None or end is not None):
+        raise click.UsageError("give either --begin/--end or --runs, not both")
+    if experiment is not None and runs is None:
+        raise click.UsageError("--experiment is used only with --runs")
+    spec = None if runs is None else parse_runs(runs)
     payload, fmt = read_input(input_file, kind or "auto")
     dictpars = dict(parse_par(p) for p in pars)
     with _open_for_write(store, create) as cs:
-        ver = cs.add_constants(ctype, payload, _t(begin), _t(end), dictpars or None, message,
+        when = ({"runs": spec, "experiment": experiment} if spec is not None else
+                {"tsbegin": _t(begin), "tsend": _t(end)})
+        ver = cs.add_constants(ctype, payload, dictpars=dictpars or None, comment=message,
                                make_default=not no_default, force=force,
-                               state="candidate" if candidate else "valid")
+                               state="candidate" if candidate else "valid", **when)
         default = ver.is_default()
         path = object_path(ver)
         where = cs.path
@@ -688,8 +842,10 @@ def _walk(obj: DCBase) -> Iterator[DCBase]:
 @click.argument("path", required=False, default=None, shell_complete=complete_objpath)
 @click.option("--recursive", "-r", is_flag=True,
               help="Include the history of everything below PATH, merged by time.")
+@_ALIAS_TIME_OPT
 @_JSON_OPT
-def history_cmd(store: str, path: Optional[str], recursive: bool, as_json: bool) -> None:
+def history_cmd(store: str, path: Optional[str], recursive: bool, at,
+                as_json: bool) -> None:
     """Show the history (who, when, what) of the store or of PATH (CTYPE[/RANGE[/VERSION]]).
 
     \b
@@ -697,7 +853,7 @@ def history_cmd(store: str, path: Optional[str], recursive: bool, as_json: bool)
       dcs history cspad-0001 -r
       dcs history cspad-0001 pedestals/20240501T000000Z_end --json
     """
-    with open_store(store) as cs:
+    with open_store(store, tsp=at) as cs:
         top = _resolve_obj(cs, path)
         objs = list(_walk(top)) if recursive else [top]
         recs = [(r.tsns, i, object_path(o), r) for i, o in enumerate(objs)
@@ -706,7 +862,7 @@ def history_cmd(store: str, path: Optional[str], recursive: bool, as_json: bool)
     recs.sort(key=lambda x: (x[0], x[1]))
     if as_json:
         echo_json({"path": top_path, "recursive": recursive, "records": [
-            {"path": p, "time": format_ns(r.tsns), "tsns": r.tsns, "user": r.user,
+            {"path": p, "time": show_ns(r.tsns), "tsns": r.tsns, "user": r.user,
              "host": r.host, "action": r.action, "record": r.record}
             for _, _, p, r in recs]})
         return

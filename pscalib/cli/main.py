@@ -24,6 +24,7 @@ from . import cmd_import  # noqa: E402,F401
 from . import cmd_alias  # noqa: E402,F401
 from . import cmd_store  # noqa: E402,F401
 from . import cmd_states  # noqa: E402,F401
+from . import cmd_runs  # noqa: E402,F401
 
 __all__ = ["main", "cli"]
 

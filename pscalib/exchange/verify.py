@@ -2,8 +2,8 @@
 
 The file is checked read-only by its backend (:mod:`pscalib.store.nativecheck` for native
 stores), so a damaged file can be inspected and is never modified; every problem is
-reported with the path of the object it concerns. Alias files beside the store are checked
-here.
+reported with the path of the object it concerns. Alias files beside the store, and ranges
+added by runs against the run table, are checked here.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any, Union
 from ..aliases import AliasFile
 from ..errors import PscalibError, StoreNotFoundError
 from ..locations import ALIAS_FILE_NAME, store_file_in
+from ..runs import check_store_runs
+from ..store import DCStore
 from ..store.backends import WRITABLE
 from ..store.nativecheck import ERROR, WARNING, Problem, VerifyReport
 
@@ -42,8 +44,20 @@ def _check_aliases(path: Path, rep: VerifyReport) -> None:
                     f"which has no store ({target} does not exist)")
 
 
+def _check_runs(path: Path, rep: VerifyReport) -> None:
+    """Ranges added by runs must still cover what the run table says those runs are."""
+    try:
+        with DCStore(path) as cs:
+            found = check_store_runs(cs)
+    except PscalibError as exc:  # the structural checks above already report damage
+        rep.notes.append(f"run check skipped: {exc}")
+        return
+    for where, msg, is_error in found:
+        rep.add(f"/{where}", msg, ERROR if is_error else WARNING)
+
+
 def verify(store: Union[str, Path, Any], *, checksums: bool = True,
-           aliases: bool = True) -> VerifyReport:
+           aliases: bool = True, runs: bool = True) -> VerifyReport:
     """Check a store file and return every problem found; never modifies the file.
 
     Parameters
@@ -56,6 +70,9 @@ def verify(store: Union[str, Path, Any], *, checksums: bool = True,
         are read once).
     aliases
         Check alias files in the store's directory (see docs/exchange.rst).
+    runs
+        Check that ranges added by runs (dictpars ``runbegin``/``runend``/``experiment``)
+        still agree with the experiment's run table (:func:`pscalib.runs.check_store_runs`).
 
     Returns
     -------
@@ -75,4 +92,6 @@ def verify(store: Union[str, Path, Any], *, checksums: bool = True,
     WRITABLE.verify_file(path, rep, checksums)
     if aliases:
         _check_aliases(path, rep)
+    if runs and rep.ok:
+        _check_runs(path, rep)
     return rep

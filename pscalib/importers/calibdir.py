@@ -43,6 +43,7 @@ from ..errors import (AliasFileError, InvalidInputError, PscalibError, StoreExis
 from ..names import split_detname, validate_alias, validate_ctype
 from ..ndarrio import load_ndarrio
 from ..paths import is_detname, store_file_in
+from ..runs import csv_lines
 from ..store import DCStore
 from ..store.payload import normalize_payload
 from ..timestamps import format_ns, to_ns
@@ -91,14 +92,7 @@ def read_run_table(path: PathLike) -> Dict[int, int]:
         or begin times that do not increase with the run number.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError(f"run table {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read run table {p}: {exc}") from None
-    rows = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-            if line.strip() and not line.lstrip().startswith("#")]
+    rows = csv_lines(p, "run table")
     if not rows:
         raise InvalidInputError(f"run table {p} is empty; expected a header 'run,begin' and "
                                 f"one row per run")

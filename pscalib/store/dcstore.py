@@ -18,14 +18,14 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ..errors import (CtypeNotFoundError, InvalidTimeError,
                       RangeNotFoundError, VersionNotFoundError)
 from ..names import validate_ctype, validate_detname
+from ..runs import add_by_runs
 from ..timestamps import OPEN_END, TimeLike, format_ns, to_ns, to_ns_or_none
 from . import layout as L
 from .accessors import CtypeAccessors
+from .lookups import TimedLookups
 from .backend import RangeTable
 from .backends import open_backend
 from .dcobjects import DCRange, DCType, DCVersion
-from .payload import Payload
-from .lookup import resolve
 from .states import VALID
 from .storefile import StoreFile
 from .tombstones import Tombstone
@@ -36,7 +36,7 @@ __all__ = ["DCStore", "open_backend", "AddResult"]
 PathLike = Union[str, Path]
 
 
-class DCStore(StoreFile, CtypeAccessors):
+class DCStore(StoreFile, TimedLookups, CtypeAccessors):
     """One detector's calibration store (one HDF5 file).
 
     Parameters
@@ -61,7 +61,7 @@ class DCStore(StoreFile, CtypeAccessors):
     ...     peds_now = cs.get("pedestals", "2024-06-01T12:00:00")
     """
 
-    __slots__ = ()
+    __slots__ = ("_next",)  # stores of later places of the search order (resolver)
 
     # ------------------------------------------------------------------ metadata
     def _meta(self) -> Dict[str, Any]:
@@ -173,51 +173,20 @@ class DCStore(StoreFile, CtypeAccessors):
     def _default_of(self, rkey: tuple) -> int:
         return self._lookup.default_of(rkey)
 
-    def get(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
-            tsprod: Optional[TimeLike] = None, include: Any = ()) -> Payload:
-        """The constants of ``ctype`` valid at ``tsp``.
-
-        Parameters
-        ----------
-        ctype
-            Calibration type, e.g. ``'pedestals'``.
-        tsp
-            The time (any form :func:`pscalib.timestamps.to_ns` accepts).
-        vers
-            None for the range's default version, or a version number (``3``/``'v0003'``).
-        tsprod
-            Instead of ``vers``: the newest version of the range produced at or before this
-            time (reproduce what was current then).
-        include
-            ``("candidate",)``: candidates may be chosen too (docs/format.rst, "Selection
-            rule"); deprecated versions never are.
-
-        Returns
-        -------
-        numpy.ndarray or str
-
-        Raises
-        ------
-        NoValidConstantsError
-            No range covers ``tsp`` (with a valid version, or a candidate if included).
-        DeprecatedVersionError
-            ``vers`` names a deprecated version.
-        CtypeNotFoundError, VersionNotFoundError
-        """
-        return self._backend_for_read().payload(resolve(self, ctype, tsp, vers, tsprod,
-                                                        include))
-
-    def version_at(self, ctype: str, tsp: TimeLike, vers: Any = None, *,
-                   include: Any = ()) -> DCVersion:
-        """The :class:`DCVersion` that :meth:`get` would read (same ``include`` rule)."""
-        return DCVersion(self, resolve(self, ctype, tsp, vers, include=include))
+    def close(self) -> None:
+        """Close the file (and the later places' stores a lookup opened)."""
+        super().close()
+        for cs in getattr(self, "_next", None) or ():
+            cs.close()
+        self._next = None
 
     # ------------------------------------------------------------------ changes
-    def add_constants(self, ctype: str, data: Any, tsbegin: TimeLike,
+    def add_constants(self, ctype: str, data: Any, tsbegin: Optional[TimeLike] = None,
                       tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
                       comment: Optional[str] = None, *, make_default: bool = True,
                       tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
-                      force: bool = False, state: str = VALID) -> AddResult:
+                      force: bool = False, state: str = VALID, runs: Any = None,
+                      experiment: Optional[str] = None) -> AddResult:
         """Add a new version of constants, creating the type and range as needed.
 
         Deduplication (see docs/exchange.rst): if the range's current default version
@@ -251,6 +220,10 @@ class DCStore(StoreFile, CtypeAccessors):
         state
             ``"valid"`` or ``"candidate"`` (never the default; ``get`` with
             ``include=("candidate",)``; ``DCVersion.validate()`` makes it valid).
+        runs, experiment
+            Instead of ``tsbegin``/``tsend``: inclusive runs ``(17, 25)``/``'17-25'`` or
+            ``(17, None)``/``'17-end'`` of ``experiment``'s run table (default as for
+            :meth:`get`); the range keeps dictpars ``runbegin``/``runend``/``experiment``.
 
         Returns
         -------
@@ -260,9 +233,14 @@ class DCStore(StoreFile, CtypeAccessors):
             is identical) and ``linked_to`` (key of the version whose stored payload the
             new version shares, or None).
         """
-        return add_constants(self, ctype, data, tsbegin, tsend, dictpars, comment,
-                             make_default=make_default, tsprod=tsprod, version=version,
-                             force=force, state=state)
+        kw = dict(dictpars=dictpars, comment=comment, make_default=make_default,
+                  tsprod=tsprod, version=version, force=force, state=state)
+        if runs is not None or experiment is not None:
+            return add_by_runs(self, ctype, data, runs, experiment, tsbegin, tsend, **kw)
+        if tsbegin is None:
+            raise InvalidTimeError("add_constants needs the begin of the validity range "
+                                   "(tsbegin) or runs=(first, last)")
+        return add_constants(self, ctype, data, tsbegin, tsend, **kw)
 
     def _add_range(self, ctype: str, tsbegin: TimeLike, tsend: Optional[TimeLike]) -> DCRange:
         validate_ctype(ctype)

@@ -1,0 +1,125 @@
+"""Lookups of :class:`~pscalib.store.DCStore` by time, event or run, and of every ctype.
+
+``get``/``version_at``/``get_all`` take the time of the lookup from ``tsp`` or ``run=``
+(:func:`pscalib.resolver.lookup_time`: the alias the store was opened through must mean its
+detector then), and fall through, ctype by ctype, to the later places of the search order
+when the store was found through it (:func:`pscalib.resolver.retry_through`).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from ..names import validate_ctype
+from ..resolver import LOOKUP_MISSES, as_pair, lookup_ctypes, lookup_time, retry_through
+from ..timestamps import TimeLike
+from .dcobjects import DCVersion
+from .lookup import resolve
+from .payload import Payload
+
+__all__ = ["TimedLookups"]
+
+
+class TimedLookups:
+    """Mixin of :class:`~pscalib.store.DCStore` (needs ``_select``, ``resolved``, ``path``
+    and ``_backend_for_read``)."""
+
+    __slots__ = ()
+
+    def get(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
+            tsprod: Optional[TimeLike] = None, run: Optional[int] = None,
+            experiment: Optional[str] = None, include: Any = ()) -> Payload:
+        """The constants of ``ctype`` valid at ``tsp`` (or at the begin of ``run``).
+
+        Parameters
+        ----------
+        ctype
+            Calibration type, e.g. ``'pedestals'``.
+        tsp
+            The time (any form :func:`pscalib.timestamps.to_ns` accepts, including psana
+            event-time objects such as ``evt.get(psana.EventId)``).
+        vers
+            None for the range's default version, or a version number (``3``/``'v0003'``).
+        tsprod
+            Instead of ``vers``: the newest version of the range produced at or before this
+            time (reproduce what was current then).
+        run, experiment
+            Instead of ``tsp``: a run of ``experiment``'s run table (default: the store's
+            workspace, else ``PSCALIB_EXPERIMENT``; see :mod:`pscalib.runs`).
+        include
+            ``("candidate",)``: candidates may be chosen too (docs/format.rst, "Selection
+            rule"); deprecated versions never are.
+
+        Returns
+        -------
+        numpy.ndarray or str
+
+        Raises
+        ------
+        NoValidConstantsError
+            No range covers ``tsp`` (with a valid version, or a candidate if included).
+        DeprecatedVersionError
+            ``vers`` names a deprecated version.
+        CtypeNotFoundError, VersionNotFoundError
+        RunNotFoundError
+            ``run`` is not in the run table (the message names the table file).
+        AliasMismatchError
+            The store was opened through an alias meaning another detector at ``tsp``.
+
+        Found through the search order, a store lacking ``ctype`` (or a range valid then)
+        answers from the next place having it (:mod:`pscalib.resolver`).
+        """
+        validate_ctype(ctype)
+        return self._get_at(ctype, lookup_time(self, tsp, run, experiment), vers, tsprod,
+                            include)
+
+    def _key_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike],
+                include: Any, again: Any) -> Any:
+        """The key ``get`` reads at ``t`` here, or ``again(cs)`` of the next place having
+        ``ctype`` when this store misses it."""
+        try:
+            key = resolve(self, ctype, as_pair(t), vers, tsprod, include)
+        except LOOKUP_MISSES as miss:
+            return retry_through(self, ctype, miss, again)
+        if self.resolved.answers is not None:
+            self.resolved.answers[ctype] = self.path
+        return key
+
+    def _get_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike],
+                include: Any = ()) -> Payload:
+        key = self._key_at(ctype, t, vers, tsprod, include,
+                           lambda cs: cs._get_at(ctype, t, vers, tsprod, include))
+        if not isinstance(key, tuple):
+            return key  # answered by a later place
+        return self._backend_for_read().payload(key)
+
+    def version_at(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
+                   run: Optional[int] = None, experiment: Optional[str] = None,
+                   include: Any = ()) -> DCVersion:
+        """The :class:`DCVersion` that :meth:`get` would read (maybe of a later place; same
+        ``include`` rule)."""
+        validate_ctype(ctype)
+        return self._version_at(ctype, lookup_time(self, tsp, run, experiment), vers, include)
+
+    def _version_at(self, ctype: str, t: int, vers: Any, include: Any = ()) -> DCVersion:
+        key = self._key_at(ctype, t, vers, None, include,
+                           lambda cs: cs._version_at(ctype, t, vers, include))
+        if isinstance(key, DCVersion):
+            return key
+        return DCVersion(self, key)
+
+    def get_all(self, tsp: Optional[TimeLike] = None, *, run: Optional[int] = None,
+                experiment: Optional[str] = None) -> Dict[str, Payload]:
+        """Every ctype's constants valid at ``tsp`` (or ``run``): ``{ctype: constants}``.
+
+        Ctypes without constants valid then are absent; found through the search order,
+        ctypes only later places have are included (see :meth:`get`).
+        """
+        t = lookup_time(self, tsp, run, experiment)
+        out: Dict[str, Payload] = {}
+        for c in lookup_ctypes(self):
+            try:
+                out[c] = self._get_at(c, t, None, None)
+            except LOOKUP_MISSES:
+                continue
+        return out
+
