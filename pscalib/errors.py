@@ -13,7 +13,8 @@ Hierarchy::
     │   ├── InvalidNameError                     detname, dettype, detid, ctype, alias, par key
     │   ├── InvalidPayloadError                  constants that cannot be stored
     │   ├── InvalidParameterError                dictpars value of an unsupported type
-    │   └── StateTransitionError                 a version state change the rules refuse
+    │   ├── StateTransitionError                 a version state change the rules refuse
+    │   └── TagError                             tag name taken or bad, published tag changed
     ├── NotFoundError (also LookupError)         something asked for does not exist
     │   ├── StoreNotFoundError                   no store file for that name/path
     │   ├── CtypeNotFoundError
@@ -22,7 +23,10 @@ Hierarchy::
     │   │   └── DeprecatedVersionError           asked get() for a deprecated version
     │   ├── NoValidConstantsError                no range covers the requested time
     │   ├── AliasNotFoundError
-    │   └── RunNotFoundError                     a run that is not in the run table
+    │   ├── RunNotFoundError                     a run that is not in the run table
+    │   ├── AsOfUnavailableError                 the store cannot say what get returned then
+    │   │   └── PurgedVersionError               ... the version it returned was deleted
+    │   └── TagNotFoundError                     no tag of that name in the store(s)
     ├── StoreFormatError                         file is not a (readable) store
     │   ├── CorruptStoreError                    damaged or inconsistent file
     │   ├── UnsupportedFormatVersionError        written by a newer pscalib
@@ -39,6 +43,9 @@ Hierarchy::
     ├── AliasMismatchError                       store opened for another detector than
     │                                            the alias means at the asked time
     ├── ConflictError                            merge found diverging content
+    ├── ProtectedByTagError                      a published tag references what would change
+    ├── ManifestError                            file changed since the manifest, or a query
+    │                                            outside the coverage it records
     ├── IntegrityError                           verify found problems
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
     └── CollectiveError                          another rank of an MPI collective failed
@@ -56,6 +63,8 @@ __all__ = [
     "IntegrityError", "MissingDependencyError", "CollectiveError",
     "StateTransitionError", "DeprecatedVersionError",
     "RunNotFoundError", "RunTableError", "AliasMismatchError",
+    "AsOfUnavailableError", "PurgedVersionError", "TagNotFoundError", "TagError",
+    "ProtectedByTagError", "ManifestError",
 ]
 
 
@@ -201,3 +210,30 @@ class RunTableError(PscalibError):
 class AliasMismatchError(PscalibError):
     """A store opened through an alias is asked for a time at which the alias means another
     detector; open the alias at that time instead."""
+
+
+class AsOfUnavailableError(NotFoundError):
+    """``get(..., asof=T0)`` cannot be answered: ``T0`` is before the store, before its
+    change log began (files written by pscalib before the log existed) or in the future."""
+
+
+class PurgedVersionError(AsOfUnavailableError):
+    """The version an as-of or tag lookup needs was deleted (or purged) since."""
+
+
+class TagNotFoundError(NotFoundError):
+    """No tag of that name in the store (or calib directory)."""
+
+
+class TagError(InvalidInputError):
+    """A tag operation the rules refuse (name taken, bad name, changing a published tag)."""
+
+
+class ProtectedByTagError(PscalibError):
+    """A change would delete or alter a version a published tag references; nothing was
+    written."""
+
+
+class ManifestError(PscalibError):
+    """A store opened under a manifest (``PSCALIB_MANIFEST``) changed since the manifest was
+    written, is not in it, or was asked outside the coverage it records."""

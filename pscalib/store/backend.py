@@ -32,6 +32,7 @@ from ..txn.atomic import TMP_MARK, os_error
 
 from .history import HistoryRecord
 from .payload import Payload
+from .records import LogRow, TagRow
 from .states import StateInfo
 from .tombstones import Tombstone
 
@@ -159,6 +160,14 @@ class Backend:
         """Records of deleted objects (none for formats without them)."""
         return []
 
+    def changelog(self) -> Tuple[Optional[int], List[LogRow]]:
+        """``(start, rows)`` of the change log (``(None, [])``: the format has none)."""
+        return None, []
+
+    def tag_rows(self) -> List[TagRow]:
+        """Rows of the tags stored in the file (none for formats without tags)."""
+        return []
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -265,6 +274,14 @@ class WritableBackend(Backend):
 
     def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
         """Set the range's highest-ever version number (a re-created range continues)."""
+        raise NotImplementedError
+
+    def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
+        """Append change-log rows (``start``: the start time of a new log)."""
+        raise NotImplementedError
+
+    def write_tag_rows(self, rows: List[TagRow]) -> None:
+        """Replace the file's tag rows."""
         raise NotImplementedError
 
     # ----------------------------------------------------- payload deduplication

@@ -11,12 +11,15 @@ from typing import Any, Dict, Optional
 
 from ..names import validate_ctype
 from ..resolver import LOOKUP_MISSES, as_pair, lookup_ctypes, lookup_time, retry_through
-from ..timestamps import TimeLike
+from ..errors import InvalidInputError
+from ..timestamps import TimeLike, format_ns, to_ns
+from . import layout as L
 from .dcobjects import DCVersion
 from .lookup import resolve
 from .payload import Payload
+from .tags import asof_key, tag_key, tags_of_version
 
-__all__ = ["TimedLookups"]
+__all__ = ["TimedLookups", "provenance"]
 
 
 class TimedLookups:
@@ -27,7 +30,9 @@ class TimedLookups:
 
     def get(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
             tsprod: Optional[TimeLike] = None, run: Optional[int] = None,
-            experiment: Optional[str] = None, include: Any = ()) -> Payload:
+            experiment: Optional[str] = None, include: Any = (),
+            asof: Optional[TimeLike] = None, tag: Optional[str] = None,
+            with_info: bool = False) -> Any:
         """The constants of ``ctype`` valid at ``tsp`` (or at the begin of ``run``).
 
         Parameters
@@ -48,10 +53,18 @@ class TimedLookups:
         include
             ``("candidate",)``: candidates may be chosen too (docs/format.rst, "Selection
             rule"); deprecated versions never are.
+        asof
+            Wall time: what plain ``get`` returned then, from the store's change log
+            (docs/reproducibility.rst).
+        tag
+            Name of a tag of this store: what ``get`` returned when the tag was made.
+        with_info
+            Return ``(constants, info)``; ``info`` (dict) says where they came from:
+            detname, ctype, range, tsbegin, tsend, version, state, tags, sha256, store.
 
         Returns
         -------
-        numpy.ndarray or str
+        numpy.ndarray or str (``with_info``: a tuple of it and the info dict)
 
         Raises
         ------
@@ -64,13 +77,19 @@ class TimedLookups:
             ``run`` is not in the run table (the message names the table file).
         AliasMismatchError
             The store was opened through an alias meaning another detector at ``tsp``.
+        AsOfUnavailableError, PurgedVersionError, TagNotFoundError
+            ``asof``/``tag`` cannot be answered (before the log, version deleted since).
 
         Found through the search order, a store lacking ``ctype`` (or a range valid then)
         answers from the next place having it (:mod:`pscalib.resolver`).
         """
         validate_ctype(ctype)
-        return self._get_at(ctype, lookup_time(self, tsp, run, experiment), vers, tsprod,
-                            include)
+        t = lookup_time(self, tsp, run, experiment)
+        if asof is None and tag is None and not with_info:
+            return self._get_at(ctype, t, vers, tsprod, include)  # the hot path
+        ver = self._version_at(ctype, t, vers, include, tsprod, asof, tag)
+        payload = ver._store._backend_for_read().payload(ver._key)
+        return (payload, provenance(ver)) if with_info else payload
 
     def _key_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike],
                 include: Any, again: Any) -> Any:
@@ -94,15 +113,28 @@ class TimedLookups:
 
     def version_at(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
                    run: Optional[int] = None, experiment: Optional[str] = None,
-                   include: Any = ()) -> DCVersion:
+                   include: Any = (), asof: Optional[TimeLike] = None,
+                   tag: Optional[str] = None) -> DCVersion:
         """The :class:`DCVersion` that :meth:`get` would read (maybe of a later place; same
-        ``include`` rule)."""
+        ``include``, ``asof`` and ``tag`` rules); ``provenance(ver)`` describes it."""
         validate_ctype(ctype)
-        return self._version_at(ctype, lookup_time(self, tsp, run, experiment), vers, include)
+        return self._version_at(ctype, lookup_time(self, tsp, run, experiment), vers, include,
+                                None, asof, tag)
 
-    def _version_at(self, ctype: str, t: int, vers: Any, include: Any = ()) -> DCVersion:
-        key = self._key_at(ctype, t, vers, None, include,
-                           lambda cs: cs._version_at(ctype, t, vers, include))
+    def _version_at(self, ctype: str, t: int, vers: Any, include: Any = (),
+                    tsprod: Optional[TimeLike] = None, asof: Optional[TimeLike] = None,
+                    tag: Optional[str] = None) -> DCVersion:
+        if asof is not None or tag is not None:
+            if asof is not None and tag is not None:
+                raise InvalidInputError("give either asof or tag, not both")
+            if vers is not None or tsprod is not None or include:
+                raise InvalidInputError("asof/tag reproduce plain get: they take no vers, "
+                                        "tsprod or include")
+            key = (asof_key(self, ctype, t, to_ns(asof)) if tag is None else  # type: ignore
+                   tag_key(self, ctype, t, tag))  # type: ignore[arg-type]
+            return DCVersion(self, key)
+        key = self._key_at(ctype, t, vers, tsprod, include,
+                           lambda cs: cs._version_at(ctype, t, vers, include, tsprod))
         if isinstance(key, DCVersion):
             return key
         return DCVersion(self, key)
@@ -123,3 +155,15 @@ class TimedLookups:
                 continue
         return out
 
+
+
+def provenance(ver: DCVersion) -> Dict[str, Any]:
+    """Where a version's constants come from (``get(..., with_info=True)``)."""
+    st = ver._store
+    be = st._backend_for_read()
+    c, b, e, v = ver._key
+    return {"detname": st.detname(), "ctype": c, "range": L.range_name(b, e),
+            "tsbegin": b, "tsend": e, "begin": format_ns(b), "end": format_ns(e),
+            "version": v, "state": be.version_state(ver._key).state,
+            "tags": tags_of_version(be, ver._key), "sha256": be.version_info(ver._key).sha256,
+            "store": str(st.path.absolute())}

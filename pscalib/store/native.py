@@ -5,7 +5,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import h5py
 import numpy as np
@@ -22,6 +22,7 @@ from .compact import rewrite_file
 from .history import HistoryRecord, append_history, read_history
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
+from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags, write_tags
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
@@ -216,6 +217,7 @@ class NativeBackend(WritableBackend):
         with h5py.File(path, "x", libver=L.LIBVER, locking=False) as f:
             cls.init_root(f, dettype, detid, detname, tscfile)
             cls(f).append_history((), "create_store", f"created store for {detname}")
+            append_changelog(f, [], start=tscfile)  # complete from the creation on
 
     @classmethod
     def open_for_write(cls, path: Path) -> "NativeBackend":
@@ -403,6 +405,25 @@ class NativeBackend(WritableBackend):
     @_guard_write
     def add_tombstones(self, rows: List[Tombstone]) -> int:
         return append_tombstones(self.f, rows)
+
+    # ------------------------------------------------ change log and tags (any format)
+    @_guard
+    def changelog(self) -> Tuple[Optional[int], List[LogRow]]:
+        self._check_heaps()
+        return read_changelog(self.f)
+
+    @_guard
+    def tag_rows(self) -> List[TagRow]:
+        self._check_heaps()
+        return read_tags(self.f)
+
+    @_guard_write
+    def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
+        return append_changelog(self.f, rows, start)
+
+    @_guard_write
+    def write_tag_rows(self, rows: List[TagRow]) -> None:
+        write_tags(self.f, rows)
 
     @_guard_write
     def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:

@@ -120,18 +120,22 @@ def _span(tab: RangeTable) -> str:
 class SelectionCache:
     """Range tables and their selection index per ctype of one open store."""
 
-    __slots__ = ("_store", "_tables")
+    __slots__ = ("_store", "_tables", "derived")
 
     def __init__(self, store: "DCStore"):
         self._store = store
         self._tables: Dict[str, Tuple[RangeTable, object]] = {}
+        #: Indexes other lookups (as-of, tags) derive from the file; dropped with the rest.
+        self.derived: Dict[tuple, object] = {}
 
     def clear(self) -> None:
         self._tables.clear()
+        self.derived.clear()
 
     def invalidate(self, ctype: str) -> None:
         """Forget what was read of ``ctype`` (after a change to it)."""
         self._tables.pop(ctype, None)
+        self.derived.clear()
 
     def table(self, ctype: str) -> RangeTable:
         return self.indexed(ctype)[0]

@@ -24,6 +24,7 @@ from ..txn.atomic import os_error
 from ..txn.transaction import FileTransaction
 from .backends import WRITABLE
 from .writer import StoreWriter
+from .changelog import record_changes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
@@ -106,6 +107,7 @@ def store_transaction(store: "DCStore") -> Iterator["DCStore"]:
             err = state.error
             err.add_note(f"(the whole transaction on {store.path} was rolled back)")
             raise err
+        record_changes(be)  # the change log of what get selects (docs/reproducibility.rst)
         try:
             be.finish()
         except (OSError, RuntimeError) as exc:  # h5py reports a failed flush as either

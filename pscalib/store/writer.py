@@ -34,6 +34,7 @@ from .history import HistoryRecord
 from ..identity import whoami
 from .states import ADD_STATES, CANDIDATE, VALID, StateInfo
 from .tombstones import Tombstone
+from .tags import check_unprotected
 from .payload import Payload, checksum, normalize_payload, payloads_equal
 from .values import decode_par, encode_par, pars_equal
 
@@ -166,10 +167,14 @@ class StoreWriter:
     # ------------------------------------------------------- plain operations
     def set_par(self, key: Key, name: str, value: Any) -> None:
         """Set one parameter of the object ``key`` (no history record)."""
+        if len(key) == 4:
+            check_unprotected(self._be, key, f"set parameter {name!r} of")
         self._be.set_par(key, name, value)
 
     def del_par(self, key: Key, name: str) -> None:
         """Delete one parameter of the object ``key`` (no history record)."""
+        if len(key) == 4:
+            check_unprotected(self._be, key, f"delete parameter {name!r} of")
         self._be.del_par(key, name)
 
     def set_meta(self, name: str, value: Any) -> None:
@@ -314,6 +319,7 @@ class StoreWriter:
         st = self._store
         st._require_version(key)
         be = self._be
+        check_unprotected(be, key, "delete")
         rkey = key[:3]
         version = key[3]
         old_default = st._default_of(rkey)
@@ -335,6 +341,7 @@ class StoreWriter:
         rkey = (ctype, b, e)
         self._store._require_range(rkey)
         be = self._be
+        check_unprotected(be, rkey, "delete")
         vs = be.versions(*rkey)
         stateops.bury(be, stateops.tombstones_for(
             be, rkey, f"del_range {L.range_name(b, e)} (versions {vs or 'none'})"))
@@ -349,6 +356,7 @@ class StoreWriter:
         """Delete a type with all its ranges and versions; history ``del_ctype``."""
         self._store._require_ctype(ctype)
         be = self._be
+        check_unprotected(be, (ctype,), "delete")
         n = len(be.range_table(ctype).tsbegin)
         stateops.bury(be, stateops.tombstones_for(be, (ctype,), f"del_ctype {ctype}"))
         be.delete_ctype(ctype)
