@@ -29,6 +29,7 @@ from ..store import DCStore
 from ..store import layout as L
 from ..store.backend import Backend
 from ..store.payload import checksum
+from ..store.tags import carry_tags
 from ..store.writer import StoreWriter
 from ..timestamps import format_ns
 from .diff import open_for_read
@@ -51,6 +52,8 @@ class MergeReport:
     dry_run: bool
     steps: List[Step] = field(default_factory=list)
     applied: bool = False
+    #: Tags of the source whose versions are not all in the destination (not carried).
+    tags_not_carried: List[str] = field(default_factory=list)
 
     @property
     def conflicts(self) -> List[Step]:
@@ -228,6 +231,7 @@ def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore]
                     if rep.unresolved or not rep.changes:
                         raise _NothingToDo()
                     _apply(d, s.backend, rep.steps, origin)
+                    rep.tags_not_carried = carry_tags(s.backend, d.writer())
                     d.writer().append_history((), "merge", _summary(rep, origin))
             except _NothingToDo:
                 return rep

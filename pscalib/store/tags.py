@@ -17,7 +17,7 @@ from ..errors import ProtectedByTagError, TagError, TagNotFoundError
 from ..identity import whoami
 from ..timestamps import format_ns, now_ns
 from . import layout as L
-from .backend import Backend, Key
+from .backend import Backend, Key, WritableBackend
 from .changelog import Selection, check_asof, current_selection, index_of, payload_key, pick
 from .changelog import replay
 from .records import TagRow
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["validate_tag_name", "tag_names", "rows_of", "create_tag", "publish_tag",
            "delete_tag", "check_unprotected", "tag_key", "asof_key", "tags_of_version",
-           "carry_tags"]
+           "carry_tags", "keep_whole_tags"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -212,3 +212,13 @@ def _same_payload(be: Backend, r: TagRow) -> Optional[int]:
         if be.version_info((r.ctype, r.tsbegin, r.tsend, v)).sha256 == r.sha256:
             return v
     return None
+
+
+def keep_whole_tags(be: WritableBackend) -> List[str]:
+    """After a partial copy: drop the tags that reference a version the copy left out (a
+    partial tag would answer differently); returns their names."""
+    rows = be.tag_rows()
+    bad = sorted({r.name for r in rows if r.ctype and _same_payload(be, r) != r.version})
+    if bad:
+        be.write_tag_rows([r for r in rows if r.name not in bad])
+    return bad
