@@ -49,6 +49,8 @@ ENV_VARS: Dict[str, Tuple[str, str]] = {
     "PSCALIB_USER": ("(login name)", "user name recorded in history records"),
     "PSCALIB_DEBUG": ("(unset)", "1: 'dcs' shows full tracebacks"),
     "PSCALIB_TZ": ("UTC", "time zone dcs shows times in (files keep UTC), e.g. Europe/Berlin"),
+    "PSCALIB_MANIFEST": ("(unset)", "manifest (dcs manifest -o m.json): lookups refuse store "
+                         "files changed since it was written, or outside its coverage"),
 }
 
 _EXPERIMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")

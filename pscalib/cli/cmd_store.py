@@ -539,10 +539,15 @@ def _get_all(cs: DCStore, t: int, out: Optional[str], as_json: bool,
 @click.option("--candidates", is_flag=True,
               help="Also consider candidate versions (a range's newest candidate above its "
                    "default is chosen); deprecated versions are never chosen.")
+@click.option("--asof", "asof", type=TimeParam(), default=None, metavar="T0",
+              help="What get answered at wall time T0 (from the store's change log).")
+@click.option("--tag", "tag", default=None, metavar="NAME",
+              help="What tag NAME of the store selects (what get answered when it was made).")
 @_JSON_OPT
 def get_cmd(store: str, ctype: Optional[str], tsp: Any, run: Optional[str],
             experiment: Optional[str], all_ctypes: bool, vers: Optional[str],
-            out: Optional[str], candidates: bool, as_json: bool) -> None:
+            out: Optional[str], candidates: bool, asof: Any, tag: Optional[str],
+            as_json: bool) -> None:
     """Get the CTYPE constants of STORE valid at --time (or at the begin of --run).
 
     Without -o, prints a short summary (store, range, version, dtype/shape, statistics,
@@ -562,6 +567,8 @@ def get_cmd(store: str, ctype: Optional[str], tsp: Any, run: Optional[str],
         raise click.UsageError("give either CTYPE or --all")
     if all_ctypes and vers is not None:
         raise click.UsageError("--version applies to one CTYPE, not to --all")
+    if all_ctypes and (asof is not None or tag is not None):
+        raise click.UsageError("--asof/--tag apply to one CTYPE, not to --all")
     cs, t, r = open_at(store, tsp, run, experiment)
     with cs:
         if all_ctypes:
@@ -571,7 +578,8 @@ def get_cmd(store: str, ctype: Optional[str], tsp: Any, run: Optional[str],
             _get_all(cs, t, out, as_json, head)
             return
         ver = cs.version_at(ctype, as_pair(t), vers,
-                            include=("candidate",) if candidates else ())
+                            include=("candidate",) if candidates else (),
+                            asof=None if asof is None else as_pair(int(asof)), tag=tag)
         payload = ver.calib()
         summary = _summary(ver, t, payload)
         if r is not None:

@@ -25,6 +25,8 @@ from . import cmd_alias  # noqa: E402,F401
 from . import cmd_store  # noqa: E402,F401
 from . import cmd_states  # noqa: E402,F401
 from . import cmd_runs  # noqa: E402,F401
+from . import cmd_tags  # noqa: E402,F401
+from . import cmd_manifest  # noqa: E402,F401
 
 __all__ = ["main", "cli"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from ..manifest import check_lookup
 from ..names import validate_ctype
 from ..resolver import LOOKUP_MISSES, as_pair, lookup_ctypes, lookup_time, retry_through
 from ..errors import InvalidInputError
@@ -85,6 +86,7 @@ class TimedLookups:
         """
         validate_ctype(ctype)
         t = lookup_time(self, tsp, run, experiment)
+        check_lookup(self.path, ctype, t)  # PSCALIB_MANIFEST (nothing to do when unset)
         if asof is None and tag is None and not with_info:
             return self._get_at(ctype, t, vers, tsprod, include)  # the hot path
         ver = self._version_at(ctype, t, vers, include, tsprod, asof, tag)
@@ -118,8 +120,9 @@ class TimedLookups:
         """The :class:`DCVersion` that :meth:`get` would read (maybe of a later place; same
         ``include``, ``asof`` and ``tag`` rules); ``provenance(ver)`` describes it."""
         validate_ctype(ctype)
-        return self._version_at(ctype, lookup_time(self, tsp, run, experiment), vers, include,
-                                None, asof, tag)
+        t = lookup_time(self, tsp, run, experiment)
+        check_lookup(self.path, ctype, t)
+        return self._version_at(ctype, t, vers, include, None, asof, tag)
 
     def _version_at(self, ctype: str, t: int, vers: Any, include: Any = (),
                     tsprod: Optional[TimeLike] = None, asof: Optional[TimeLike] = None,
