@@ -157,7 +157,7 @@ def tag_key(store: "DCStore", ctype: str, t: int, name: str) -> tuple:
                          for r in rows if r.ctype}, ctype)
     ranges, idx = _cached(store, ("tag", name, ctype), build)
     key, sha = pick(ranges, idx, ctype, t, f"tag {name!r} of {store.path}")
-    return payload_key(be, key, sha, f"tag {name!r}")
+    return _checked(store, be, key, sha, f"tag {name!r}")
 
 
 def asof_key(store: "DCStore", ctype: str, t: int, t0: int) -> tuple:
@@ -169,7 +169,13 @@ def asof_key(store: "DCStore", ctype: str, t: int, t0: int) -> tuple:
         return index_of(replay(log, t0), ctype)
     ranges, idx = _cached(store, ("asof", t0, ctype), build)
     key, sha = pick(ranges, idx, ctype, t, f"{store.path} as of {format_ns(t0)}")
-    return payload_key(be, key, sha, f"get as of {format_ns(t0)}")
+    return _checked(store, be, key, sha, f"get as of {format_ns(t0)}")
+
+
+def _checked(store: "DCStore", be: Backend, key: tuple, sha: str, why: str) -> tuple:
+    """payload_key, remembered while the file is unchanged (the cache is dropped on every
+    change and refresh): repeated lookups cost no metadata reads."""
+    return _cached(store, ("present", key, sha), lambda: payload_key(be, key, sha, why))
 
 
 def carry_tags(src: Backend, w: "StoreWriter") -> List[str]:
