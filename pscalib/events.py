@@ -30,7 +30,7 @@ def event_time(obj: Any) -> Optional[Tuple[Any, Any]]:
     if callable(tm):
         pair = tm()
         if isinstance(pair, (tuple, list)) and len(pair) == 2:
-            return tuple(pair)  # type: ignore[return-value]
+            return tuple(pair)
         raise InvalidTimeError(f"event-time object {type(obj).__name__}: .time() returned "
                                f"{pair!r}, not a (sec, nsec) pair")
     sec, nsec = getattr(obj, "seconds", None), getattr(obj, "nanoseconds", None)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import (AliasMismatchError, AliasNotFoundError, CtypeNotFoundError,
-                     InvalidInputError, NoValidConstantsError, PscalibError)
+                     InvalidInputError, InvalidTimeError, NoValidConstantsError,
+                     PscalibError)
 from .paths import ResolvedStore, SearchStep
 from .runs import run_time
 from .timestamps import format_ns, to_ns
@@ -42,7 +43,7 @@ def lookup_time(store: Any, tsp: Any, run: Any = None, experiment: Optional[str]
         if experiment is not None:
             raise InvalidInputError("experiment= is used only with run=; give run=N too")
         if tsp is None:
-            raise InvalidInputError("a lookup needs a time (tsp: ISO 8601, Unix seconds, "
+            raise InvalidTimeError("a lookup needs a time (tsp: ISO 8601, Unix seconds, "
                                     "(sec, nsec), datetime or an event-time object) or run=N")
         t = to_ns(tsp)
     else:
@@ -86,8 +87,8 @@ def check_alias_at(resolved: Optional[ResolvedStore], t: int) -> None:
 
 
 # ------------------------------------------------------------------ fall-through
-def _found(steps: Sequence[SearchStep]) -> List[SearchStep]:
-    return [s for s in steps if s.status == "found"]
+def _found(steps: Sequence[SearchStep]) -> List[Tuple[SearchStep, Path]]:
+    return [(s, s.path) for s in steps if s.status == "found" and s.path is not None]
 
 
 def next_stores(store: Any) -> List[Any]:
@@ -96,8 +97,8 @@ def next_stores(store: Any) -> List[Any]:
     if have is None:
         have = []
         try:
-            for s in _found(store.resolved.steps)[1:]:
-                have.append(type(store)(s.path))
+            for _, path in _found(store.resolved.steps)[1:]:
+                have.append(type(store)(path))
         except BaseException:
             for cs in have:
                 cs.close()
@@ -146,8 +147,8 @@ def ctype_sources(steps: Sequence[SearchStep], open_store: Callable[[Path], Any]
     """
     t = None if tsp is None else to_ns(tsp)
     out: Dict[str, Optional[Dict[str, Any]]] = {}
-    for s in _found(steps):
-        with open_store(s.path) as cs:
+    for s, path in _found(steps):
+        with open_store(path) as cs:
             for c in cs.ctypes():
                 if out.get(c) is not None:
                     continue
@@ -157,6 +158,6 @@ def ctype_sources(steps: Sequence[SearchStep], open_store: Callable[[Path], Any]
                         cs.version_at(c, as_pair(t))
                     except LOOKUP_MISSES:
                         ok = False
-                out[c] = ({"path": Path(s.path), "kind": s.kind, "place": s.label}
+                out[c] = ({"path": path, "kind": s.kind, "place": s.label}
                           if ok else None)
     return out

@@ -8,7 +8,6 @@ a killed (or failing) writer changes nothing.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Protocol, Tuple, Type, TypeVar
@@ -18,8 +17,8 @@ from .errors import InvalidInputError, PscalibError, StoreIOError
 from .identity import hostname, whoami
 from .locations import make_dirs, permission_error
 from .timestamps import format_ns, now_ns, to_ns
-from .txn import StoreLock, atomic_replace, cleanup_leftovers, tmp_path_for
-from .txn.atomic import os_error
+from .txn import StoreLock, cleanup_leftovers
+from .txn.atomic import os_error, write_file_atomic
 
 __all__ = ["HISTORY_MARKER", "FileChange", "token", "parse_history_line", "write_text",
            "locked_update", "read_text_file", "numbered_lines"]
@@ -97,33 +96,18 @@ def numbered_lines(text: str) -> List[Tuple[int, str]]:
 
 
 def write_text(path: Path, text: str, cfg: Config) -> None:
-    """Write ``text`` to a private copy and rename it over ``path`` (caller holds the lock).
+    """Write ``text`` atomically over ``path`` (caller holds the lock).
 
     An existing file keeps its permission bits; a new one gets ``PSCALIB_FILE_MODE`` (else
     0666 minus umask).
     """
-    if path.exists():
-        mode = path.stat().st_mode & 0o7777
-    elif cfg.file_mode is not None:
-        mode = cfg.file_mode
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    tmp = tmp_path_for(path)
+    data = text.encode("utf-8")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            os.fchmod(f.fileno(), mode)
-        atomic_replace(tmp, path)
+        write_file_atomic(path, lambda fh: fh.write(data), new_file_mode=cfg.file_mode)
     except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         if isinstance(exc, PermissionError):
-            raise permission_error("write", path, cfg, exc.strerror) from None
+            raise permission_error("write", path, cfg,
+                                   exc.strerror or "permission denied") from None
         if isinstance(exc, OSError) and not isinstance(exc, StoreIOError):
             raise os_error(exc, "write", path) from None
         raise

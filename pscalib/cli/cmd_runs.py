@@ -7,14 +7,14 @@ The table is ``<experiment workspace>/runs.txt``: of ``--experiment X`` (in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import click
 
 from ..display import show_ns
 from ..errors import InvalidInputError
-from ..runs import (RunTable, add_runs, find_run_table, import_runs, run_table_path,
-                    workspace_experiment)
+from ..runs import (RunTable, add_runs, find_run_table, import_runs, parse_run,
+                    run_table_path, workspace_experiment)
 from .app import cli
 from .common import echo_json, lock_timeout
 
@@ -80,8 +80,9 @@ def runs_add(run: str, begin: str, end: Optional[str], replace: bool,
              experiment: Optional[str], calib: Optional[Path]) -> None:
     """Add RUN beginning at BEGIN (and ending at END, if known) to the run table."""
     exp, path = table_of(experiment, calib)
-    rt = add_runs(path, [(run, begin, end)], replace=replace, lock_timeout=lock_timeout())
-    rec = rt.get(int(run))
+    r = parse_run(run)
+    rt = add_runs(path, [(r, begin, end)], replace=replace, lock_timeout=lock_timeout())
+    rec = rt.get(r)
     click.echo(f"run {rec.run} of {exp}: {show_ns(rec.begin)} .. "
                f"{'?' if rec.end is None else show_ns(rec.end)} ({path})")
 
@@ -101,7 +102,7 @@ def runs_list(history: bool, as_json: bool, experiment: Optional[str],
                                 f"'dcs runs add' or 'dcs runs import FILE'")
     runs = [rt.records[r] for r in sorted(rt.records)]
     if as_json:
-        doc = {"experiment": exp, "file": str(path)}
+        doc: Dict[str, Any] = {"experiment": exp, "file": str(path)}
         if history:
             doc["history"] = [h.to_dict() for h in rt.history]
         else:

@@ -27,6 +27,7 @@ from . import cmd_states  # noqa: E402,F401
 from . import cmd_runs  # noqa: E402,F401
 from . import cmd_tags  # noqa: E402,F401
 from . import cmd_manifest  # noqa: E402,F401
+from . import cmd_change  # noqa: E402,F401
 
 __all__ = ["main", "cli"]
 

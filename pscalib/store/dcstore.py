@@ -233,8 +233,9 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
             is identical) and ``linked_to`` (key of the version whose stored payload the
             new version shares, or None).
         """
-        kw = dict(dictpars=dictpars, comment=comment, make_default=make_default,
-                  tsprod=tsprod, version=version, force=force, state=state)
+        kw: Dict[str, Any] = dict(dictpars=dictpars, comment=comment, make_default=make_default,
+                                  tsprod=tsprod, version=version, force=force,
+                                  state=state)
         if runs is not None or experiment is not None:
             return add_by_runs(self, ctype, data, runs, experiment, tsbegin, tsend, **kw)
         if tsbegin is None:
@@ -259,7 +260,8 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
 
     def _set_default(self, rkey: tuple, version: int) -> None:
         with self.transaction():
-            self.writer().set_default(*rkey, version)
+            ctype, b, e = rkey
+            self.writer().set_default(ctype, b, e, version)
 
     def _del_version(self, ver: DCVersion) -> None:
         with self.transaction():

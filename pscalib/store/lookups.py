@@ -7,16 +7,19 @@ when the store was found through it (:func:`pscalib.resolver.retry_through`).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from ..manifest import check_lookup
 from ..names import validate_ctype
+from ..paths import ResolvedStore
 from ..resolver import LOOKUP_MISSES, as_pair, lookup_ctypes, lookup_time, retry_through
 from ..errors import InvalidInputError
 from ..timestamps import TimeLike, format_ns, to_ns
 from . import layout as L
 from .dcobjects import DCVersion
 from .lookup import resolve
+from .backend import Backend
 from .payload import Payload
 from .tags import asof_key, tag_key, tags_of_version
 
@@ -28,6 +31,19 @@ class TimedLookups:
     and ``_backend_for_read``)."""
 
     __slots__ = ()
+
+    if TYPE_CHECKING:  # provided by StoreFile / DCStore
+        path: Path
+        resolved: ResolvedStore
+
+        def _select(self, ctype: str, t: int, include: frozenset = frozenset()
+                    ) -> Tuple[int, int, int]: ...
+
+        def _backend_for_read(self) -> Backend: ...
+
+    def _store_self(self) -> Any:
+        """``self`` as the DCStore it is part of (for the handles' type)."""
+        return self
 
     def get(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
             tsprod: Optional[TimeLike] = None, run: Optional[int] = None,
@@ -135,12 +151,12 @@ class TimedLookups:
                                         "tsprod or include")
             key = (asof_key(self, ctype, t, to_ns(asof)) if tag is None else  # type: ignore
                    tag_key(self, ctype, t, tag))  # type: ignore[arg-type]
-            return DCVersion(self, key)
+            return DCVersion(self._store_self(), key)
         key = self._key_at(ctype, t, vers, tsprod, include,
                            lambda cs: cs._version_at(ctype, t, vers, include, tsprod))
         if isinstance(key, DCVersion):
             return key
-        return DCVersion(self, key)
+        return DCVersion(self._store_self(), key)
 
     def get_all(self, tsp: Optional[TimeLike] = None, *, run: Optional[int] = None,
                 experiment: Optional[str] = None) -> Dict[str, Payload]:
