@@ -384,7 +384,9 @@ def model_merge(src, dst, prefer, renumber):
             continue
         if not exists:
             out.default[r] = 0
-        ok = (lambda v: v > 0 and after.get(v) == "valid")
+        def ok(v, after=after):
+            return v > 0 and after.get(v) == "valid"
+
         ds0 = src.default.get(r, 0)
         ds = renum.get(ds0, ds0 if ds0 in same | unchanged else 0)
         dd = dst.default.get(r, 0)
