@@ -35,7 +35,9 @@ Hierarchy::
     │   └── LockUnavailableError                 filesystem cannot lock; nothing written
     ├── AliasFileError                           malformed or conflicting alias file
     ├── ConflictError                            merge found diverging content
-    └── IntegrityError                           verify found problems
+    ├── IntegrityError                           verify found problems
+    ├── MissingDependencyError (also ImportError) an optional extra is not installed
+    └── CollectiveError                          another rank of an MPI collective failed
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ __all__ = [
     "UnsupportedFormatVersionError", "LegacyFormatError", "StoreExistsError",
     "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
-    "IntegrityError", "StateTransitionError", "DeprecatedVersionError",
+    "IntegrityError", "MissingDependencyError", "CollectiveError", "StateTransitionError",
+    "DeprecatedVersionError",
 ]
 
 
@@ -168,3 +171,15 @@ class ConflictError(PscalibError):
 
 class IntegrityError(PscalibError):
     """A store failed verification; the message lists the problems."""
+
+
+class MissingDependencyError(PscalibError, ImportError):
+    """An optional part of pscalib needs a package that is not installed (see the extra)."""
+
+
+class CollectiveError(PscalibError):
+    """An MPI collective read failed on some rank for a reason that is not a pscalib error.
+
+    Every rank of the collective raises it with the same message, which names the failing
+    rank and the original exception.
+    """
