@@ -19,7 +19,6 @@ changes nothing. Comments and blank lines written by hand are kept.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -31,8 +30,8 @@ from .names import split_detname, validate_alias, validate_dettype
 from .locations import ALIAS_FILE_NAME, alias_file_in, is_detname, make_dirs, permission_error
 from .identity import hostname, whoami
 from .timestamps import OPEN_END, TS_MIN, TimeLike, format_ns, now_ns, to_ns
-from .txn import StoreLock, atomic_replace, cleanup_leftovers, tmp_path_for
-from .txn.atomic import os_error
+from .txn import StoreLock, cleanup_leftovers
+from .txn.atomic import os_error, write_file_atomic
 
 __all__ = ["AliasRecord", "AliasChange", "AliasFile", "add_alias", "remove_alias",
            "list_aliases", "resolve_alias", "find_alias", "alias_history", "alias_files",
@@ -292,29 +291,14 @@ class AliasFile:
 
 # --------------------------------------------------------------------------- writers
 def _write(path: Path, text: str, cfg: Config) -> None:
-    """Write ``text`` to a private copy and rename it over ``path`` (caller holds the lock)."""
-    if path.exists():
-        mode = path.stat().st_mode & 0o7777
-    elif cfg.file_mode is not None:
-        mode = cfg.file_mode
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    tmp = tmp_path_for(path)
+    """Write ``text`` atomically over ``path`` (the caller holds the lock)."""
+    data = text.encode("utf-8")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            os.fchmod(f.fileno(), mode)
-        atomic_replace(tmp, path)
+        write_file_atomic(path, lambda fh: fh.write(data), new_file_mode=cfg.file_mode)
     except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         if isinstance(exc, PermissionError):
-            raise permission_error("write", path, cfg, exc.strerror) from None
+            raise permission_error("write", path, cfg,
+                                   exc.strerror or "permission denied") from None
         if isinstance(exc, OSError) and not isinstance(exc, StoreIOError):
             raise os_error(exc, "write", path) from None
         raise

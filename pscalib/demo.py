@@ -242,18 +242,18 @@ def read_back(info: DemoInfo) -> List[str]:
         for label in ("jan", "overlap"):
             t = info.times[label]
             ver = cs.version_at("pedestals", t)
-            arr = ver.calib()
+            arr = np.asarray(ver.calib())
             lines.append(f"{EPIX} pedestals at {format_ns(to_ns(t))}: {arr.dtype} "
                          f"{arr.shape} mean {float(arr.mean()):.1f} from "
                          f"{ver.rangeobj().range()}/v{ver.version():04d}")
-        v2 = cs.get("pedestals", info.times["jan"], 2)
+        v2 = np.asarray(cs.get("pedestals", info.times["jan"], 2))
+        v1 = np.asarray(cs.pedestals(info.times["jan"]))
         lines.append(f"{EPIX} pedestals v0002 (not the default) differs from the default by "
-                     f"{float(np.abs(v2 - cs.pedestals(info.times['jan'])).mean()):.2f} ADU "
-                     f"on average")
+                     f"{float(np.abs(v2 - v1).mean()):.2f} ADU on average")
     with DCStore(info.stores[JUNGFRAU]) as cs:
         for label in ("jan", "now"):
             t = info.times[label]
-            geo = cs.geometry(t)
+            geo = str(cs.geometry(t))
             ip = next((ln.split() for ln in geo.splitlines() if ln.strip().startswith("IP")),
                       None)
             lines.append(f"{JUNGFRAU} geometry at {format_ns(to_ns(t))}: "

@@ -166,7 +166,8 @@ def make_dirs(path: PathLike, mode: Optional[int] = None,
                 raise InvalidInputError(f"{d} exists and is not a directory") from None
             continue  # another process made it meanwhile
         except PermissionError as exc:
-            raise permission_error("create directory", d, cfg, exc.strerror) from None
+            raise permission_error("create directory", d, cfg,
+                                   exc.strerror or "permission denied") from None
         except OSError as exc:
             if exc.errno == errno.EROFS:
                 raise permission_error("create directory", d, cfg,

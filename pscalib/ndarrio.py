@@ -49,9 +49,7 @@ Examples
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import (BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
                     Tuple, Union)
@@ -59,6 +57,7 @@ from typing import (BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping,
 import numpy as np
 
 from .errors import InvalidInputError, InvalidPayloadError, StoreIOError
+from .txn import atomic
 
 __all__ = ["PSANA_DTYPES", "parse_ndarrio", "format_ndarrio", "load_ndarrio", "save_ndarrio",
            "ndarrio_lines", "ndarrio_line_count", "write_text_atomic", "write_file_atomic",
@@ -389,28 +388,19 @@ def save_ndarrio(path: PathLike, arr: np.ndarray,
 def write_file_atomic(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
     """Create or replace ``path`` atomically with what ``write(binary_file)`` writes.
 
-    The content goes to a temporary file in the same directory that is renamed over
-    ``path`` only when complete; on any error (or interrupt) the temporary file is removed
-    and ``path`` is unchanged. OSErrors become StoreIOError.
+    One writer for every file (:func:`pscalib.txn.atomic.write_file_atomic`): a temporary
+    file in the same directory, fsynced and renamed over ``path`` only when complete; on
+    any error (or interrupt) it is removed and ``path`` is unchanged. A new file gets the
+    usual mode (``0o666`` minus umask), an existing one keeps its mode. OSErrors become
+    StoreIOError.
     """
     p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+        atomic.write_file_atomic(p, write)
     except OSError as exc:
+        if isinstance(exc, StoreIOError):
+            raise
         raise StoreIOError(f"cannot write {p}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise StoreIOError(f"cannot write {p}: {exc.strerror or exc}") from None
-        raise
 
 
 def write_text_atomic(path: PathLike, text: Union[str, Iterable[str]]) -> None:

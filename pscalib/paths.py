@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from .aliases import find_alias
 from .config import Config, load_config
@@ -124,7 +124,7 @@ def _resolve_name(name: str, places: List[Place], tsp) -> Tuple[str, Optional[st
 
 
 def locate(cpath: Optional[PathLike], name: str, *, tsp=None,
-           config: Optional[Config] = None) -> Tuple[Optional[str], Optional[Path],
+           config: Optional[Config] = None) -> Tuple[str, Optional[Path],
                                                      List[SearchStep], List[Place]]:
     """Report how ``name`` resolves without raising for a missing file.
 
@@ -203,7 +203,7 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
             raise InvalidInputError("give a store file path, or a calib directory and a detname")
         return resolve_file(cpath, mode=mode, config=config)
     cfg = config or load_config()
-    fmodes = {"file_mode": cfg.file_mode, "dir_mode": cfg.dir_mode}
+    fmodes: Dict[str, Any] = {"file_mode": cfg.file_mode, "dir_mode": cfg.dir_mode}
     if cpath is not None and (Path(cpath).suffix == ".h5" or Path(cpath).is_file()):
         p = Path(cpath)
         name = detname
@@ -221,12 +221,14 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
     alias = detname if alias_file is not None else None
     searched = tuple(s.path for s in steps if s.path is not None)
     found = [s for s in steps if s.status == "found"]
-    common = dict(alias=alias, alias_file=alias_file, steps=tuple(steps), **fmodes)
+    common: Dict[str, Any] = dict(alias=alias, alias_file=alias_file, steps=tuple(steps),
+                                  **fmodes)
     if mode == "x" and found:
         raise StoreExistsError(f"a store for {name!r} already exists in {found[0].label}: "
                                f"{found[0].path}; open it with mode='a'")
     if found and mode != "x":
         s = found[0]
+        assert s.path is not None  # a place that was searched has a path
         if mode == "a":
             _check_writable(s.path, cfg)
         return ResolvedStore(s.path, name, searched, s.kind, s.label, **common)
@@ -234,7 +236,7 @@ def resolve_store(cpath: Optional[PathLike] = None, detname: Optional[str] = Non
     if mode == "r":
         if denied:
             s = denied[0]
-            raise permission_error("read", s.path, cfg, "permission denied")
+            raise permission_error("read", s.path or "", cfg, "permission denied")
         what = f"{detname!r} (alias of {name!r}, from {alias_file})" if alias else repr(name)
         raise StoreNotFoundError(
             f"no store for {what}; searched: " + "; ".join(s.describe() for s in steps)

@@ -276,7 +276,8 @@ class Worker:
             bufsize=1)
         self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
         self.err: List[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines),
+                         daemon=True).start()
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
 
     @staticmethod

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, file_digest
+from pscalib import DCStore
 from pscalib.cli.cmd_store import parse_par
 from pscalib.errors import InvalidParameterError
 from pscalib.ndarrio import load_ndarrio, save_ndarrio
@@ -348,3 +350,30 @@ def test_add_identical_is_unchanged_unless_forced(tmp_path):
 def test_packaged_geometry_is_the_real_shared_file(geometry_files):
     for shared in geometry_files:
         assert (PACKAGED / shared.name).read_bytes() == shared.read_bytes()
+
+
+def test_get_output_files_get_the_umask_mode(tmp_path):
+    """dcs get -o writes through the one atomic writer: a new file gets 0666 minus the
+    umask (not 0600), a replaced file keeps its mode, no temporary file is left."""
+    store = tmp_path / "cspad-0001.h5"
+    with DCStore(store, mode="a") as cs:
+        cs.add_constants("pedestals", np.arange(6.0).reshape(2, 3), "2024-01-01")
+        cs.add_constants("geometry", "# geometry\nIP 0 0 0\n", "2024-01-01")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSCALIB_")}
+
+    def get(ctype, out):
+        res = subprocess.run([DCS, "get", str(store), ctype, "-t", "2024-06-01", "-o", str(out)],
+                             capture_output=True, text=True, env=env, timeout=60,
+                             stdin=subprocess.DEVNULL, preexec_fn=lambda: os.umask(0o027))
+        ok(res)
+        return stat.S_IMODE(out.stat().st_mode)
+
+    out = tmp_path / "out"
+    out.mkdir()
+    assert get("pedestals", out / "p.npy") == 0o640
+    assert get("pedestals", out / "p.data") == 0o640
+    assert get("geometry", out / "geo.txt") == 0o640
+    os.chmod(out / "p.npy", 0o604)
+    assert get("pedestals", out / "p.npy") == 0o604
+    assert np.load(out / "p.npy").tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert sorted(p.name for p in out.iterdir()) == ["geo.txt", "p.data", "p.npy"]

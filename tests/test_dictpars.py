@@ -120,7 +120,8 @@ BAD = [
     None, {"a": 1}, {}, [1, [2]], [[1, 2], [3, 4]], [1, "a"], [1, True], [True, 1.0],
     [None], [], (), np.array([]), np.zeros((2, 2)), np.array(5), 1 + 2j, [1j],
     b"bytes", np.array([b"a"]), object(), {1, 2}, 2**64, -(2**63) - 1, [2**64],
-    np.array([1 + 1j]), np.array([None, 1], dtype=object), np.float128(1.0) if hasattr(np, "float128") else object(),
+    np.array([1 + 1j]), np.array([None, 1], dtype=object),
+    np.float128(1.0) if hasattr(np, "float128") else object(),
     "nul\x00inside", ["ok", "nul\x00"], "\ud800",
 ]
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import file_digest
 from pscalib import DCStore
-from pscalib.errors import (ConflictError, CtypeNotFoundError, IntegrityError,
+from pscalib.errors import (ConflictError, CtypeNotFoundError, IntegrityError, StoreNotFoundError,
                             StoreExistsError)
 from pscalib.exchange import copy_store, diff_stores, merge_stores, verify
 from pscalib.store import layout as L
@@ -221,7 +221,7 @@ def test_verify_non_store_and_missing(tmp_path):
         f["a"] = 1
     rep = verify(p)
     assert not rep.ok and rep.errors[0].path == "/"
-    with pytest.raises(Exception):
+    with pytest.raises(StoreNotFoundError):
         verify(tmp_path / "missing.h5")
 
 

@@ -520,7 +520,7 @@ def _arrays():
 def test_reopen_preserves_every_dtype_and_shape(path):
     arrays = _arrays()
     with make(path) as cs, cs.transaction():
-        for i, (name, a) in enumerate(arrays.items()):
+        for i, a in enumerate(arrays.values()):
             cs.add_constants("pedestals", a, i, i + 1)
     with DCStore(path) as cs:
         for i, (name, a) in enumerate(arrays.items()):

@@ -175,7 +175,7 @@ def alias_resolve(alias: str, tsp, calib: Optional[Path], as_json: bool):
     """
     rec = A.find_alias(alias, _read_places(calib), tsp)
     if as_json:
-        echo_json(dict(rec.to_dict(), place=place_of(rec.path).label))
+        echo_json(dict(rec.to_dict(), place=place_of(rec.path).label if rec.path else None))
     else:
         click.echo(rec.detname)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, Tuple
 
 import click
 
@@ -37,7 +37,7 @@ def import_legacy_cmd(sources: Tuple[str, ...], calibdir: str, as_json: bool) ->
 
 
 def _detname_pairs(ctx, param, values: Tuple[str, ...]):
-    out = {}
+    out: Dict[str, str] = {}
     for v in values:
         src, sep, det = v.partition("=")
         if not sep or not src or not det:

@@ -18,7 +18,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, overload
 
 import click
 import numpy as np
@@ -43,12 +43,24 @@ _FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$|^[+-]?(nan|i
 
 
 # ---------------------------------------------------------------- small helpers
-def _human_bytes(n: int) -> str:
+def _human_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000.0
     return f"{n:.1f} TB"  # pragma: no cover
+
+
+@overload
+def _t(ns: int) -> Tuple[int, int]: ...  # noqa: E704
+
+
+@overload
+def _t(ns: None) -> None: ...  # noqa: E704
+
+
+@overload
+def _t(ns: Optional[int]) -> Optional[Tuple[int, int]]: ...  # noqa: E704
 
 
 def _t(ns: Optional[int]) -> Optional[Tuple[int, int]]:
@@ -111,12 +123,11 @@ def _resolve_obj(cs: DCStore, path: Optional[str]) -> DCBase:
     if len(parts) > 3:
         raise InvalidInputError(f"object path {path!r} has too many parts; use "
                                 f"CTYPE[/RANGE[/VERSION]], e.g. pedestals/<range>/v0002")
-    obj: DCBase = cs.ctypeobj(parts[0])
-    if len(parts) > 1:
-        obj = obj.rangeobj(parts[1])  # type: ignore[union-attr]
-    if len(parts) > 2:
-        obj = obj.versobj(parts[2])  # type: ignore[union-attr]
-    return obj
+    t = cs.ctypeobj(parts[0])
+    if len(parts) == 1:
+        return t
+    r = t.rangeobj(parts[1])
+    return r if len(parts) == 2 else r.versobj(parts[2])
 
 
 # ---------------------------------------------------------------- completion
@@ -129,7 +140,7 @@ def _detnames() -> List[str]:
         repo = env_value("PSCALIB_REPOSITORY")
         if repo:
             dirs = [Path(repo)]
-    names = set()
+    names: set = set()
     for d in dirs:
         try:
             names.update(p.name[:-3] for p in Path(d).glob("*/*.h5"))
@@ -199,7 +210,7 @@ def complete_objpath(ctx, param, incomplete: str):
         return []
 
 
-_STORE_ARG = dict(shell_complete=complete_store)
+_STORE_ARG: Dict[str, Any] = dict(shell_complete=complete_store)
 _JSON_OPT = click.option("--json", "as_json", is_flag=True,
                          help="Print JSON (schema in docs/cli.rst) instead of text.")
 
@@ -573,9 +584,8 @@ def delete_cmd(store: str, ctype: str, rng: Optional[str], vers: Optional[str],
         t = cs.ctypeobj(ctype)
         obj: DCBase = t
         if rng is not None:
-            obj = t.rangeobj(rng)
-            if vers is not None:
-                obj = obj.versobj(vers)  # type: ignore[union-attr]
+            r = t.rangeobj(rng)
+            obj = r if vers is None else r.versobj(vers)
         nr, nv = _count_versions(obj)
         what = {DCType: f"calibration type {ctype!r} with {nr} range(s) and {nv} version(s)",
                 DCRange: f"range {object_path(obj)} with {nv} version(s)",
@@ -585,8 +595,8 @@ def delete_cmd(store: str, ctype: str, rng: Optional[str], vers: Optional[str],
             cs.del_ctype(ctype)
         elif isinstance(obj, DCRange):
             t.del_range(obj.range())
-        else:
-            obj.rangeobj().del_version(obj.version())  # type: ignore[union-attr]
+        elif isinstance(obj, DCVersion):
+            obj.rangeobj().del_version(obj.version())
     click.echo(f"deleted {what}")
 
 
@@ -630,13 +640,13 @@ def par_cmd(store: str, words: Tuple[str, ...], as_json: bool) -> None:
       dcs par cspad-0001 pedestals set units=ADU gain=1.5
       dcs par cspad-0001 pedestals/20240501T000000Z_end/v0002 del reviewed
     """
-    words = list(words)
     action_at = next((i for i, w in enumerate(words) if w in ("set", "del")), None)
+    items: Tuple[str, ...]
     if action_at is None:
         if len(words) > 1:
             raise click.UsageError(f"expected [PATH] set K=V... or [PATH] del K..., got "
                                    f"{' '.join(words)!r}")
-        path, action, items = (words[0] if words else None), None, []
+        path, action, items = (words[0] if words else None), None, ()
     else:
         if action_at > 1:
             raise click.UsageError(f"only one PATH may come before {words[action_at]!r}")

@@ -96,7 +96,7 @@ class CopyProgressBar:
 
     def __init__(self, min_bytes: int = 256 * 2**20):
         self.min_bytes = min_bytes
-        self._bar = None
+        self._bar: Optional[Any] = None
         self._shown = 0
 
     def __call__(self, done: int, total: int) -> None:

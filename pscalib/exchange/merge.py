@@ -121,7 +121,8 @@ def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None
             w.ensure_ctype(s.key[0])
             w.append_history((), "merge", f"add_ctype {s.key[0]} from {origin}")
         elif s.action == "add_range":
-            w.create_range_recorded(*s.key, comment=f"merged from {origin}")
+            ctype, b, e = s.key
+            w.create_range_recorded(ctype, b, e, comment=f"merged from {origin}")
         elif s.action in ("add_version", "conflict_version"):
             _add_version(w, src, s, origin)
         elif s.action in ("set_par", "conflict_par"):
@@ -136,9 +137,10 @@ def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None
             old = w.default_of(*rkey)
             rec = f"default v{old:04d} -> v{s.value:04d} from {origin}"
             if s.value == 0:  # no valid version left after the merge
-                w.clear_default(*rkey, action="merge", record=rec)
+                w.clear_default(rkey[0], rkey[1], rkey[2], action="merge", record=rec)
             elif s.value != old:
-                w.set_default(*rkey, s.value, action="merge", record=rec)
+                w.set_default(rkey[0], rkey[1], rkey[2], s.value, action="merge",
+                              record=rec)
         elif s.action == "add_tombstone":
             t = s.value
             w.add_tombstones([t])
@@ -160,7 +162,7 @@ def _raise_last_versions(w: StoreWriter, src: Backend, rkeys: set) -> None:
             want = max(want, last_of(*rkey) if last_of else max(src.versions(*rkey),
                                                                  default=0))
         if want > w.last_version(*rkey):
-            w.set_last_version(*rkey, want)
+            w.set_last_version(rkey[0], rkey[1], rkey[2], want)
 
 
 def _add_version(w: StoreWriter, src: Backend, s: Step, origin: str) -> None:

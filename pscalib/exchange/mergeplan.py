@@ -187,19 +187,19 @@ class _Planner:
                 self.pars(key, True, vsteps)
         # deletions in SRC of versions DEST still holds arrive as deprecations
         for v in list(rs.after):
-            t = deprecations.get(rkey + (v,))
-            if t is not None and rs.after[v] != DEPRECATED and \
+            dt = deprecations.get(rkey + (v,))
+            if dt is not None and rs.after[v] != DEPRECATED and \
                     rs.raise_to.get(v, ("",))[0] != DEPRECATED:
-                why = f"deleted in {self.origin} by {_who(t)}"
-                rs.raise_to[v] = (DEPRECATED, StateInfo(DEPRECATED, t.tsns, t.user, why),
+                why = f"deleted in {self.origin} by {_who(dt)}"
+                rs.raise_to[v] = (DEPRECATED, StateInfo(DEPRECATED, dt.tsns, dt.user, why),
                                   "deleted")
-        for v, (new, info, why) in sorted(rs.raise_to.items()):
+        for v, (new, sinfo, why) in sorted(rs.raise_to.items()):
             old = rs.after[v]
-            reason = info.reason or ""
+            reason = sinfo.reason or ""
             vsteps.append(Step("set_state", path_of(rkey + (v,)), f"{old} -> {new} "
                                f"({why}{': ' + reason if reason and why != 'deleted' else ''})",
-                               key=rkey + (v,), value=StateInfo(new, info.tsns, info.user,
-                                                                info.reason)))
+                               key=rkey + (v,), value=StateInfo(new, sinfo.tsns, sinfo.user,
+                                                                sinfo.reason)))
             rs.after[v] = new
             if new == VALID:
                 rs.validated.add(v)

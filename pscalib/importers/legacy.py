@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, List, NamedTuple, Optional, Union
+from typing import Dict, Iterable, List, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -141,7 +141,7 @@ def _copy(src: LegacyBackend, dst: WritableBackend) -> ImportSummary:
                 _copy_object(src, dst, key)
                 n_ver += 1
             if dv:
-                dst.set_default(*rkey, dv)
+                dst.set_default(rkey[0], rkey[1], rkey[2], dv)
     return ImportSummary(Path(src.filename), Path(dst.filename), meta[L.A_DETNAME], n_ct,
                          n_rng, n_ver)
 
@@ -274,7 +274,7 @@ def import_legacy_files(sources: Iterable[PathLike], calibdir: PathLike, *,
     sources = [Path(s) for s in sources]
     if not sources:
         raise InvalidInputError("give at least one legacy file to import")
-    seen = {}
+    seen: Dict[str, PathLike] = {}
     for s in sources:
         be = open_legacy(s)
         try:

@@ -195,8 +195,8 @@ class WritableBackend(Backend):
         raise NotImplementedError
 
     @staticmethod
-    def verify_file(path: Path, report: Any, checksums: bool = True) -> None:
-        """Add every problem of the file ``path`` to ``report`` (a
+    def verify_file(path: Path, rep: Any, checksums: bool = True) -> None:
+        """Add every problem of the file ``path`` to ``rep`` (a
         :class:`~pscalib.store.nativecheck.VerifyReport`); never changes the file."""
         raise NotImplementedError
 

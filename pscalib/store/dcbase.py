@@ -137,8 +137,8 @@ class DCBase:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return (type(self) is type(other) and self._store is other._store  # type: ignore
-                and self._key == other._key)  # type: ignore
+        return (isinstance(other, DCBase) and type(self) is type(other)
+                and self._store is other._store and self._key == other._key)
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, id(self._store), self._key))

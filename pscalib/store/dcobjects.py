@@ -242,7 +242,8 @@ class DCVersion(DCBase):
     __slots__ = ()
 
     def _describe(self) -> str:
-        return f"version {self.version()} of range {L.range_name(*self._key[1:3])} of {self._key[0]!r}"
+        return (f"version {self.version()} of range {L.range_name(*self._key[1:3])} of "
+                f"{self._key[0]!r}")
 
     def _require_exists(self) -> None:
         self._store._require_version(self._key)
@@ -308,7 +309,8 @@ class DCVersion(DCBase):
     data = calib
 
     def __repr__(self) -> str:
-        return f"<DCVersion {self._key[0]}/{L.range_name(*self._key[1:3])}/{L.version_name(self.version())}>"
+        return (f"<DCVersion {self._key[0]}/{L.range_name(*self._key[1:3])}/"
+                f"{L.version_name(self.version())}>")
 
 
 def _parse_vers(vers: Any) -> int:
@@ -319,7 +321,8 @@ def _parse_vers(vers: Any) -> int:
         if parsed is None and vers.isdigit():
             parsed = int(vers)
         if parsed is None:
-            raise InvalidInputError(f"version {vers!r} is not a version number such as 3 or 'v0003'")
+            raise InvalidInputError(f"version {vers!r} is not a version number such as 3 or "
+                                    f"'v0003'")
         vers = parsed
     if isinstance(vers, (bool, np.bool_)) or not isinstance(vers, (int, np.integer)):
         raise InvalidInputError(f"version must be a positive integer, got {vers!r}")

@@ -281,7 +281,8 @@ class DCStore(StoreFile, CtypeAccessors):
 
     def _set_default(self, rkey: tuple, version: int) -> None:
         with self.transaction():
-            self.writer().set_default(*rkey, version)
+            ctype, b, e = rkey
+            self.writer().set_default(ctype, b, e, version)
 
     def _del_version(self, ver: DCVersion) -> None:
         with self.transaction():

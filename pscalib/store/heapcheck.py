@@ -5,8 +5,8 @@ collections* (signature ``GCOL``). HDF5 (seen with 2.0.0) parses a collection ob
 object up to the collection's stored size and steps over a free-space object (index 0) by
 its stored size; a damaged size of 0 (or a collection size that runs into zeroed bytes, or
 an object size that wraps around in 64-bit arithmetic) makes that loop spin forever inside
-the C library, where no Python timeout or signal handler can interrupt it. ``scripts/fuzz_files.py`` found that a few damaged bytes there make
-opening a store hang.
+the C library, where no Python timeout or signal handler can interrupt it.
+``scripts/fuzz_files.py`` found that a few damaged bytes there make opening a store hang.
 
 :func:`check_head` reads the start of the file, where the collection holding the root
 attributes is written when a store is created, and raises

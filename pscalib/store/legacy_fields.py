@@ -7,7 +7,7 @@ is wrong with it, so a broken file never yields a silently wrong value.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional, overload
 
 import h5py
 import numpy as np
@@ -38,6 +38,16 @@ def child(parent: h5py.Group, name: str):
 def _objpath(parent: h5py.Group, name: str) -> str:
     base = parent.name.rstrip("/")
     return f"{base}/{name}"
+
+
+@overload
+def dataset(parent: h5py.Group, name: str,
+            required: Literal[True] = True) -> h5py.Dataset: ...  # noqa: E704
+
+
+@overload
+def dataset(parent: h5py.Group, name: str,
+            required: bool) -> Optional[h5py.Dataset]: ...  # noqa: E704
 
 
 def dataset(parent: h5py.Group, name: str, required: bool = True) -> Optional[h5py.Dataset]:
@@ -120,6 +130,15 @@ def read_int(parent: h5py.Group, name: str) -> int:
     if ds.dtype.kind not in "iu":
         raise fail(ds, f"dataset {ds.name} has type {ds.dtype}, expected an integer (int64)")
     return int(_single(ds, "integer"))
+
+
+@overload
+def read_time(parent: h5py.Group, name: str,
+              allow_end: Literal[False] = False) -> int: ...  # noqa: E704
+
+
+@overload
+def read_time(parent: h5py.Group, name: str, allow_end: bool) -> Optional[int]: ...  # noqa: E704
 
 
 def read_time(parent: h5py.Group, name: str, allow_end: bool = False) -> Optional[int]:

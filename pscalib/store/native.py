@@ -44,7 +44,7 @@ _guard = corrupt_guard("run 'dcs verify' on the file and restore it from a copy 
 def _guard_write(method):
     """Turn an OSError of HDF5 during a write (disk full, file too large) into StoreIOError."""
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
         failed: list = []
         # Process-global hooks, swapped for the duration of one write call: concurrent writes
         # from several threads may leave one of these delegating hooks installed (harmless).
@@ -98,7 +98,7 @@ class NativeBackend(WritableBackend):
             raise StoreFormatError(f"{self.filename}: root attribute {L.A_FORMAT}={fmt!r}, "
                                    f"expected {L.FORMAT_NAME!r}")
         try:
-            ver = int(ver)
+            ver = int(ver if ver is not None else "")  # missing: ValueError too
         except (TypeError, ValueError):
             raise CorruptStoreError(f"{self.filename}: format_version attribute is missing or "
                                     f"not an integer ({ver!r})") from None
@@ -117,7 +117,8 @@ class NativeBackend(WritableBackend):
     @_guard
     def meta(self) -> Dict[str, Any]:
         a = self.f.attrs
-        out = {name: decode_par(a[name]) if name in a else None for name in L.ROOT_META}
+        out: Dict[str, Any] = {name: decode_par(a[name]) if name in a else None
+                               for name in L.ROOT_META}
         if out[L.A_TSCFILE] is not None:
             out[L.A_TSCFILE] = int(out[L.A_TSCFILE])
         return out

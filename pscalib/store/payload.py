@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from typing import Union
+from typing import Any, Union
 
 import h5py
 import numpy as np
@@ -97,7 +97,8 @@ def checksum(data: Payload) -> str:
         arr = np.ascontiguousarray(data)
         h.update(b"ndarray\x00" + arr.dtype.str.encode() + b"\x00" +
                  repr(tuple(int(n) for n in arr.shape)).encode() + b"\x00")
-        h.update(memoryview(arr.view(np.uint8) if arr.dtype.kind == "b" else arr).cast("B"))
+        raw: Any = arr.view(np.uint8) if arr.dtype.kind == "b" else arr  # ndarray: a buffer
+        h.update(memoryview(raw).cast("B"))
     return h.hexdigest()
 
 

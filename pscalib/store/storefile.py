@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import ContextManager, Optional, Tuple, Union
+from typing import TYPE_CHECKING, ContextManager, Optional, Self, Tuple, Union, cast
 
 from ..errors import (InvalidInputError, PscalibError, ReadOnlyError, StoreExistsError,
                       StoreNotFoundError)
@@ -24,6 +24,9 @@ from .dcbase import DCBase
 from .selection import SelectionCache
 from .transaction import StoreTransaction, create_store_file, store_transaction
 from .writer import StoreWriter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .dcstore import DCStore
 
 __all__ = ["StoreFile"]
 
@@ -39,7 +42,7 @@ class StoreFile(DCBase):
     def __init__(self, cpath: Optional[PathLike] = None, detname: Optional[str] = None,
                  mode: str = "r", *, lock_timeout: Optional[float] = None,
                  tsp: Optional[TimeLike] = None, file_mode: Optional[int] = None):
-        super().__init__(self, ())
+        super().__init__(cast("DCStore", self), ())  # a StoreFile is always a DCStore
         if mode == "w":
             raise InvalidInputError("mode 'w' would truncate an existing store; use 'a' to "
                                     "open or create, or 'x' to create a new one")
@@ -60,7 +63,7 @@ class StoreFile(DCBase):
             if exc.errno == errno.ENAMETOOLONG:
                 raise InvalidInputError(f"store path {str(cpath)[:80]!r}... is too long for "
                                         f"the file system") from None
-            raise os_error(exc, "open", cpath) from None
+            raise os_error(exc, "open", str(cpath)) from None
         self.path: Path = Path(self.resolved.path)
         self.mode = mode
         self._lock_timeout = lock_timeout
@@ -68,7 +71,7 @@ class StoreFile(DCBase):
         self._file_mode = file_mode if file_mode is not None else self.resolved.file_mode
         self._backend: Optional[Backend] = None
         self._txn: Optional[StoreTransaction] = None
-        self._lookup = SelectionCache(self)
+        self._lookup = SelectionCache(cast("DCStore", self))
         self._stat: Optional[tuple] = None
         if mode == "x" and self.path.exists():
             raise StoreExistsError(f"{self.path} already exists; open it with mode='a'")
@@ -76,7 +79,7 @@ class StoreFile(DCBase):
             create_store_file(self.path, self.resolved.detname, self._lock_timeout,
                               self._file_mode)
         self._open_reader()
-        if mode != "r" and not self._backend.writable_format:  # type: ignore[union-attr]
+        if mode != "r" and not self.backend.writable_format:
             desc = self._backend_desc()  # before close() drops the backend
             self.close()
             raise ReadOnlyError(f"{self.path} is in the {desc} and can only be "
@@ -132,7 +135,7 @@ class StoreFile(DCBase):
             raise InvalidInputError("cannot close a store inside a transaction")
         self._close_backend()
 
-    def __enter__(self) -> "StoreFile":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -150,7 +153,7 @@ class StoreFile(DCBase):
         return self._backend_for_read()
 
     # ------------------------------------------------------------ transactions
-    def transaction(self) -> ContextManager["StoreFile"]:
+    def transaction(self) -> ContextManager[Self]:
         """Group changes into one atomic, locked transaction.
 
         On normal exit every change appears in the file at once; on an exception (or a

@@ -13,7 +13,7 @@ import contextlib
 import errno
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, TypeVar, cast
 
 from ..config import load_config
 from ..errors import (InvalidInputError, PscalibError, ReadOnlyError, StoreNotFoundError)
@@ -27,8 +27,11 @@ from .writer import StoreWriter
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
+    from .storefile import StoreFile
 
 __all__ = ["StoreTransaction", "store_transaction", "create_store_file"]
+
+S = TypeVar("S", bound="StoreFile")
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -58,7 +61,7 @@ def _as_oserror(exc: Exception) -> OSError:
 
 
 @contextlib.contextmanager
-def store_transaction(store: "DCStore") -> Iterator["DCStore"]:
+def store_transaction(store: S) -> Iterator[S]:
     """See :meth:`DCStore.transaction`."""
     cur = store._txn
     if cur is not None:
@@ -93,7 +96,7 @@ def store_transaction(store: "DCStore") -> Iterator["DCStore"]:
             be = WRITABLE.open_for_write(txn.tmp)
         except OSError as exc:
             raise os_error(exc, "open a copy of", store.path) from None
-        state = StoreTransaction(txn, StoreWriter(store, be))
+        state = StoreTransaction(txn, StoreWriter(cast("DCStore", store), be))
         store._txn = state
         store._backend = be
         try:

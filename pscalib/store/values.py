@@ -33,7 +33,8 @@ _STR = h5py.string_dtype("utf-8")
 
 def _check_str(text: str, what: str) -> str:
     if "\x00" in text:
-        raise InvalidParameterError(f"{what} contains a NUL character, which HDF5 strings cannot hold")
+        raise InvalidParameterError(f"{what} contains a NUL character, which HDF5 strings "
+                                    f"cannot hold")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -71,11 +72,13 @@ def _encode_seq(what: str, value):
     if isinstance(value, np.ndarray):
         arr = value
         if arr.ndim != 1:
-            raise InvalidParameterError(f"{what}: only 1-d arrays are supported, got shape {arr.shape}")
+            raise InvalidParameterError(f"{what}: only 1-d arrays are supported, got shape "
+                                        f"{arr.shape}")
         if arr.dtype.kind in "US":
             value = [str(x) if arr.dtype.kind == "U" else None for x in arr]
             if arr.dtype.kind == "S":
-                raise InvalidParameterError(f"{what}: byte-string arrays are not supported; use str")
+                raise InvalidParameterError(f"{what}: byte-string arrays are not supported; "
+                                            f"use str")
         elif arr.dtype.kind == "O":
             value = list(arr)
         elif arr.dtype.kind in "biuf" and arr.dtype.itemsize <= 8:

@@ -310,7 +310,7 @@ class StoreWriter:
         old = st._default_of(rkey)
         if old == version:
             return old
-        be.set_default(*rkey, version)
+        be.set_default(ctype, b, e, version)
         be.append_history(rkey, action, record or f"v{old:04d} -> v{version:04d}")
         self._changed(ctype)
         return old
@@ -459,4 +459,4 @@ def add_constants(store: "DCStore", ctype: str, data: Any, tsbegin: TimeLike,
     except H5_ERRORS as exc:  # e.g. a damaged payload index met while writing
         if isinstance(exc, PscalibError):
             raise
-        raise store_error(exc, store.path, f"add {ctype} constants to") from None
+        raise store_error(exc, str(store.path), f"add {ctype} constants to") from None

@@ -1,4 +1,10 @@
-"""Atomic file replacement: private copies, fsync, rename, leftovers."""
+"""Atomic file replacement: private copies, fsync, rename, leftovers.
+
+Every file pscalib writes appears complete or not at all: stores (through
+:class:`~pscalib.txn.transaction.FileTransaction`), alias files and exported files
+(:func:`write_file_atomic`) are written as a temporary file in the target's directory,
+fsynced, renamed over the target, and the directory is fsynced.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -7,13 +13,15 @@ import fcntl
 import os
 import secrets
 import socket
+import stat
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Union
+from typing import BinaryIO, Callable, Iterator, List, Optional, Union
 
-from ..errors import StoreIOError, StorePermissionError
+from ..errors import PscalibError, StoreIOError, StorePermissionError
 
 __all__ = ["TMP_MARK", "tmp_path_for", "copy_file", "copy_progress", "fsync_file", "fsync_dir",
-           "atomic_replace", "cleanup_leftovers", "os_error"]
+           "atomic_replace", "cleanup_leftovers", "os_error", "umask_file_mode",
+           "write_file_atomic"]
 
 #: Temporary copies are ``.<name>.pscalib-tmp-<host>-<pid>-<random>`` beside the target.
 TMP_MARK = ".pscalib-tmp-"
@@ -22,7 +30,7 @@ _FICLONE = 0x40049409  # ioctl request number of FICLONE on Linux (btrfs, xfs re
 PathLike = Union[str, Path]
 
 
-def os_error(exc: OSError, action: str, path: PathLike) -> Exception:
+def os_error(exc: OSError, action: str, path: PathLike) -> PscalibError:
     """Map an OSError during a write to a pscalib error that says what to do."""
     if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StorePermissionError(
@@ -146,6 +154,47 @@ def atomic_replace(tmp: PathLike, target: PathLike) -> None:
     fsync_dir(Path(target).parent)
 
 
+def umask_file_mode() -> int:
+    """``0o666`` minus the process umask: the mode ``open()`` would give a new file.
+
+    The umask can only be read by setting it; it is set straight back (read each time: a
+    program may change its umask).
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_file_atomic(path: PathLike, write: Callable[[BinaryIO], object],
+                      new_file_mode: Optional[int] = None) -> None:
+    """Create or replace ``path`` with what ``write(binary_file)`` writes, atomically.
+
+    The content goes to a private temporary file in the same directory, which is fsynced,
+    given its mode (an existing file's mode is kept; a new file gets ``new_file_mode``,
+    default ``0o666`` minus umask), renamed over ``path``; then the directory is fsynced.
+    On any error (or interrupt) the temporary file is removed, ``path`` is unchanged and
+    the error is raised as it came (an OSError for the caller to map).
+    """
+    p = Path(path)
+    try:
+        mode = stat.S_IMODE(p.stat().st_mode)
+    except FileNotFoundError:
+        mode = umask_file_mode() if new_file_mode is None else new_file_mode
+    tmp = tmp_path_for(p)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            os.fchmod(fh.fileno(), mode)
+        atomic_replace(tmp, p)  # the same fsync-rename-fsync as a store's commit
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def cleanup_leftovers(path: PathLike, log: Optional[Callable[[str], None]] = None) -> List[Path]:
     """Remove temporary copies that killed writers left beside ``path``.
 
@@ -154,7 +203,7 @@ def cleanup_leftovers(path: PathLike, log: Optional[Callable[[str], None]] = Non
     never renamed, so they can never shadow or replace a newer file.
     """
     p = Path(path)
-    removed = []
+    removed: List[Path] = []
     prefix = f".{p.name}{TMP_MARK}"
     try:
         entries = list(os.scandir(p.parent))

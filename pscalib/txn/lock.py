@@ -12,7 +12,6 @@ left by a writer on another host must be removed by hand.
 from __future__ import annotations
 
 import errno
-import os
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Dict, Optional, Union
 import filelock
 
 from ..config import env_value
+from .atomic import umask_file_mode
 from ..errors import LockError, LockTimeoutError, LockUnavailableError, StorePermissionError
 
 __all__ = ["StoreLock", "lock_path_for", "soft_lock_path_for", "default_lock_timeout"]
@@ -51,9 +51,7 @@ def _lock_file_mode(target: Path) -> int:
     try:
         return (target.stat().st_mode & 0o666) | 0o600  # filelock needs owner rw
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return umask_file_mode()
 
 
 def default_lock_timeout() -> float:

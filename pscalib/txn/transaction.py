@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 from ..errors import StoreIOError, StorePermissionError
-from .atomic import atomic_replace, cleanup_leftovers, copy_file, os_error, tmp_path_for
+from .atomic import (atomic_replace, cleanup_leftovers, copy_file, os_error, tmp_path_for,
+                     umask_file_mode)
 from .lock import StoreLock
 
 __all__ = ["FileTransaction", "check_free_space"]
@@ -118,9 +119,7 @@ class FileTransaction:
             return stat.S_IMODE(self.path.stat().st_mode)
         if self.new_file_mode is not None:
             return self.new_file_mode
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return umask_file_mode()
 
     def commit(self, compact: bool = False) -> None:
         """Make the copy the file (atomically), then release the lock."""
