@@ -21,9 +21,8 @@ from conftest import LEGACY_DIR, ROOT, file_digest
 from pscalib import DCStore
 from pscalib.errors import (DeprecatedVersionError, InvalidInputError,
                             NoValidConstantsError, StateTransitionError,
-                            UnsupportedFormatVersionError, VersionNotFoundError)
+                            VersionNotFoundError)
 from pscalib.exchange import verify
-from pscalib.store import layout as L
 from pscalib.store.states import CANDIDATE, DEPRECATED, STATES, TRANSITIONS, VALID
 
 DCS = shutil.which("dcs") or str(Path(sys.executable).with_name("dcs"))

@@ -53,10 +53,13 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
 @click.option("--force", is_flag=True,
               help="Add a new version even if INPUT is identical to the range's current "
                    "default (otherwise that is reported as unchanged and nothing is added).")
+@click.option("--candidate", is_flag=True,
+              help="Add the version as a candidate: get ignores it (unless asked with "
+                   "--candidates) until 'dcs validate' makes it valid.")
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
             runs: Optional[str], experiment: Optional[str], pars: Tuple[str, ...],
             message: Optional[str], no_default: bool, kind: Optional[str], create: bool,
-            force: bool) -> None:
+            force: bool, candidate: bool) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -83,7 +86,8 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
                             {"tsbegin": sec_nsec(begin), "tsend": sec_nsec(end)})
     with open_for_write(store, create) as cs:
         ver = cs.add_constants(ctype, payload, dictpars=dictpars or None, comment=message,
-                               make_default=not no_default, force=force, **when)
+                               make_default=not no_default, force=force,
+                               state="candidate" if candidate else "valid", **when)
         default = ver.is_default()
         path = object_path(ver)
         where = cs.path
@@ -93,7 +97,8 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
         return
     shared = (f", payload shared with {h5path(ver.linked_to)}"
               if ver.linked_to else "")
-    click.echo(f"added {path} ({fmt}{', default' if default else ', not the default'}"
+    click.echo(f"added {path} ({fmt}{', candidate' if candidate else ''}"
+               f"{', default' if default else ', not the default'}"
                f"{shared}) to {where}")
 
 

@@ -8,7 +8,8 @@ import click
 
 from ..store.layout import version_name
 from .app import cli
-from .cmd_store import _STORE_ARG, _open_for_write, complete_ctype, complete_range, object_path
+from .storecommon import (STORE_ARG as _STORE_ARG, complete_ctype, complete_range, object_path,
+                          open_for_write as _open_for_write)
 
 
 def _change(store: str, ctype: str, rng: str, vers: str, reason: str, state: str,

@@ -30,6 +30,7 @@ from ..store import layout as L
 from ..store.backend import Backend
 from ..store.payload import checksum
 from ..store.tags import carry_tags
+from ..store.tombstones import TombstoneIndex
 from ..store.writer import StoreWriter
 from ..timestamps import format_ns
 from .diff import open_for_read
@@ -112,14 +113,19 @@ class MergeReport:
 def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None:
     """Write the planned steps through ``store.writer()`` (inside its transaction)."""
     w = store.writer()
+    touched = set()  # ranges that get versions or tombstones: their lastv is raised below
     for s in steps:
         if not s.changes_dest:
             continue
+        if len(s.key) >= 3 and s.action in ("add_range", "add_version", "conflict_version",
+                                            "add_tombstone"):
+            touched.add(s.key[:3])
         if s.action == "add_ctype":
             w.ensure_ctype(s.key[0])
             w.append_history((), "merge", f"add_ctype {s.key[0]} from {origin}")
         elif s.action == "add_range":
-            w.create_range_recorded(*s.key, comment=f"merged from {origin}")
+            ctype, b, e = s.key
+            w.create_range_recorded(ctype, b, e, comment=f"merged from {origin}")
         elif s.action in ("add_version", "conflict_version"):
             _add_version(w, src, s, origin)
         elif s.action in ("set_par", "conflict_par"):
@@ -132,14 +138,34 @@ def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None
         elif s.action in ("set_default", "conflict_default"):
             rkey = s.key
             old = w.default_of(*rkey)
-            if s.value != old:
-                w.set_default(*rkey, s.value, action="merge",
-                              record=f"default v{old:04d} -> v{s.value:04d} from {origin}")
+            rec = f"default v{old:04d} -> v{s.value:04d} from {origin}"
+            if s.value == 0:  # no valid version left after the merge
+                w.clear_default(rkey[0], rkey[1], rkey[2], action="merge", record=rec)
+            elif s.value != old:
+                w.set_default(rkey[0], rkey[1], rkey[2], s.value, action="merge",
+                              record=rec)
         elif s.action == "add_tombstone":
             t = s.value
             w.add_tombstones([t])
             w.append_history((), "merge", f"tombstone of {t.what} {s.path} (deleted by "
                              f"{t.user} at {format_ns(t.tsns)}) from {origin}")
+    _raise_last_versions(w, src, touched)
+
+
+def _raise_last_versions(w: StoreWriter, src: Backend, rkeys: set) -> None:
+    """Version numbers are never reused: a merged range counts at least as far as the
+    source's range and every tombstone of it (docs/format.rst, ``lastv``)."""
+    tombs = TombstoneIndex(w.tombstones())
+    for rkey in sorted(rkeys):
+        if not w.has_ctype(rkey[0]) or w.range_table(rkey[0]).row(*rkey[1:]) is None:
+            continue
+        want = tombs.max_version(*rkey)
+        if src.has_ctype(rkey[0]) and src.range_table(rkey[0]).row(*rkey[1:]) is not None:
+            last_of = getattr(src, "last_version", None)
+            want = max(want, last_of(*rkey) if last_of else max(src.versions(*rkey),
+                                                                 default=0))
+        if want > w.last_version(*rkey):
+            w.set_last_version(rkey[0], rkey[1], rkey[2], want)
 
 
 def _add_version(w: StoreWriter, src: Backend, s: Step, origin: str) -> None:

@@ -76,6 +76,7 @@ class _RangeState:
     """What DEST's range will hold after the merge (numbers in DEST terms)."""
     after: Dict[int, str] = field(default_factory=dict)   # version -> state after merge
     added: Set[int] = field(default_factory=set)          # new in DEST (incl. renumbered)
+    same_number: Set[int] = field(default_factory=set)    # added under the source's number
     unchanged: Set[int] = field(default_factory=set)      # same payload on both sides
     validated: Set[int] = field(default_factory=set)      # raised to valid by this merge
     raise_to: Dict[int, Tuple[str, StateInfo, str]] = field(default_factory=dict)
@@ -138,7 +139,18 @@ class _Planner:
             info = self.src.version_info(key)
             sst = self.src.version_state(key)
             sha = (info.sha256 or "?")[:16]
-            if v not in rs.after:
+            copy = self._merged_copy(rkey, v, dv, info)
+            if copy is not None:  # renumbered by an earlier merge: the same version
+                rs.renumbered[v] = copy
+                rs.unchanged.add(copy)
+                new = higher(sst.state, rs.after[copy])
+                if new != rs.after[copy]:
+                    rs.raise_to[copy] = (new, sst, f"{sst.state} in {self.origin}")
+                else:
+                    vsteps.append(Step("skip_identical", path_of(key), f"already merged as "
+                                       f"{L.version_name(copy)}", key=key))
+                continue
+            if v not in dv:
                 tombs = self.dst_tombs.of(key)
                 if tombs and any(not t.sha256 or t.sha256 == info.sha256 for t in tombs):
                     t = tombs[-1]
@@ -148,20 +160,22 @@ class _Planner:
                 if tombs:
                     self._conflict_version(key, rs, sst, exists, vsteps,
                                            "the number belongs to a version deleted in DEST "
-                                           f"(other payload; source sha256:{sha})", dv)
+                                           f"(other payload; source sha256:{sha})",
+                                           dv + src_versions)
                     continue
                 state = "" if sst.state == VALID else f", {sst.state}"
                 vsteps.append(Step("add_version", path_of(key), f"{info.kind} sha256:{sha} "
                                    f"tsprod {format_ns(info.tsprod)}{state}", key=key,
                                    value=(key, sst)))
                 rs.added.add(v)
+                rs.same_number.add(v)
                 rs.after[v] = sst.state
                 continue
             same_payload, same_pars = self.identical(key)
             if not same_payload:
                 self._conflict_version(key, rs, sst, exists, vsteps,
                                        "same version number, different payload (source "
-                                       f"sha256:{sha})", dv)
+                                       f"sha256:{sha})", dv + src_versions)
                 continue
             rs.unchanged.add(v)
             new = higher(sst.state, rs.after[v])
@@ -173,19 +187,19 @@ class _Planner:
                 self.pars(key, True, vsteps)
         # deletions in SRC of versions DEST still holds arrive as deprecations
         for v in list(rs.after):
-            t = deprecations.get(rkey + (v,))
-            if t is not None and rs.after[v] != DEPRECATED and \
+            dt = deprecations.get(rkey + (v,))
+            if dt is not None and rs.after[v] != DEPRECATED and \
                     rs.raise_to.get(v, ("",))[0] != DEPRECATED:
-                why = f"deleted in {self.origin} by {_who(t)}"
-                rs.raise_to[v] = (DEPRECATED, StateInfo(DEPRECATED, t.tsns, t.user, why),
+                why = f"deleted in {self.origin} by {_who(dt)}"
+                rs.raise_to[v] = (DEPRECATED, StateInfo(DEPRECATED, dt.tsns, dt.user, why),
                                   "deleted")
-        for v, (new, info, why) in sorted(rs.raise_to.items()):
+        for v, (new, sinfo, why) in sorted(rs.raise_to.items()):
             old = rs.after[v]
-            reason = info.reason or ""
+            reason = sinfo.reason or ""
             vsteps.append(Step("set_state", path_of(rkey + (v,)), f"{old} -> {new} "
                                f"({why}{': ' + reason if reason and why != 'deleted' else ''})",
-                               key=rkey + (v,), value=StateInfo(new, info.tsns, info.user,
-                                                                info.reason)))
+                               key=rkey + (v,), value=StateInfo(new, sinfo.tsns, sinfo.user,
+                                                                sinfo.reason)))
             rs.after[v] = new
             if new == VALID:
                 rs.validated.add(v)
@@ -209,17 +223,32 @@ class _Planner:
         if exists or rs.creates:
             # the source's default in DEST numbering; 0 when it is not merged (conflict,
             # deleted in DEST), so a DEST version with the same number is never mistaken
-            known = rs.added | rs.unchanged
+            known = rs.same_number | rs.unchanged
             ds_dest = rs.renumbered.get(ds, ds if ds in known else 0)
             self.default(rkey, rs, ds_dest, dd, out)
         return rs
 
+    def _merged_copy(self, rkey: tuple, v: int, dv: List[int], info: Any) -> Optional[int]:
+        """DEST's number of source version ``v`` when an earlier merge renumbered it (same
+        checksum and production time under another number), else None."""
+        if v in dv and self.dst.version_info(rkey + (v,)).sha256 == info.sha256:
+            return None  # the same number holds it: the ordinary path
+        for n in dv:
+            if n == v:
+                continue
+            i = self.dst.version_info(rkey + (n,))
+            if (i.sha256 is not None and i.sha256 == info.sha256 and i.tsprod == info.tsprod
+                    and i.kind == info.kind):
+                return n
+        return None
+
     def _conflict_version(self, key: tuple, rs: _RangeState, sst: StateInfo, exists: bool,
-                          out: List[Step], why: str, dv: List[int]) -> None:
+                          out: List[Step], why: str, taken_numbers: List[int]) -> None:
         if not self.renumber:
             out.append(Step("conflict_version", path_of(key), why, key=key))
             return
-        taken = set(dv) | set(rs.after) | set(rs.renumbered.values())
+        # above every number of either side: a later source version keeps its own number
+        taken = set(taken_numbers) | set(rs.after) | set(rs.renumbered.values())
         n = self._next_number(key[:3], exists, taken)
         rs.renumbered[key[3]] = n
         rs.added.add(n)

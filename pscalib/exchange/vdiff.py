@@ -149,12 +149,14 @@ def diff_payloads(pa: Payload, pb: Payload, name_a: str = "A", name_b: str = "B"
     """
     ka, kb = _kind(pa), _kind(pb)
     if ka != kb:
+        arr_a = None if isinstance(pa, str) else pa
+        arr_b = None if isinstance(pb, str) else pb
         return VersionDiff(name_a, name_b, "mixed", False, ka, kb,
-                           dtype_a=None if ka == "text" else str(pa.dtype),
-                           dtype_b=None if kb == "text" else str(pb.dtype),
-                           shape_a=None if ka == "text" else list(pa.shape),
-                           shape_b=None if kb == "text" else list(pb.shape))
-    if ka == "text":
+                           dtype_a=None if arr_a is None else str(arr_a.dtype),
+                           dtype_b=None if arr_b is None else str(arr_b.dtype),
+                           shape_a=None if arr_a is None else list(arr_a.shape),
+                           shape_b=None if arr_b is None else list(arr_b.shape))
+    if isinstance(pa, str) and isinstance(pb, str):
         t = text_diff(pa, pb, name_a, name_b)
         return VersionDiff(name_a, name_b, "text", pa == pb, ka, kb, text=t)
     a, b = np.asarray(pa), np.asarray(pb)

@@ -85,7 +85,7 @@ def default_of(be: Backend, rkey: tuple) -> int:
 
 def set_default_recorded(be: WritableBackend, rkey: tuple, old: int, new: int,
                          why: str) -> None:
-    be.set_default(*rkey, new)
+    be.set_default(rkey[0], rkey[1], rkey[2], new)
     tail = "" if new else "; no valid version left: get ignores the range"
     be.append_history(rkey, "set_default", f"v{old:04d} -> v{new:04d} ({why}){tail}")
 
@@ -99,7 +99,7 @@ def fix_default(be: WritableBackend, rkey: tuple, why: str) -> int:
         return old
     new = newest_valid(be, rkey)
     if new != old:
-        be.set_default(*rkey, new)
+        be.set_default(rkey[0], rkey[1], rkey[2], new)
     return new
 
 

@@ -164,6 +164,13 @@ class StoreWriter:
     def tombstones(self) -> List[Tombstone]:
         return self._be.tombstones()
 
+    def last_version(self, ctype: str, tsbegin: int, tsend: int) -> int:
+        return self._be.last_version(ctype, tsbegin, tsend)
+
+    def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        """Raise the range's highest-ever version number (no history record)."""
+        self._be.set_last_version(ctype, tsbegin, tsend, version)
+
     # ------------------------------------------------------- plain operations
     def set_par(self, key: Key, name: str, value: Any) -> None:
         """Set one parameter of the object ``key`` (no history record)."""
@@ -376,6 +383,18 @@ class StoreWriter:
         stateops.change_state(self._be, key, new, reason, make_default, info=info,
                               note=note, defaults=defaults)
         self._changed(key[0])
+
+    def clear_default(self, ctype: str, b: int, e: int, *, action: str = "set_default",
+                      record: Optional[str] = None) -> int:
+        """Set the default to 0: the range has no valid version (get ignores it); returns
+        the previous default."""
+        old = self.default_of(ctype, b, e)
+        if old:
+            self._be.set_default(ctype, b, e, 0)
+            self._be.append_history((ctype, b, e), action,
+                                    record or f"v{old:04d} -> v0000 (no valid version)")
+            self._changed(ctype)
+        return old
 
     def set_state_attrs(self, key: Key, info: StateInfo) -> None:
         """Overwrite a version's state attributes (merge copies them; no history)."""
