@@ -11,8 +11,10 @@ from typing import Any, Dict, Optional, Tuple
 
 import click
 
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import InvalidInputError, InvalidParameterError, PscalibError, StoreNotFoundError
 from ..runs import parse_runs
+from ..names import split_detname
+from ..ndarrio import dtype_from_name, parse_shape
 from ..store import DCBase, DCRange, DCType, DCVersion
 from ..store.layout import h5path, version_name
 from .app import cli
@@ -23,6 +25,19 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
 
 
 # ---------------------------------------------------------------- add
+def _dettype_for(spec: str) -> Optional[str]:
+    """Detector type of STORE (for headerless NDArrIO input), also before --create."""
+    try:
+        with open_store(spec, "r") as cs:
+            return cs.dettype()
+    except StoreNotFoundError:
+        name = Path(spec).name
+        try:
+            return split_detname(name[:-3] if name.endswith(".h5") else name)[0]
+        except PscalibError:
+            return None
+
+
 @cli.command("add")
 @click.argument("store", **STORE_ARG)
 @click.argument("ctype", shell_complete=complete_ctype)
@@ -56,10 +71,16 @@ from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
 @click.option("--candidate", is_flag=True,
               help="Add the version as a candidate: get ignores it (unless asked with "
                    "--candidates) until 'dcs validate' makes it valid.")
+@click.option("--shape", default=None, metavar="D1,D2,...",
+              help="Shape of an NDArrIO INPUT without a shape header (default: psana1's "
+                   "shape for the store's detector type and CTYPE).")
+@click.option("--dtype", default=None, metavar="NAME",
+              help="dtype of an NDArrIO INPUT without a DTYPE header (e.g. float32).")
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
             runs: Optional[str], experiment: Optional[str], pars: Tuple[str, ...],
             message: Optional[str], no_default: bool, kind: Optional[str], create: bool,
-            force: bool, candidate: bool) -> None:
+            force: bool, candidate: bool, shape: Optional[str],
+            dtype: Optional[str]) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -80,7 +101,10 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
     if experiment is not None and runs is None:
         raise click.UsageError("--experiment is used only with --runs")
     spec = None if runs is None else parse_runs(runs)
-    payload, fmt = read_input(input_file, kind or "auto")
+    hints = {"shape": None if shape is None else parse_shape(shape),
+             "dtype": None if dtype is None else dtype_from_name(dtype)}
+    payload, fmt = read_input(input_file, kind or "auto", dettype=_dettype_for(store),
+                              ctype=ctype, **hints)
     dictpars = dict(parse_par(p) for p in pars)
     when: Dict[str, Any] = ({"runs": spec, "experiment": experiment} if spec is not None else
                             {"tsbegin": sec_nsec(begin), "tsend": sec_nsec(end)})

@@ -205,13 +205,15 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True,
 
 
 # ---------------------------------------------------------------- input / output
-def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
+def read_input(path: Path, kind: str = "auto", **hints: Any) -> Tuple[Any, str]:
     """Read constants from a file: returns ``(payload, description of the format)``.
 
     ``kind='auto'``: ``.npy`` files (by extension or by the NumPy magic bytes) are arrays;
     other files must be UTF-8 text, read as an NDArrIO array when they look like one (a
     ``# DTYPE``/``# NDIM`` header, or only numbers) and as text constants otherwise.
     ``kind='array'`` forces an array (.npy or NDArrIO), ``kind='text'`` forces text.
+    ``hints`` (``dettype``, ``ctype``, ``shape``, ``dtype``) give NDArrIO files without a
+    shape/dtype header theirs (:func:`pscalib.ndarrio.parse_ndarrio`).
     """
     raw = read_file_bytes(path)
     is_npy = raw.startswith(NPY_MAGIC)
@@ -232,7 +234,7 @@ def read_input(path: Path, kind: str = "auto") -> Tuple[Any, str]:
         raise InvalidPayloadError(f"{path}, line {line}: not UTF-8 text and not a .npy file; "
                                   f"convert it to .npy or UTF-8 text") from None
     if kind == "array" or (kind == "auto" and looks_like_ndarrio(text)):
-        arr, _ = parse_ndarrio(text, str(path))
+        arr, _ = parse_ndarrio(text, str(path), **hints)
         return arr, "ndarrio"
     return text, "text"
 
