@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Optional, Tuple
+from typing import BinaryIO, Optional, Tuple
 
 import click
 
@@ -38,5 +38,8 @@ def manifest_cmd(targets: Tuple[str, ...], out: Optional[str]) -> None:
         click.echo(text, nl=False)
         return
     data = text.encode("utf-8")
-    write_file_atomic(out, lambda f: f.write(data))
+
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+    write_file_atomic(out, write)
     click.echo(f"{out}: {len(entries)} stores")

@@ -140,7 +140,7 @@ def list_cmd(targets: Tuple[str, ...], as_json: bool) -> None:
 @_JSON
 def show_cmd(name: str, targets: Tuple[str, ...], as_json: bool) -> None:
     """What tag NAME selects: per store, ctype and range the version and its sha256."""
-    out = []
+    out: List[Dict[str, Any]] = []
     for p in _with_tag(store_paths(targets), name):
         with _open(p) as cs:
             for r in rows_of(cs.backend, name):

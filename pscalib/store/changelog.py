@@ -37,7 +37,7 @@ def current_selection(be: Backend, with_sha: bool = True) -> Selection:
         tab = be.range_table(c)
         for b, e, d in zip(tab.tsbegin.tolist(), tab.tsend.tolist(), tab.defaultv.tolist()):
             if d > 0:
-                sha = be.version_info((c, b, e, d)).sha256 if with_sha else ""
+                sha = (be.version_info((c, b, e, d)).sha256 or "") if with_sha else ""
                 out[(c, b, e)] = (int(d), sha)
     return out
 
@@ -75,7 +75,7 @@ def record_changes(be: WritableBackend) -> int:
         if last.get(k, (0, ""))[0] != v:
             op = "select" if k in last else "add_range"
             new.append(LogRow(t, op, k[0], k[1], k[2], v,
-                              be.version_info(k + (v,)).sha256, user))
+                              be.version_info(k + (v,)).sha256 or "", user))
     for k in sorted(set(last) - set(cur)):
         new.append(LogRow(t, "unselect", k[0], k[1], k[2], 0, "", user))
     if start is None:

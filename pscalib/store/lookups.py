@@ -114,7 +114,7 @@ class TimedLookups:
         """The key ``get`` reads at ``t`` here, or ``again(cs)`` of the next place having
         ``ctype`` when this store misses it."""
         try:
-            key = resolve(self, ctype, as_pair(t), vers, tsprod, include)
+            key = resolve(self._store_self(), ctype, as_pair(t), vers, tsprod, include)
         except LOOKUP_MISSES as miss:
             return retry_through(self, ctype, miss, again)
         if self.resolved.answers is not None:
