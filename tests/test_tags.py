@@ -19,6 +19,7 @@ from pscalib import DCStore
 from pscalib.errors import (AsOfUnavailableError, ManifestError, ProtectedByTagError,
                             PurgedVersionError, TagError, TagNotFoundError)
 from pscalib.exchange import copy_store, merge_stores, verify
+from pscalib.store.purge import purge
 from pscalib.store.tags import create_tag, delete_tag, publish_tag, tag_names
 from pscalib.timestamps import now_ns
 
@@ -247,3 +248,34 @@ def test_cli_asof_tag_diff_manifest(tmp_path):
         mp.setenv("PSCALIB_MANIFEST", str(m))
         with pytest.raises(ManifestError, match="changed since"):
             DCStore(cspad).get("pedestals", "2024-02-05")
+
+
+def test_purge_deprecated_refused_by_tag_then_logged(store_path):
+    with DCStore(store_path, mode="a", detname="cspad-0001") as cs:
+        cs.add_constants("pedestals", np.zeros(2), "2024-01-01")
+        t1 = now_ns()
+        cs.add_constants("pedestals", np.ones(2), "2024-01-01")
+        r = cs["pedestals"].rangeobj("20240101T000000Z_end")
+        create_tag(cs, "old", at=t1)
+        publish_tag(cs, "old")
+        r.versobj(1).deprecate("bad pedestal")
+    before = file_digest(store_path)
+    res = dcs("purge", store_path, "--deprecated")
+    assert res.returncode == 1 and "published tag(s) old" in res.stderr
+    assert file_digest(store_path) == before
+    with DCStore(store_path, mode="a") as cs:
+        cs.add_constants("pedestals", np.full(2, 2.0), "2024-01-01")
+        cs["pedestals"].rangeobj("20240101T000000Z_end").versobj(2).deprecate("bad too")
+    res = dcs("purge", store_path, "--deprecated", "--dry-run")
+    assert res.returncode == 0 and "would purge" in res.stdout
+    # v2 was selected from its add until v3: those as-of answers are what purge loses
+    assert "v0002; as-of answers lost for" in res.stdout
+    with DCStore(store_path) as cs:
+        assert cs.get("pedestals", "2024-02-01", asof=pair(t1))[0] == 0.0
+    with pytest.raises(ProtectedByTagError):
+        with DCStore(store_path, mode="a") as cs:
+            purge(cs)
+    assert file_digest(store_path) != before  # (v3 was added above)
+    with DCStore(store_path) as cs:
+        assert [v.version() for v in cs["pedestals"].rangeobj(
+            "20240101T000000Z_end").versions()] == [1, 2, 3]

@@ -12,7 +12,8 @@ from ..errors import TagNotFoundError
 from ..exchange.impact import NOW, changed_windows, runs_in, selection_of
 from ..runs import RunTable
 from ..store.dcstore import DCStore
-from ..store.layout import range_name
+from ..store.layout import h5path, range_name
+from ..store.purge import deprecated_versions, describe_windows, purge, selected_windows
 from ..store.tags import create_tag, delete_tag, publish_tag, rows_of, tag_names
 from ..timestamps import OPEN_END, format_ns
 from .app import cli
@@ -193,3 +194,30 @@ def diff_cmd(a: str, b: str, targets: Tuple[str, ...], run_table: Optional[str],
         runs = f"  runs {d['runs'][0]}..{d['runs'][-1]} ({len(d['runs'])})" if d["runs"] else ""
         click.echo(f"{d['detname']}  {d['ctype']}  {d['begin']} .. {end}: "
                    f"{d['a'] or 'none'} -> {d['b'] or 'none'}{runs}")
+
+
+@cli.command("purge")
+@click.argument("store")
+@click.option("--deprecated", is_flag=True, required=True,
+              help="Delete every deprecated version (the only purge there is).")
+@click.option("--dry-run", is_flag=True, help="Say what would be purged; write nothing.")
+def purge_cmd(store: str, deprecated: bool, dry_run: bool) -> None:
+    """Reclaim the space of deprecated versions of STORE; prints, per version, the wall
+    times whose 'get --asof' answers become unanswerable. Refused (nothing written) when a
+    published tag references one. Recorded in the root history.
+
+    \b
+    Example:
+      dcs purge cspad-0001 --deprecated --dry-run
+    """
+    with open_store(store, "r" if dry_run else "a") as cs:
+        if dry_run:
+            out = [(k, selected_windows(cs.backend.changelog()[1]).get(k, []))
+                   for k in deprecated_versions(cs.backend)]
+        else:
+            out = purge(cs)
+    verb = "would purge" if dry_run else "purged"
+    for k, ws in out:
+        click.echo(f"{verb} {h5path(k)}" + (f"; as-of answers lost for "
+                                            f"{describe_windows(ws)}" if ws else ""))
+    click.echo(f"{len(out)} deprecated versions {verb}")
