@@ -13,7 +13,7 @@ selectable then.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import AsOfUnavailableError, NoValidConstantsError, PurgedVersionError
 from ..identity import whoami
@@ -25,6 +25,10 @@ from .selection import RangeIndex
 
 __all__ = ["Selection", "current_selection", "replay", "record_changes", "check_asof",
            "index_of", "pick", "payload_key"]
+
+#: Bytes reserved per log row (fixed fields, strings on the global heap) and rows of a chunk.
+ROW_RESERVE = 256
+CHUNK_ROWS = 256
 
 #: ``(ctype, tsbegin, tsend) -> (version, sha256)`` of every selectable range.
 Selection = Dict[Tuple[str, int, int], Tuple[int, str]]
@@ -56,7 +60,8 @@ def replay(rows: List[LogRow], t0: Optional[int] = None) -> Selection:
     return sel
 
 
-def record_changes(be: WritableBackend) -> int:
+def record_changes(be: WritableBackend,
+                   reserve: Optional[Callable[[int], None]] = None) -> int:
     """Append the rows of what this transaction changed in the selection (commit time).
 
     A file without a log (written before it existed) starts one now with the current
@@ -78,6 +83,8 @@ def record_changes(be: WritableBackend) -> int:
                               be.version_info(k + (v,)).sha256 or "", user))
     for k in sorted(set(last) - set(cur)):
         new.append(LogRow(t, "unselect", k[0], k[1], k[2], 0, "", user))
+    if reserve is not None and (new or start is None):
+        reserve(ROW_RESERVE * (len(new) + CHUNK_ROWS))  # raises before anything is written
     if start is None:
         return be.append_changelog(new, start=t)
     return be.append_changelog(new) if new else 0

@@ -110,7 +110,9 @@ def store_transaction(store: S) -> Iterator[S]:
             err = state.error
             err.add_note(f"(the whole transaction on {store.path} was rolled back)")
             raise err
-        record_changes(be)  # the change log of what get selects (docs/reproducibility.rst)
+        # the change log of what get selects (docs/reproducibility.rst); its space is
+        # checked first like every other write (a failed HDF5 write can crash at exit)
+        record_changes(be, reserve=txn.check_space)
         try:
             be.finish()
         except (OSError, RuntimeError) as exc:  # h5py reports a failed flush as either
