@@ -64,7 +64,8 @@ def _purge(store: "DCStore", dry_run: bool = False
             raise _DryRun(out)
         for k in keys:
             w.delete_version(k)
-        lines = [f"{L.h5path(k)} (as of {describe_windows(ws)})" if ws else L.h5path(k) for k, ws in out]
+        lines = [f"{L.h5path(k)} (as of {describe_windows(ws)})" if ws else L.h5path(k)
+                 for k, ws in out]
         w.append_history((), "purge", f"{len(keys)} deprecated versions deleted; get "
                          f"as of these times can no longer be answered: " + "; ".join(lines))
     return out
@@ -81,7 +82,8 @@ class _DryRun(Exception):
         self.out = out
 
 
-def purge(store: "DCStore", dry_run: bool = False) -> List[Tuple[Key, List[Tuple[int, int]]]]:
+def purge(store: "DCStore", dry_run: bool = False
+          ) -> List[Tuple[Key, List[Tuple[int, int]]]]:
     """Delete every deprecated version (see ``_purge``); a dry run (or nothing to purge) writes nothing."""
     try:
         return _purge(store, dry_run)
