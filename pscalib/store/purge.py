@@ -84,7 +84,8 @@ class _DryRun(Exception):
 
 def purge(store: "DCStore", dry_run: bool = False
           ) -> List[Tuple[Key, List[Tuple[int, int]]]]:
-    """Delete every deprecated version (see ``_purge``); a dry run (or nothing to purge) writes nothing."""
+    """Delete every deprecated version (see ``_purge``); a dry run (or nothing to purge)
+    writes nothing."""
     try:
         return _purge(store, dry_run)
     except _DryRun as d:
