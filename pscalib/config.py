@@ -55,6 +55,8 @@ ENV_VARS: Dict[str, Tuple[str, str]] = {
                              "attempt"),
     "PSCALIB_HTTP_RETRIES": ("3", "attempts of the remote client before "
                              "ServiceUnavailableError"),
+    "PSCALIB_MANIFEST": ("(unset)", "manifest (dcs manifest -o m.json): lookups refuse store "
+                         "files changed since it was written, or outside its coverage"),
 }
 
 _EXPERIMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")

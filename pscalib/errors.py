@@ -12,15 +12,21 @@ Hierarchy::
     │   ├── InvalidTimeError                     a time stamp that cannot be used
     │   ├── InvalidNameError                     detname, dettype, detid, ctype, alias, par key
     │   ├── InvalidPayloadError                  constants that cannot be stored
-    │   └── InvalidParameterError                dictpars value of an unsupported type
+    │   ├── InvalidParameterError                dictpars value of an unsupported type
+    │   ├── StateTransitionError                 a version state change the rules refuse
+    │   └── TagError                             tag name taken or bad, published tag changed
     ├── NotFoundError (also LookupError)         something asked for does not exist
     │   ├── StoreNotFoundError                   no store file for that name/path
     │   ├── CtypeNotFoundError
     │   ├── RangeNotFoundError
     │   ├── VersionNotFoundError
+    │   │   └── DeprecatedVersionError           asked get() for a deprecated version
     │   ├── NoValidConstantsError                no range covers the requested time
     │   ├── AliasNotFoundError
-    │   └── RunNotFoundError                     a run that is not in the run table
+    │   ├── RunNotFoundError                     a run that is not in the run table
+    │   ├── AsOfUnavailableError                 the store cannot say what get returned then
+    │   │   └── PurgedVersionError               ... the version it returned was deleted
+    │   └── TagNotFoundError                     no tag of that name in the store(s)
     ├── StoreFormatError                         file is not a (readable) store
     │   ├── CorruptStoreError                    damaged or inconsistent file
     │   ├── UnsupportedFormatVersionError        written by a newer pscalib
@@ -37,6 +43,9 @@ Hierarchy::
     ├── AliasMismatchError                       store opened for another detector than
     │                                            the alias means at the asked time
     ├── ConflictError                            merge found diverging content
+    ├── ProtectedByTagError                      a published tag references what would change
+    ├── ManifestError                            file changed since the manifest, or a query
+    │                                            outside the coverage it records
     ├── IntegrityError                           verify found problems
     ├── ServiceUnavailableError (also ConnectionError)  calibration service unreachable
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
@@ -53,9 +62,12 @@ __all__ = [
     "UnsupportedFormatVersionError", "LegacyFormatError", "StoreExistsError",
     "ReadOnlyError", "StorePermissionError", "StoreIOError", "LockError",
     "LockTimeoutError", "LockUnavailableError", "AliasFileError", "ConflictError",
-    "RunNotFoundError", "RunTableError", "AliasMismatchError",
     "IntegrityError", "MissingDependencyError", "CollectiveError",
     "ServiceUnavailableError", "AccessDeniedError",
+    "StateTransitionError", "DeprecatedVersionError",
+    "RunNotFoundError", "RunTableError", "AliasMismatchError",
+    "AsOfUnavailableError", "PurgedVersionError", "TagNotFoundError", "TagError",
+    "ProtectedByTagError", "ManifestError",
 ]
 
 
@@ -83,6 +95,10 @@ class InvalidParameterError(InvalidInputError):
     """A dictpars value of an unsupported type."""
 
 
+class StateTransitionError(InvalidInputError):
+    """A version state change that the rules refuse (docs/format.rst, "Version states")."""
+
+
 class NotFoundError(PscalibError, LookupError):
     """Something asked for does not exist."""
 
@@ -104,6 +120,10 @@ class RangeNotFoundError(NotFoundError):
 
 class VersionNotFoundError(NotFoundError):
     """The range has no such version."""
+
+
+class DeprecatedVersionError(VersionNotFoundError):
+    """``get`` was asked for a deprecated version by number (read it with versobj().calib())."""
 
 
 class NoValidConstantsError(NotFoundError):
@@ -170,22 +190,6 @@ class IntegrityError(PscalibError):
     """A store failed verification; the message lists the problems."""
 
 
-class RunNotFoundError(NotFoundError):
-    """A run number that is not in the experiment's run table (or no run table exists)."""
-
-
-class RunTableError(PscalibError):
-    """A run table is malformed or a change would make it inconsistent."""
-
-
-class AliasMismatchError(PscalibError):
-    """A store opened through an alias is asked for a time at which the alias means another
-    detector; open the alias at that time instead."""
-class ServiceUnavailableError(PscalibError, ConnectionError):
-    """The calibration service (``dcs serve``) did not answer, or answered with a server
-    error, after the client's bounded retries; nothing was cached from the failed transfer."""
-
-
 class MissingDependencyError(PscalibError, ImportError):
     """An optional part of pscalib needs a package that is not installed (see the extra)."""
 
@@ -198,5 +202,50 @@ class CollectiveError(PscalibError):
     """
 
 
+class RunNotFoundError(NotFoundError):
+    """A run number that is not in the experiment's run table (or no run table exists)."""
+
+
+class RunTableError(PscalibError):
+    """A run table is malformed or a change would make it inconsistent."""
+
+
+class AliasMismatchError(PscalibError):
+    """A store opened through an alias is asked for a time at which the alias means another
+    detector; open the alias at that time instead."""
+
+
+class ServiceUnavailableError(PscalibError, ConnectionError):
+    """The calibration service (``dcs serve``) did not answer, or answered with a server
+    error, after the client's bounded retries; nothing was cached from the failed transfer."""
+
+
+class AsOfUnavailableError(NotFoundError):
+    """``get(..., asof=T0)`` cannot be answered: ``T0`` is before the store, before its
+    change log began (files written by pscalib before the log existed) or in the future."""
+
+
+class PurgedVersionError(AsOfUnavailableError):
+    """The version an as-of or tag lookup needs was deleted (or purged) since."""
+
+
+
 class AccessDeniedError(PscalibError, PermissionError):
     """A web user is not logged in, or the access list does not allow this change."""
+
+class TagNotFoundError(NotFoundError):
+    """No tag of that name in the store (or calib directory)."""
+
+
+class TagError(InvalidInputError):
+    """A tag operation the rules refuse (name taken, bad name, changing a published tag)."""
+
+
+class ProtectedByTagError(PscalibError):
+    """A change would delete or alter a version a published tag references; nothing was
+    written."""
+
+
+class ManifestError(PscalibError):
+    """A store opened under a manifest (``PSCALIB_MANIFEST``) changed since the manifest was
+    written, is not in it, or was asked outside the coverage it records."""

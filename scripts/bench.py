@@ -490,6 +490,56 @@ def _alias_calib(folder: Path, n: int) -> Path:
                              o_all / b_time, 1.2 * nct))
 
 
+    # -- get(tag=...) and get(asof=...) (issue 17)
+    def frozen(self) -> None:
+        """get(ctype, t, tag=NAME) and get(ctype, t, asof=T0) against get(ctype, t).
+
+        NCT ctypes of 4x4 arrays in 50 ranges, each with 3 versions added one by one (so
+        the change log holds 150 rows per ctype); the tag and T0 are taken after the
+        second version: both answer from other versions than plain get.
+        """
+        from pscalib.store.tags import create_tag
+        from pscalib.timestamps import now_ns
+        nct, nr = 5, 50
+        path = self.tmp / "frozen" / "epix10ka-0010.h5"
+        ctypes = [f"ctype{i}" for i in range(nct)]
+        with DCStore(path, mode="a", detname="epix10ka-0010") as cs:
+            for rep in range(3):
+                with cs.transaction():
+                    for c in ctypes:
+                        for r in range(nr):
+                            cs.add_constants(c, np.full((4, 4), 10 * r + rep, np.float64),
+                                             T0 + r * HOUR, force=True)
+                if rep == 1:
+                    create_tag(cs, "bench")
+                    t0 = divmod(now_ns(), 10**9)
+        times = [T0 + r * HOUR + HOUR // 2 for r in range(nr)]
+        with DCStore(path) as cs:
+            assert cs.get(ctypes[0], times[3], tag="bench")[0, 0] == 31
+            assert cs.get(ctypes[0], times[3], asof=t0)[0, 0] == 31
+            assert cs.get(ctypes[0], times[3])[0, 0] == 32
+            it = {"p": 0, "t": 0, "a": 0}
+
+            def plain():
+                it["p"] = (it["p"] + 1) % nr
+                return cs.get(ctypes[it["p"] % nct], times[it["p"]])
+
+            def tagged():
+                it["t"] = (it["t"] + 1) % nr
+                return cs.get(ctypes[it["t"] % nct], times[it["t"]], tag="bench")
+
+            def asof():
+                it["a"] = (it["a"] + 1) % nr
+                return cs.get(ctypes[it["a"] % nct], times[it["a"]], asof=t0)
+
+            n = self.a.repeat * 100
+            o_tag, o_asof, b = interleaved_n([tagged, asof, plain], n, warmup=2 * nr)
+        self.rows.append(Row("get(tag=) / get (store open, 4x4 float64, 5 ctypes x 50 "
+                             "ranges x 3 versions)", fmt_t(o_tag), fmt_t(b), o_tag / b, 1.5))
+        self.rows.append(Row("get(asof=) / get (same store, 750 change-log rows)",
+                             fmt_t(o_asof), fmt_t(b), o_asof / b, 1.5))
+
+
 def _copy_method(path: Path) -> str:
     from pscalib.txn.atomic import copy_file
     probe = path.with_name(".copy-probe.h5")
@@ -518,7 +568,7 @@ def _ndarrio_io(txt: Path, arr: np.ndarray) -> Tuple[Callable[[], np.ndarray], s
 # ---------------------------------------------------------------------------- main
 #: figure name (for --only) -> Bench method, in the order of the table
 STEPS = {"get": "big_get", "open": "open_small", "ranges": "many_ranges",
-         "change": "big_change", "size": "size_overhead", "runs": "by_run",
+         "change": "big_change", "size": "size_overhead", "runs": "by_run", "frozen": "frozen",
          "ndarrio": "ndarrio", "aliases": "aliases"}
 
 

@@ -11,8 +11,8 @@ PKG = ROOT / "pscalib"
 #: Modules that may use h5py objects: the format and backend layer.
 H5PY_MODULES = {"store/backends.py", "store/native.py", "store/payindex.py",
                 "store/nativecheck.py", "store/legacy.py", "store/legacy_fields.py",
-                "store/history.py", "store/payload.py", "store/values.py",
-                "store/fastread.py", "store/compact.py", "store/heapcheck.py",
+                "store/history.py", "store/tombstones.py", "store/records.py", "store/payload.py",
+                "store/values.py", "store/fastread.py", "store/compact.py", "store/heapcheck.py",
                 "store/safety.py"}
 
 

@@ -20,6 +20,8 @@ FIGURES = [
     r"file size beyond payload bytes, 4 versions of cspad pedestals",
     r"get by run / get by time",
     r"get_all by run \(5 ctypes\) / one get by time",
+    r"get\(tag=\) / get",
+    r"get\(asof=\) / get",
     r"get cspad pedestals / load the same array from NDArrIO text",
 ]
 

@@ -389,14 +389,15 @@ def test_merge_conflicts_reported_untouched_then_resolved(repo, tmp_path):
     kinds = sorted(s.action for s in rep.unresolved)
     assert kinds == ["conflict_par", "conflict_par", "conflict_version", "conflict_version"], \
         rep.format()
-    # conflicts are left untouched; nothing else to apply here, only a history note
+    # unresolved conflicts block the whole merge: nothing is written, not even history
+    assert not rep.applied
+    assert file_digest(repo) == before
     with DCStore(repo) as r:
         assert r["pedestals"].par("units") == "ADU"
         assert r.version_at("pedestals", "2024-03-01").version() == 2
         np.testing.assert_array_equal(r["pedestals"].rangeobj("2024-02-01").get(3),
                                       np.full((2, 3, 4), 2.0))
-        assert r.history_records()[-1].action == "merge"
-    assert file_digest(repo) != before
+        assert r.history_records()[-1].action != "merge"
     rep = merge_stores(ws, repo, prefer="source", renumber=True)
     assert not rep.unresolved
     with DCStore(repo) as r:

@@ -72,6 +72,9 @@ def _dettype_for(spec: str) -> Optional[str]:
 @click.option("--force", is_flag=True,
               help="Add a new version even if INPUT is identical to the range's current "
                    "default (otherwise that is reported as unchanged and nothing is added).")
+@click.option("--candidate", is_flag=True,
+              help="Add the version as a candidate: get ignores it (unless asked with "
+                   "--candidates) until 'dcs validate' makes it valid.")
 @click.option("--shape", default=None, metavar="D1,D2,...",
               help="Shape of an NDArrIO INPUT without a shape header (default: psana1's "
                    "shape for the store's detector type and CTYPE).")
@@ -81,7 +84,8 @@ def _dettype_for(spec: str) -> Optional[str]:
 def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[int],
             runs: Optional[str], experiment: Optional[str], pars: Tuple[str, ...],
             message: Optional[str], no_default: bool, kind: Optional[str], create: bool,
-            force: bool, shape: Optional[str], dtype: Optional[str], as_json: bool) -> None:
+            force: bool, candidate: bool, shape: Optional[str], dtype: Optional[str],
+            as_json: bool) -> None:
     """Add INPUT as a new version of CTYPE constants valid from --begin to --end.
 
     INPUT is a .npy file, an NDArrIO text file (# DTYPE/# NDIM/# DIM:n header, or only
@@ -111,7 +115,8 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
                             {"tsbegin": sec_nsec(begin), "tsend": sec_nsec(end)})
     with open_for_write(store, create) as cs:
         ver = cs.add_constants(ctype, payload, dictpars=dictpars or None, comment=message,
-                               make_default=not no_default, force=force, **when)
+                               make_default=not no_default, force=force,
+                               state="candidate" if candidate else "valid", **when)
         default = ver.is_default()
         path = object_path(ver)
         where = cs.path
@@ -126,7 +131,8 @@ def add_cmd(store: str, ctype: str, input_file: Path, begin: int, end: Optional[
         return
     shared = (f", payload shared with {h5path(ver.linked_to)}"
               if ver.linked_to else "")
-    click.echo(f"added {path} ({fmt}{', default' if default else ', not the default'}"
+    click.echo(f"added {path} ({fmt}{', candidate' if candidate else ''}"
+               f"{', default' if default else ', not the default'}"
                f"{shared}) to {where}")
 
 

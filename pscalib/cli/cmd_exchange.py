@@ -17,6 +17,7 @@ import click
 from ..exchange.copy import copy_store
 from ..exchange.diff import diff_stores, jsonable
 from ..exchange.merge import merge_stores
+from ..exchange.vdiff import diff_store_versions
 from ..exchange.verify import verify
 from .app import cli
 from .common import (OptionalTimeParam, TimeParam, echo_json, lock_timeout, open_store,
@@ -57,12 +58,45 @@ def verify_cmd(stores: Tuple[str, ...], as_json: bool, no_checksums: bool) -> in
 
 @cli.command("diff")
 @click.argument("a", metavar="A")
-@click.argument("b", metavar="B")
+@click.argument("b", metavar="[B]", required=False)
 @click.option("--ctype", "ctypes", multiple=True, metavar="CTYPE",
-              help="Only compare this calibration type (repeatable).")
+              help="Only compare this calibration type (repeatable; exactly one with "
+                   "--versions).")
+@click.option("--versions", "versions", nargs=2, default=None, metavar="N M",
+              help="Compare versions N and M of one range of store A (no B).")
+@click.option("--range", "-r", "rng", default=None,
+              help="With --versions: the range (name, or a begin time that identifies it); "
+                   "default the one range that has both versions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-def diff_cmd(a: str, b: str, ctypes: Tuple[str, ...], as_json: bool) -> int:
-    """Show what differs between stores A and B. Exit 0 same, 1 different."""
+def diff_cmd(a: str, b: Optional[str], ctypes: Tuple[str, ...],
+             versions: Optional[Tuple[str, str]], rng: Optional[str], as_json: bool) -> int:
+    """Show what differs between stores A and B, or between two versions of store A.
+
+    Exit 0 same, 1 different.
+
+    \b
+    Examples:
+      dcs diff repo/cspad/cspad-0001.h5 exp/calib/cspad/cspad-0001.h5 --ctype pedestals
+      dcs diff cspad-0001 --ctype pedestals --range 20240501T000000Z_end --versions 1 2
+    """
+    if versions is not None:
+        if b is not None:
+            raise click.UsageError("--versions compares two versions of one store: give "
+                                   "one STORE, not two")
+        if len(ctypes) != 1:
+            raise click.UsageError("--versions needs exactly one --ctype")
+        with open_store(a) as st:
+            vd = diff_store_versions(st, ctypes[0], versions[0], versions[1], rng)
+        if as_json:
+            echo_json(vd.to_dict())
+        else:
+            click.echo(vd.format())
+        return 0 if vd.same else 1
+    if rng is not None:
+        raise click.UsageError("--range is only used with --versions")
+    if b is None:
+        raise click.UsageError("give two stores A B, or one store with --ctype C "
+                               "--versions N M")
     rep = diff_stores(_path_of(a), _path_of(b), ctypes=list(ctypes) or None)
     if as_json:
         echo_json(jsonable(rep.to_dict()))

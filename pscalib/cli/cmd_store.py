@@ -41,7 +41,10 @@ __all__ = ["store_tree", "open_at", "runs_of", "merged_history"]
 # ---------------------------------------------------------------- tree (print)
 def _version_dict(v: DCVersion, default: int) -> Dict[str, Any]:
     info = v.info()
+    st = v.state_info()
     return {"version": info.version, "default": info.version == default,
+            "state": st.state, "state_time": None if st.tsns is None else show_ns(st.tsns),
+            "state_user": st.user, "state_reason": st.reason,
             "tsprod": show_ns(info.tsprod), "tsprod_ns": info.tsprod, "kind": info.kind,
             "dtype": None if info.dtype is None else str(info.dtype),
             "shape": None if info.shape is None else list(info.shape),
@@ -106,9 +109,13 @@ def _print_tree(tree: Dict[str, Any]) -> None:
                 what = ("text" if v["kind"] == "text" else
                         f"{v['dtype']} {tuple(v['shape'])}")
                 pars = f"  {fmt_pars(v['dictpars'])}" if v["dictpars"] else ""
+                state = "" if v["state"] == "valid" else f"  [{v['state'].upper()}]"
                 echo(f"     {mark} {version_name(v['version'])}  {what}  "
-                     f"{human_bytes(v['nbytes'])}  produced {v['tsprod']}{pars}")
-    echo("  (* = default version)")
+                     f"{human_bytes(v['nbytes'])}  produced {v['tsprod']}{state}{pars}")
+                if v["state"] != "valid" and v["state_reason"]:
+                    echo(f"         {v['state']} by {v['state_user']} at {v['state_time']}: "
+                         f"{v['state_reason']}")
+    echo("  (* = default version; versions without a mark are valid)")
 
 
 _ALIAS_TIME_OPT = click.option(
@@ -150,6 +157,7 @@ def _summary(ver: DCVersion, t: int, payload: Any) -> Dict[str, Any]:
         "end": None if rng.is_open() else show_ns(rng.tsend()),
         "runs": runs_of(rng.dictpars()), "version": ver.version(),
         "default": ver.is_default(), "versions": [v.version() for v in rng.versions()],
+        "state": ver.state(),
         "tsprod": show_ns(info.tsprod), "kind": info.kind, "sha256": info.sha256,
         "dictpars": json_pars(ver.dictpars()),
     }
@@ -175,8 +183,9 @@ def _print_summary(s: Dict[str, Any], payload: Any) -> None:
     echo(f"  range     {s['begin']} .. {s['end'] or 'open'}  [{s['range']}]"
          f"{_runs_text(s['runs'])}")
     others = ", ".join(str(v) for v in s["versions"])
+    state = "" if s["state"] == "valid" else f", {s['state'].upper()}"
     echo(f"  version   {version_name(s['version'])}"
-         f"{' (default)' if s['default'] else ' (not the default)'}; versions: {others}")
+         f"{' (default)' if s['default'] else ' (not the default)'}{state}; versions: {others}")
     echo(f"  produced  {s['tsprod']}")
     if s["kind"] == "text":
         first = next((ln for ln in payload.splitlines() if ln.strip()), "")
@@ -290,10 +299,18 @@ def _get_all(cs: DCStore, t: int, out: Optional[str], as_json: bool,
                    "NDArrIO text for arrays or the exact text for text constants; '-' = "
                    "stdout. An existing file is replaced atomically. With --all: a "
                    "directory, receiving CTYPE.npy / CTYPE.txt and summary.json.")
+@click.option("--candidates", is_flag=True,
+              help="Also consider candidate versions (a range's newest candidate above its "
+                   "default is chosen); deprecated versions are never chosen.")
+@click.option("--asof", "asof", type=TimeParam(), default=None, metavar="T0",
+              help="What get answered at wall time T0 (from the store's change log).")
+@click.option("--tag", "tag", default=None, metavar="NAME",
+              help="What tag NAME of the store selects (what get answered when it was made).")
 @JSON_OPT
 def get_cmd(store: str, ctype: Optional[str], tsp: Any, run: Optional[str],
             experiment: Optional[str], all_ctypes: bool, vers: Optional[str],
-            out: Optional[str], as_json: bool) -> None:
+            out: Optional[str], candidates: bool, asof: Any, tag: Optional[str],
+            as_json: bool) -> None:
     """Get the CTYPE constants of STORE valid at --time (or at the begin of --run).
 
     Without -o, prints a short summary (store, range, version, dtype/shape, statistics,
@@ -313,6 +330,8 @@ def get_cmd(store: str, ctype: Optional[str], tsp: Any, run: Optional[str],
         raise click.UsageError("give either CTYPE or --all")
     if all_ctypes and vers is not None:
         raise click.UsageError("--version applies to one CTYPE, not to --all")
+    if all_ctypes and (asof is not None or tag is not None):
+        raise click.UsageError("--asof/--tag apply to one CTYPE, not to --all")
     cs, t, r = open_at(store, tsp, run, experiment)
     with cs:
         if ctype is None:  # --all
@@ -321,7 +340,9 @@ def get_cmd(store: str, ctype: Optional[str], tsp: Any, run: Optional[str],
                     "experiment": experiment}
             _get_all(cs, t, out, as_json, head)
             return
-        ver = cs.version_at(ctype, as_pair(t), vers)
+        ver = cs.version_at(ctype, as_pair(t), vers,
+                            include=("candidate",) if candidates else (),
+                            asof=None if asof is None else as_pair(int(asof)), tag=tag)
         payload = ver.calib()
         summary = _summary(ver, t, payload)
         if r is not None:

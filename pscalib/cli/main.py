@@ -23,7 +23,10 @@ from . import cmd_exchange  # noqa: E402,F401
 from . import cmd_import  # noqa: E402,F401
 from . import cmd_alias  # noqa: E402,F401
 from . import cmd_store  # noqa: E402,F401
+from . import cmd_states  # noqa: E402,F401
 from . import cmd_runs  # noqa: E402,F401
+from . import cmd_tags  # noqa: E402,F401
+from . import cmd_manifest  # noqa: E402,F401
 from . import cmd_change  # noqa: E402,F401
 from . import cmd_plot  # noqa: E402,F401
 from . import cmd_serve  # noqa: E402,F401

@@ -26,6 +26,8 @@ from ..store import layout as L
 from ..store.backend import WritableBackend
 from ..store.backends import WRITABLE
 from ..store.heapcheck import check_file
+from ..store.changelog import record_changes
+from ..store.tags import keep_whole_tags
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
 from ..txn.atomic import copy_file, os_error
 from ..txn.transaction import FileTransaction
@@ -188,11 +190,15 @@ def copy_store(src: Union[str, Path, DCStore], dest: Union[str, Path], *,
         try:
             be.check_safe(src_path)  # the copy must not keep references to other files
             _prune(be, ctypes, b, e, defaults_only, res)
+            dropped = keep_whole_tags(be)
+            record_changes(be)  # the copy's log continues the source's, pruning included
             be.rebuild_payload_index()
             be.set_meta(L.A_TSCFILE, np.int64(now_ns()))
             rec = (f"copied from {src_path} ({detname}, file created "
                    f"{format_ns(src_created)}): {sel}; kept {len(res.ctypes)} ctypes, "
-                   f"{res.ranges} ranges, {res.versions} versions")
+                   f"{res.ranges} ranges, {res.versions} versions"
+                   + (f"; tags not kept (versions left out): {', '.join(dropped)}"
+                      if dropped else ""))
             be.append_history((), "copy_from", rec + (f" - {comment}" if comment else ""))
             be.finish()
         except BaseException:

@@ -19,6 +19,7 @@ from ..store import layout as L
 from ..store.backend import Backend
 from ..store.payload import Payload
 from ..store.values import pars_equal
+from .arraystats import array_stats
 
 __all__ = ["Difference", "DiffReport", "diff_stores", "numeric_summary", "text_diff",
            "pars_differences", "open_for_read", "jsonable"]
@@ -126,24 +127,12 @@ def numeric_summary(a: np.ndarray, b: np.ndarray) -> Dict[str, Any]:
     """Changed elements and max absolute difference of two same-shape arrays.
 
     Two NaNs at the same position are equal; a NaN facing a number counts as a change
-    (``nan_mismatch``) and is left out of ``max_abs_diff``.
+    (``nan_mismatch``) and is left out of ``max_abs_diff``. (The full statistics are
+    :func:`pscalib.exchange.vdiff.array_stats`.)
     """
-    if a.dtype.kind == "b":
-        a = a.astype(np.int8)
-    if b.dtype.kind == "b":
-        b = b.astype(np.int8)
-    cplx = a.dtype.kind == "c" or b.dtype.kind == "c"
-    fa = a.astype(np.complex128 if cplx else np.float64)
-    fb = b.astype(np.complex128 if cplx else np.float64)
-    na, nb = np.isnan(fa), np.isnan(fb)
-    with np.errstate(invalid="ignore", over="ignore"):
-        changed = ~((a == b) | (na & nb))
-        nan_mismatch = na ^ nb
-        numeric = changed & ~(na | nb)
-        d = np.abs(fa[numeric] - fb[numeric])
-    return {"size": int(a.size), "changed": int(changed.sum()),
-            "nan_mismatch": int(nan_mismatch.sum()),
-            "max_abs_diff": float(d.max()) if d.size else 0.0}
+    s = array_stats(a, b, segments=False)
+    return {"size": s["size"], "changed": s["changed"], "nan_mismatch": s["nan_mismatch"],
+            "max_abs_diff": float(s["max_abs_diff"])}
 
 
 def text_diff(a: str, b: str, name_a: str = "A", name_b: str = "B") -> Dict[str, Any]:

@@ -1,20 +1,18 @@
-"""merge: bring new ranges, versions and parameters from one store (a workspace) into another.
+"""merge: bring new ranges, versions, parameters, state changes and deletions from one store
+(a workspace) into another, all or nothing.
 
-Rules (see docs/exchange.rst):
+The rules (docs/exchange.rst, "merge") are planned by :mod:`pscalib.exchange.mergeplan`:
 
 * a calibration type, range or version missing in the destination is added (versions keep
-  their numbers, production times and dictpars; identical payloads are hard-linked);
-* a version with the same number and identical content (checksum and dictpars) is skipped;
-* a parameter missing in the destination is added;
-* conflicts are reported and left untouched unless a resolution is chosen:
-
-  - same range and version number, different payload: ``renumber=True`` adds the source's
-    version under the next free number;
-  - same parameter, different value: ``prefer='source'`` overwrites, ``'dest'`` keeps;
-  - different default versions: the source's choice is taken without asking when it is a
-    *fast-forward* (its default is a version this merge adds, and the destination's default
-    exists unchanged in the source, i.e. the source moved on from it); otherwise
-    ``prefer`` decides.
+  their numbers, production times, dictpars and states; identical payloads are
+  hard-linked), unless the destination has a tombstone for it (a deletion sticks);
+* a version present in both with the same payload ends in the higher of its two states
+  (``candidate < valid < deprecated``): a validation travels, a deprecation is never undone;
+* a version deleted in the source that the destination still has is deprecated there (a
+  merge never removes anything); other tombstones of the source are copied;
+* conflicts (same version number with another payload, another parameter value, diverging
+  defaults) are resolved only by ``renumber`` / ``prefer``. If any is left unresolved,
+  nothing at all is written.
 
 Everything is applied in one transaction on the destination; every applied change gets a
 history record naming the source.
@@ -23,18 +21,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ..errors import (ConflictError, CtypeNotFoundError, IntegrityError, InvalidInputError,
-                      StoreNotFoundError)
+from ..errors import ConflictError, IntegrityError, InvalidInputError, StoreNotFoundError
 from ..names import validate_ctype
 from ..store import DCStore
 from ..store import layout as L
 from ..store.backend import Backend
 from ..store.payload import checksum
-from ..store.values import pars_equal
+from ..store.tags import carry_tags
+from ..store.tombstones import TombstoneIndex
+from ..store.writer import StoreWriter
 from ..timestamps import format_ns
 from .diff import open_for_read
+from .mergeplan import Step, path_of, plan_merge
 
 __all__ = ["Step", "MergeReport", "merge_stores"]
 
@@ -42,47 +42,19 @@ PREFER = (None, "source", "dest")
 
 
 @dataclass
-class Step:
-    """One planned change, skip or conflict.
-
-    ``action``: ``add_ctype``, ``add_range``, ``add_version``, ``skip_identical``, ``set_par``,
-    ``set_default``, ``conflict_version``, ``conflict_par``, ``conflict_default``.
-    ``resolution`` (conflicts): None (left untouched), ``'source'``, ``'dest'`` or
-    ``'renumber'``.
-    """
-    action: str
-    path: str
-    detail: str
-    resolution: Optional[str] = None
-    key: Tuple = ()
-    value: Any = None
-
-    @property
-    def is_conflict(self) -> bool:
-        return self.action.startswith("conflict_")
-
-    @property
-    def changes_dest(self) -> bool:
-        if self.is_conflict:
-            return self.resolution in ("source", "renumber")
-        return self.action != "skip_identical"
-
-    def __str__(self) -> str:
-        res = ""
-        if self.is_conflict:
-            res = {None: " [UNRESOLVED: left untouched]", "dest": " [keep destination]",
-                   "source": " [take source]", "renumber": " [add under a new number]"
-                   }[self.resolution]
-        return f"{self.action:17s} {self.path}: {self.detail}{res}"
-
-
-@dataclass
 class MergeReport:
-    """Plan and outcome of :func:`merge_stores`."""
+    """Plan and outcome of :func:`merge_stores`.
+
+    ``applied`` is True when the changes were written; False for a dry run, for a merge
+    blocked by unresolved conflicts (nothing written) and for one with nothing to change.
+    """
     source: str
     dest: str
     dry_run: bool
     steps: List[Step] = field(default_factory=list)
+    applied: bool = False
+    #: Tags of the source whose versions are not all in the destination (not carried).
+    tags_not_carried: List[str] = field(default_factory=list)
 
     @property
     def conflicts(self) -> List[Step]:
@@ -104,174 +76,115 @@ class MergeReport:
 
     def to_dict(self) -> Dict[str, Any]:
         return {"source": self.source, "dest": self.dest, "dry_run": self.dry_run,
-                "counts": self.counts(), "unresolved": len(self.unresolved),
+                "applied": self.applied, "counts": self.counts(),
+                "changes": len(self.changes), "conflicts": len(self.conflicts),
+                "unresolved": len(self.unresolved),
                 "steps": [{"action": s.action, "path": s.path, "detail": s.detail,
-                           "resolution": s.resolution} for s in self.steps]}
+                           "resolution": s.resolution, "changes_dest": s.changes_dest}
+                          for s in self.steps]}
 
     def format(self) -> str:
-        head = (f"{'plan (dry run)' if self.dry_run else 'merged'}: {self.source} -> "
-                f"{self.dest}: {len(self.changes)} changes, "
-                f"{self.counts().get('skip_identical', 0)} identical skipped, "
-                f"{len(self.conflicts)} conflicts ({len(self.unresolved)} unresolved)")
-        return "\n".join([head] + [f"  {s}" for s in self.steps])
-
-
-def _rpath(rkey: tuple) -> str:
-    return f"{rkey[0]}/{L.range_name(rkey[1], rkey[2])}"
-
-
-def _path(key: tuple) -> str:
-    if not key:
-        return "/"
-    if len(key) == 1:
-        return key[0]
-    if len(key) == 3:
-        return _rpath(key)
-    return f"{_rpath(key)}/{L.version_name(key[3])}"
-
-
-class _Planner:
-    def __init__(self, src: Backend, dst: Backend, prefer: Optional[str], renumber: bool):
-        self.src, self.dst = src, dst
-        self.prefer, self.renumber = prefer, renumber
-        self.steps: List[Step] = []
-
-    def pars(self, key: tuple, dst_exists: bool) -> None:
-        ps = self.src.dictpars(key)
-        pd = self.dst.dictpars(key) if dst_exists else {}
-        for k in sorted(ps):
-            if k not in pd:
-                self.steps.append(Step("set_par", _path(key), f"{k}={ps[k]!r}", key=key,
-                                       value=(k, ps[k])))
-            elif not pars_equal(ps[k], pd[k]):
-                self.steps.append(Step("conflict_par", _path(key),
-                                       f"{k}: source {ps[k]!r} != destination {pd[k]!r}",
-                                       resolution=self.prefer, key=key, value=(k, ps[k])))
-
-    def identical(self, key: tuple) -> Tuple[bool, bool]:
-        """(same payload, same dictpars) of a version present in both stores."""
-        a, b = self.src.version_info(key), self.dst.version_info(key)
-        same_payload = a.kind == b.kind and a.sha256 is not None and a.sha256 == b.sha256
-        pa, pb = self.src.dictpars(key), self.dst.dictpars(key)
-        same_pars = set(pa) == set(pb) and all(pars_equal(pa[k], pb[k]) for k in pa)
-        return same_payload, same_pars
-
-    def range_(self, rkey: tuple, ds: int, dst_ranges: Dict[Tuple[int, int], int]) -> None:
-        exists = rkey[1:] in dst_ranges
-        dv: Set[int] = set(self.dst.versions(*rkey)) if exists else set()
-        dd = dst_ranges.get(rkey[1:], 0)
-        added: Set[int] = set()      # source versions this merge adds (same number)
-        unchanged: Set[int] = set()  # source versions the destination holds identically
-        renumbered: Set[int] = set()
-        src_versions = self.src.versions(*rkey)
-        if not exists and not src_versions:
-            self.steps.append(Step("add_range", _rpath(rkey), "new empty range", key=rkey))
-        for v in src_versions:
-            key = rkey + (v,)
-            info = self.src.version_info(key)
-            if v not in dv:
-                self.steps.append(Step("add_version", _path(key), f"{info.kind} "
-                                       f"sha256:{(info.sha256 or '?')[:16]} tsprod "
-                                       f"{format_ns(info.tsprod)}", key=key))
-                added.add(v)
-                continue
-            same_payload, same_pars = self.identical(key)
-            if same_payload and same_pars:
-                self.steps.append(Step("skip_identical", _path(key), "identical", key=key))
-                unchanged.add(v)
-            elif same_payload:
-                unchanged.add(v)
-                self.pars(key, True)
-            else:
-                res = "renumber" if self.renumber else None
-                self.steps.append(Step("conflict_version", _path(key),
-                                       "same version number, different payload "
-                                       f"(source sha256:{(info.sha256 or '?')[:16]})",
-                                       resolution=res, key=key))
-                if res:
-                    renumbered.add(v)
-        self.pars(rkey, exists)
-        if ds == 0 or (ds == dd and ds not in renumbered):
-            return
-        src_default_known = ds in added or ds in unchanged or ds in renumbered
-        if not src_default_known:
-            return  # its version is an unresolved conflict, already reported
-        detail = f"source default v{ds:04d}, destination default v{dd:04d}"
-        if dd == 0 or (ds in added | renumbered and dd in unchanged):
-            self.steps.append(Step("set_default", _rpath(rkey), detail + " (source moved on)"
-                                   if dd else f"v{ds:04d}", key=rkey, value=ds))
+        n, c = len(self.changes), self.counts()
+        tail = (f"{c.get('skip_identical', 0)} identical and {c.get('skip_deleted', 0)} "
+                f"deleted skipped, {len(self.conflicts)} conflicts "
+                f"({len(self.unresolved)} unresolved)")
+        if self.unresolved:
+            head = (f"NOT merged: {len(self.unresolved)} unresolved conflicts, nothing was "
+                    f"changed in {self.dest}; {'the plan' if self.dry_run else 'it'} would "
+                    f"have applied {n} changes from {self.source} ({tail}). Resolve with "
+                    f"--prefer source|dest and/or --renumber")
+        elif self.dry_run:
+            head = f"plan (dry run): {self.source} -> {self.dest}: {n} changes, {tail}"
         else:
-            self.steps.append(Step("conflict_default", _rpath(rkey), detail,
-                                   resolution=self.prefer, key=rkey, value=ds))
-
-    def plan(self, ctypes: Optional[Sequence[str]]) -> List[Step]:
-        if ctypes is None:
-            self.pars((), True)
-            names = self.src.ctypes()
+            head = f"merged: {self.source} -> {self.dest}: {n} changes, {tail}"
+        lines = [head]
+        if self.unresolved:
+            lines.append("  conflicts:")
+            lines += [f"    {s}" for s in self.unresolved]
+            lines.append("  would have applied:" if n else "  (no other change)")
+            lines += [f"    {s}" for s in self.changes]
+            rest = [s for s in self.steps if not s.changes_dest and s not in self.unresolved]
+            lines += [f"    {s}" for s in rest]
         else:
-            have = self.src.ctypes()
-            missing = [c for c in ctypes if c not in have]
-            if missing:
-                raise CtypeNotFoundError(f"the source has no calibration type "
-                                         f"{', '.join(map(repr, missing))}; it has "
-                                         f"{', '.join(have) or 'none'}")
-            names = list(ctypes)
-        for c in names:
-            exists = self.dst.has_ctype(c)
-            if not exists:
-                self.steps.append(Step("add_ctype", c, "new calibration type", key=(c,)))
-            self.pars((c,), exists)
-            t = self.dst.range_table(c) if exists else None
-            dst_ranges = ({(int(b), int(e)): int(d) for b, e, d in
-                           zip(t.tsbegin, t.tsend, t.defaultv)} if t is not None else {})
-            ts = self.src.range_table(c)
-            for b, e, d in sorted(zip(ts.tsbegin.tolist(), ts.tsend.tolist(),
-                                      ts.defaultv.tolist())):
-                self.range_((c, b, e), d, dst_ranges)
-        return self.steps
+            lines += [f"  {s}" for s in self.steps]
+        return "\n".join(lines)
 
 
 def _apply(store: DCStore, src: Backend, steps: List[Step], origin: str) -> None:
+    """Write the planned steps through ``store.writer()`` (inside its transaction)."""
     w = store.writer()
-    vmap: Dict[tuple, int] = {}  # source version key -> number in the destination
+    touched = set()  # ranges that get versions or tombstones: their lastv is raised below
     for s in steps:
         if not s.changes_dest:
             continue
+        if len(s.key) >= 3 and s.action in ("add_range", "add_version", "conflict_version",
+                                            "add_tombstone"):
+            touched.add(s.key[:3])
         if s.action == "add_ctype":
             w.ensure_ctype(s.key[0])
             w.append_history((), "merge", f"add_ctype {s.key[0]} from {origin}")
         elif s.action == "add_range":
             ctype, b, e = s.key
-            w.add_range(ctype, b, e, comment=f"merged from {origin}")
+            w.create_range_recorded(ctype, b, e, comment=f"merged from {origin}")
         elif s.action in ("add_version", "conflict_version"):
-            key = s.key
-            payload = src.payload(key)
-            info = src.version_info(key)
-            sha = checksum(payload)
-            if info.sha256 is not None and info.sha256 != sha:
-                raise IntegrityError(f"{origin}: payload of {_path(key)} does not match its "
-                                     f"checksum; nothing was merged - run 'dcs verify' on it")
-            new_v = key[3] if s.action == "add_version" else None
-            note = (f"merged from {origin} {L.version_name(key[3])}"
-                    + (" (renumbered: the destination has a different version with that "
-                       "number)" if new_v is None else ""))
-            ver = w.add_version(key[0], payload, key[1], key[2], info.tsprod, sha,
-                                src.dictpars(key), note, False, new_v, force=True)
-            vmap[key] = ver.version()
+            _add_version(w, src, s, origin)
         elif s.action in ("set_par", "conflict_par"):
             k, v = s.value
-            target = s.key
-            if len(target) == 4 and target in vmap:
-                target = target[:3] + (vmap[target],)
-            w.set_par(target, k, v)
-            w.append_history(target, "merge", f"set {k}={v!r} from {origin}")
+            w.set_par(s.key, k, v)
+            w.append_history(s.key, "merge", f"set {k}={v!r} from {origin}")
+        elif s.action == "set_state":
+            w.set_state(s.key, s.value.state, s.value.reason or "merged", info=s.value,
+                        note=f" (merged from {origin})", defaults=False)
         elif s.action in ("set_default", "conflict_default"):
             rkey = s.key
-            new = vmap.get(rkey + (s.value,), s.value)
             old = w.default_of(*rkey)
-            if new != old:
-                w.set_default(rkey[0], rkey[1], rkey[2], new, action="merge",
-                              record=f"default v{old:04d} -> v{new:04d} from {origin}")
+            rec = f"default v{old:04d} -> v{s.value:04d} from {origin}"
+            if s.value == 0:  # no valid version left after the merge
+                w.clear_default(rkey[0], rkey[1], rkey[2], action="merge", record=rec)
+            elif s.value != old:
+                w.set_default(rkey[0], rkey[1], rkey[2], s.value, action="merge",
+                              record=rec)
+        elif s.action == "add_tombstone":
+            t = s.value
+            w.add_tombstones([t])
+            w.append_history((), "merge", f"tombstone of {t.what} {s.path} (deleted by "
+                             f"{t.user} at {format_ns(t.tsns)}) from {origin}")
+    _raise_last_versions(w, src, touched)
+
+
+def _raise_last_versions(w: StoreWriter, src: Backend, rkeys: set) -> None:
+    """Version numbers are never reused: a merged range counts at least as far as the
+    source's range and every tombstone of it (docs/format.rst, ``lastv``)."""
+    tombs = TombstoneIndex(w.tombstones())
+    for rkey in sorted(rkeys):
+        if not w.has_ctype(rkey[0]) or w.range_table(rkey[0]).row(*rkey[1:]) is None:
+            continue
+        want = tombs.max_version(*rkey)
+        if src.has_ctype(rkey[0]) and src.range_table(rkey[0]).row(*rkey[1:]) is not None:
+            last_of = getattr(src, "last_version", None)
+            want = max(want, last_of(*rkey) if last_of else max(src.versions(*rkey),
+                                                                 default=0))
+        if want > w.last_version(*rkey):
+            w.set_last_version(rkey[0], rkey[1], rkey[2], want)
+
+
+def _add_version(w: StoreWriter, src: Backend, s: Step, origin: str) -> None:
+    key = s.key
+    dest_key, sst = s.value
+    payload = src.payload(key)
+    info = src.version_info(key)
+    sha = checksum(payload)
+    if info.sha256 is not None and info.sha256 != sha:
+        raise IntegrityError(f"{origin}: payload of {path_of(key)} does not match its "
+                             f"checksum; nothing was merged - run 'dcs verify' on it")
+    renumbered = dest_key != key
+    note = (f"merged from {origin} {L.version_name(key[3])}"
+            + (" (renumbered: the destination has or had another version with that number)"
+               if renumbered else ""))
+    w.add_version(key[0], payload, key[1], key[2], info.tsprod, sha, src.dictpars(key), note,
+                  False, dest_key[3], force=True, state=sst.state, auto_default=False)
+    if sst.tsns is not None:  # keep who set the state, when and why
+        w.set_state_attrs(dest_key, sst)
 
 
 def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore], *,
@@ -288,17 +201,19 @@ def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore]
         Only merge these calibration types (default: all, plus store-level dictpars).
     prefer
         Resolution of parameter and default-version conflicts: ``'source'`` or ``'dest'``
-        (default None: report and leave untouched).
+        (default None: a conflict blocks the whole merge).
     renumber
-        Add a source version whose number is taken by a different destination version
-        under the next free number (default: report and leave untouched).
+        Add a source version whose number is taken by a different destination version (or
+        by a deleted one) under the next free number (default: a conflict).
     dry_run
-        Only plan: the destination is opened read-only and not changed.
+        Only plan: the destination is opened read-only and not changed; the report is the
+        one the real run would give.
 
     Returns
     -------
     MergeReport
-        Every step; ``report.unresolved`` lists conflicts left untouched.
+        Every step; ``report.unresolved`` lists the conflicts that blocked the merge (then
+        nothing was written); ``report.applied`` says whether changes were written.
 
     Raises
     ------
@@ -327,21 +242,26 @@ def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore]
                                     f"{d.detname()!r}: refusing to merge different detectors")
             origin = f"{s.path} ({s.detname()})"
             rep = MergeReport(str(s.path), str(d.path), dry_run)
-            if dry_run:
-                rep.steps = _Planner(s.backend, d.backend, prefer, renumber).plan(ctypes)
+
+            def plan() -> List[Step]:
+                return plan_merge(s.backend, d.backend, ctypes=ctypes, prefer=prefer,
+                                  renumber=renumber, origin=origin)
+            # planned on the read-only handle first: a blocked merge never writes (the
+            # destination stays byte-identical) and a dry run is exactly this plan
+            rep.steps = plan()
+            if dry_run or rep.unresolved or not rep.changes:
                 return rep
-            with d.transaction():
-                rep.steps = _Planner(s.backend, d.backend, prefer, renumber).plan(ctypes)
-                if not rep.changes:
-                    if rep.unresolved:  # record that a merge was tried and what blocked it
-                        d.writer().append_history((), "merge", _summary(rep, origin))
-                    else:
+            try:
+                with d.transaction():
+                    rep.steps = plan()  # again under the lock: another writer may have won
+                    if rep.unresolved or not rep.changes:
                         raise _NothingToDo()
-                else:
                     _apply(d, s.backend, rep.steps, origin)
+                    rep.tags_not_carried = carry_tags(s.backend, d.writer())
                     d.writer().append_history((), "merge", _summary(rep, origin))
-            return rep
-        except _NothingToDo:
+            except _NothingToDo:
+                return rep
+            rep.applied = True
             return rep
         finally:
             if close_d:
@@ -358,7 +278,8 @@ class _NothingToDo(Exception):
 def _summary(rep: MergeReport, origin: str) -> str:
     c = rep.counts()
     return (f"merged from {origin}: {len(rep.changes)} changes "
-            f"({c.get('add_version', 0)} versions added), {c.get('skip_identical', 0)} "
-            f"identical skipped, {len(rep.conflicts)} conflicts ({len(rep.unresolved)} "
-            f"left untouched)")
+            f"({c.get('add_version', 0)} versions added, {c.get('set_state', 0)} state "
+            f"changes, {c.get('add_tombstone', 0)} tombstones), {c.get('skip_identical', 0)} "
+            f"identical and {c.get('skip_deleted', 0)} deleted skipped, "
+            f"{len(rep.conflicts)} conflicts resolved")
 

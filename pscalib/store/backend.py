@@ -32,6 +32,9 @@ from ..txn.atomic import TMP_MARK, os_error
 
 from .history import HistoryRecord
 from .payload import Payload
+from .records import LogRow, TagRow
+from .states import StateInfo
+from .tombstones import Tombstone
 
 Key = Tuple
 
@@ -157,6 +160,22 @@ class Backend:
     def history(self, key: Key) -> List[HistoryRecord]:
         raise NotImplementedError
 
+    def version_state(self, key: Key) -> StateInfo:
+        """State of a version; formats without states (legacy DCS) have only valid ones."""
+        return StateInfo("valid")
+
+    def tombstones(self) -> List[Tombstone]:
+        """Records of deleted objects (none for formats without them)."""
+        return []
+
+    def changelog(self) -> Tuple[Optional[int], List[LogRow]]:
+        """``(start, rows)`` of the change log (``(None, [])``: the format has none)."""
+        return None, []
+
+    def tag_rows(self) -> List[TagRow]:
+        """Rows of the tags stored in the file (none for formats without tags)."""
+        return []
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -251,6 +270,31 @@ class WritableBackend(Backend):
                        tsns: Optional[int] = None, user: Optional[str] = None,
                        host: Optional[str] = None) -> HistoryRecord:
         """Append a record to the history of ``key`` (time, user, host default to now)."""
+        raise NotImplementedError
+
+    # ------------------------------------------- states and tombstones (format 2)
+    def upgrade_format(self) -> bool:
+        """Make the file able to hold states and tombstones; True if it changed."""
+        raise NotImplementedError
+
+    def set_state(self, key: Key, info: StateInfo) -> None:
+        """Write the state attributes of a version."""
+        raise NotImplementedError
+
+    def add_tombstones(self, rows: List[Tombstone]) -> int:
+        """Append records of deletions; returns how many were written."""
+        raise NotImplementedError
+
+    def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        """Set the range's highest-ever version number (a re-created range continues)."""
+        raise NotImplementedError
+
+    def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
+        """Append change-log rows (``start``: the start time of a new log)."""
+        raise NotImplementedError
+
+    def write_tag_rows(self, rows: List[TagRow]) -> None:
+        """Replace the file's tag rows."""
         raise NotImplementedError
 
     # ----------------------------------------------------- payload deduplication

@@ -11,6 +11,8 @@ from . import layout as L
 from .backend import VersionInfo
 from .dcbase import DCBase
 from .payload import Payload
+from .states import (DEPRECATED, VALID, StateInfo, check_reason, check_state,
+                     parse_include)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
@@ -94,8 +96,9 @@ class DCType(DCBase):
         b, e, _ = self._store._select(self.ctype(), to_ns(tsp))
         return DCRange(self._store, self.ctype(), b, e)
 
-    def get(self, tsp: TimeLike, vers: Any = None, *, tsprod: Optional[TimeLike] = None) -> Payload:
-        return self._store.get(self.ctype(), tsp, vers, tsprod=tsprod)
+    def get(self, tsp: TimeLike, vers: Any = None, *, tsprod: Optional[TimeLike] = None,
+            include: Any = ()) -> Payload:
+        return self._store.get(self.ctype(), tsp, vers, tsprod=tsprod, include=include)
 
     def add_range(self, tsbegin: TimeLike, tsend: Optional[TimeLike] = None) -> "DCRange":
         """Create an empty range (ignored by ``get`` until it has a version)."""
@@ -192,17 +195,23 @@ class DCRange(DCBase):
                 f"{[x.version() for x in self.versions()] or 'none'}")
         return DCVersion(self._store, self._key + (v,))
 
-    def version_at(self, tsprod: TimeLike) -> "DCVersion":
-        """The newest version produced at or before ``tsprod``."""
+    def version_at(self, tsprod: TimeLike, *, include: Any = ()) -> "DCVersion":
+        """The newest valid version produced at or before ``tsprod``.
+
+        Deprecated versions are skipped; candidates only with ``include=("candidate",)``.
+        """
         t = to_ns(tsprod)
+        ok = {VALID} | parse_include(include)
+        be = self._store._backend_for_read()
         best = None
         for ver in self.versions():
             tp = ver.tsprod()
-            if tp <= t and (best is None or (tp, ver.version()) > best[0]):
+            if tp <= t and (best is None or (tp, ver.version()) > best[0]) and \
+                    be.version_state(ver._key).state in ok:
                 best = ((tp, ver.version()), ver)
         if best is None:
-            raise VersionNotFoundError(f"{self._describe()} has no version produced at or "
-                                       f"before {format_ns(t)}")
+            raise VersionNotFoundError(f"{self._describe()} has no {' or '.join(sorted(ok))} "
+                                       f"version produced at or before {format_ns(t)}")
         return best[1]
 
     def set_versdef(self, vers: Any) -> None:
@@ -262,6 +271,36 @@ class DCVersion(DCBase):
 
     def is_default(self) -> bool:
         return self._store._default_of(self._key[:3]) == self.version()
+
+    # ------------------------------------------------------------ states
+    def state(self) -> str:
+        """``'candidate'``, ``'valid'`` or ``'deprecated'`` (docs/format.rst)."""
+        return self.state_info().state
+
+    def state_info(self) -> StateInfo:
+        """The state and its last change: ``StateInfo(state, tsns, user, reason)``."""
+        return self._store._backend_for_read().version_state(self._key)
+
+    def set_state(self, state: str, reason: str, *, make_default: bool = True) -> None:
+        """Move to ``state`` if the rules allow it (else StateTransitionError).
+
+        Allowed: candidate -> valid, candidate -> deprecated, valid -> deprecated. The
+        reason, user and time go into the state attributes and the version's history.
+        """
+        check_state(state)
+        check_reason(reason)
+        with self._store.transaction():
+            self._store.writer().set_state(self._key, state, reason, make_default)
+
+    def validate(self, reason: str, *, make_default: bool = True) -> None:
+        """candidate -> valid; it becomes the range's default (unless ``make_default`` is
+        False and the range already has one)."""
+        self.set_state(VALID, reason, make_default=make_default)
+
+    def deprecate(self, reason: str) -> None:
+        """candidate/valid -> deprecated (final): never selected again. If it was the
+        default, the newest valid version of the range becomes the default (or none)."""
+        self.set_state(DEPRECATED, reason)
 
     def calib(self) -> Payload:
         """The payload: numpy array or str."""

@@ -26,7 +26,9 @@ from .lookups import TimedLookups
 from .backend import RangeTable
 from .backends import open_backend
 from .dcobjects import DCRange, DCType, DCVersion
+from .states import VALID
 from .storefile import StoreFile
+from .tombstones import Tombstone
 from .writer import AddResult, add_constants
 
 __all__ = ["DCStore", "open_backend", "AddResult", "register_url_store"]
@@ -181,8 +183,13 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
     def _table(self, ctype: str) -> RangeTable:
         return self._lookup.table(ctype)
 
-    def _select(self, ctype: str, t: int) -> Tuple[int, int, int]:
-        return self._lookup.select(ctype, t)
+    def _select(self, ctype: str, t: int, include: frozenset = frozenset()
+                ) -> Tuple[int, int, int]:
+        return self._lookup.select(ctype, t, include)
+
+    def tombstones(self) -> List[Tombstone]:
+        """Records of every deletion in this store (docs/format.rst, "Tombstones")."""
+        return self._backend_for_read().tombstones()
 
     def _default_of(self, rkey: tuple) -> int:
         return self._lookup.default_of(rkey)
@@ -199,7 +206,7 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
                       tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
                       comment: Optional[str] = None, *, make_default: bool = True,
                       tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
-                      force: bool = False, runs: Any = None,
+                      force: bool = False, state: str = VALID, runs: Any = None,
                       experiment: Optional[str] = None) -> AddResult:
         """Add a new version of constants, creating the type and range as needed.
 
@@ -231,6 +238,9 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
             Explicit version number (default: one above the highest ever used in the range).
         force
             Add a new version even if it is identical to the range's current default.
+        state
+            ``"valid"`` or ``"candidate"`` (never the default; ``get`` with
+            ``include=("candidate",)``; ``DCVersion.validate()`` makes it valid).
         runs, experiment
             Instead of ``tsbegin``/``tsend``: inclusive runs ``(17, 25)``/``'17-25'`` or
             ``(17, None)``/``'17-end'`` of ``experiment``'s run table (default as for
@@ -245,7 +255,8 @@ class DCStore(StoreFile, TimedLookups, CtypeAccessors):
             new version shares, or None).
         """
         kw: Dict[str, Any] = dict(dictpars=dictpars, comment=comment, make_default=make_default,
-                                  tsprod=tsprod, version=version, force=force)
+                                  tsprod=tsprod, version=version, force=force,
+                                  state=state)
         if runs is not None or experiment is not None:
             return add_by_runs(self, ctype, data, runs, experiment, tsbegin, tsend, **kw)
         if tsbegin is None:

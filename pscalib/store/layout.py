@@ -16,8 +16,12 @@ from ..timestamps import OPEN_END, compact_ns
 #: Root attribute ``pscalib_format`` identifies a native store.
 FORMAT_NAME = "pscalib-dcs"
 #: Root attribute ``format_version``; bumped on incompatible changes. Readers refuse files
-#: with a higher number than they know.
-FORMAT_VERSION = 1
+#: with a higher number than they know. This is the highest one pscalib reads and writes.
+FORMAT_VERSION = 2
+#: Format of new files; a file becomes FORMAT_STATES when it first gets a state other than
+#: 'valid' or a tombstone (so stores that never use them stay readable by older releases).
+FORMAT_PLAIN = 1
+FORMAT_STATES = 2
 
 #: HDF5 library version bounds for every file pscalib writes. Never 'latest': files written
 #: with it cannot be reopened after a killed writer until h5clear is run.
@@ -45,6 +49,11 @@ A_VERSION = "version"
 A_TSPROD = "tsprod"
 A_KIND = "kind"
 A_SHA256 = "sha256"
+# Version state attributes (format 2; absent state = 'valid'), see pscalib.store.states
+A_STATE = "state"
+A_STATE_TSNS = "state_tsns"
+A_STATE_USER = "state_user"
+A_STATE_REASON = "state_reason"
 KIND_NDARRAY = "ndarray"
 KIND_TEXT = "text"
 
@@ -59,6 +68,8 @@ INDEX_DTYPE = np.dtype([("tsbegin", "<i8"), ("tsend", "<i8"), ("defaultv", "<i8"
 N_DATA = "data"
 #: Root-level checksum index of payloads (optional, see pscalib.store.payindex).
 N_PAYLOAD_INDEX = "_payloads"
+#: Root-level record of deletions (format 2, see pscalib.store.tombstones).
+N_TOMBSTONES = "_tombstones"
 
 INDEX_CHUNK = 1024
 HISTORY_CHUNK = 64

@@ -10,17 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from ..errors import InvalidInputError, VersionNotFoundError
+from ..manifest import check_lookup
 from ..names import validate_ctype
 from ..paths import ResolvedStore
-from ..resolver import LOOKUP_MISSES, lookup_ctypes, lookup_time, retry_through
-from ..timestamps import TimeLike, format_ns
+from ..resolver import LOOKUP_MISSES, as_pair, lookup_ctypes, lookup_time, retry_through
+from ..errors import InvalidInputError
+from ..timestamps import TimeLike, format_ns, to_ns
 from . import layout as L
+from .dcobjects import DCVersion
+from .lookup import resolve
 from .backend import Backend
-from .dcobjects import DCRange, DCVersion, _parse_vers
 from .payload import Payload
+from .tags import asof_key, tag_key, tags_of_version
 
-__all__ = ["TimedLookups"]
+__all__ = ["TimedLookups", "provenance"]
 
 
 class TimedLookups:
@@ -33,7 +36,8 @@ class TimedLookups:
         path: Path
         resolved: ResolvedStore
 
-        def _select(self, ctype: str, t: int) -> Tuple[int, int, int]: ...
+        def _select(self, ctype: str, t: int, include: frozenset = frozenset()
+                    ) -> Tuple[int, int, int]: ...
 
         def _backend_for_read(self) -> Backend: ...
 
@@ -43,7 +47,9 @@ class TimedLookups:
 
     def get(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
             tsprod: Optional[TimeLike] = None, run: Optional[int] = None,
-            experiment: Optional[str] = None) -> Payload:
+            experiment: Optional[str] = None, include: Any = (),
+            asof: Optional[TimeLike] = None, tag: Optional[str] = None,
+            with_info: bool = False) -> Any:
         """The constants of ``ctype`` valid at ``tsp`` (or at the begin of ``run``).
 
         Parameters
@@ -61,46 +67,66 @@ class TimedLookups:
         run, experiment
             Instead of ``tsp``: a run of ``experiment``'s run table (default: the store's
             workspace, else ``PSCALIB_EXPERIMENT``; see :mod:`pscalib.runs`).
+        include
+            ``("candidate",)``: candidates may be chosen too (docs/format.rst, "Selection
+            rule"); deprecated versions never are.
+        asof
+            Wall time: what plain ``get`` returned then, from the store's change log
+            (docs/reproducibility.rst).
+        tag
+            Name of a tag of this store: what ``get`` returned when the tag was made.
+        with_info
+            Return ``(constants, info)``; ``info`` (dict) says where they came from:
+            detname, ctype, range, tsbegin, tsend, version, state, tags, sha256, store.
 
         Returns
         -------
-        numpy.ndarray or str
+        numpy.ndarray or str (``with_info``: a tuple of it and the info dict)
 
         Raises
         ------
         NoValidConstantsError
-            No range covers ``tsp``.
+            No range covers ``tsp`` (with a valid version, or a candidate if included).
+        DeprecatedVersionError
+            ``vers`` names a deprecated version.
         CtypeNotFoundError, VersionNotFoundError
         RunNotFoundError
             ``run`` is not in the run table (the message names the table file).
         AliasMismatchError
             The store was opened through an alias meaning another detector at ``tsp``.
+        AsOfUnavailableError, PurgedVersionError, TagNotFoundError
+            ``asof``/``tag`` cannot be answered (before the log, version deleted since).
 
         Found through the search order, a store lacking ``ctype`` (or a range valid then)
         answers from the next place having it (:mod:`pscalib.resolver`).
         """
         validate_ctype(ctype)
-        return self._get_at(ctype, lookup_time(self, tsp, run, experiment), vers, tsprod)
+        t = lookup_time(self, tsp, run, experiment)
+        check_lookup(self.path, ctype, t)  # PSCALIB_MANIFEST (nothing to do when unset)
+        if asof is None and tag is None and not with_info:
+            return self._get_at(ctype, t, vers, tsprod, include)  # the hot path
+        ver = self._version_at(ctype, t, vers, include, tsprod, asof, tag)
+        payload = ver._store._backend_for_read().payload(ver._key)
+        return (payload, provenance(ver)) if with_info else payload
 
-    def _get_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike]) -> Payload:
-        if vers is not None and tsprod is not None:
-            raise InvalidInputError("give either vers or tsprod, not both")
+    def _key_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike],
+                include: Any, again: Any) -> Any:
+        """The key ``get`` reads at ``t`` here, or ``again(cs)`` of the next place having
+        ``ctype`` when this store misses it."""
         try:
-            b, e, v = self._select(ctype, t)
+            key = resolve(self._store_self(), ctype, as_pair(t), vers, tsprod, include)
         except LOOKUP_MISSES as miss:
-            return retry_through(self, ctype, miss,
-                                 lambda cs: cs._get_at(ctype, t, vers, tsprod))
+            return retry_through(self, ctype, miss, again)
         self._answered(ctype)
-        be = self._backend_for_read()
-        if tsprod is not None:
-            v = DCRange(self._store_self(), ctype, b, e).version_at(tsprod).version()
-        elif vers is not None:
-            v = _parse_vers(vers)
-            if v not in be.versions(ctype, b, e):
-                raise VersionNotFoundError(
-                    f"range {L.range_name(b, e)} of {ctype!r} (valid at {format_ns(t)}) has no "
-                    f"version {v}; it has {be.versions(ctype, b, e)}")
-        return be.payload((ctype, b, e, v))
+        return key
+
+    def _get_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike],
+                include: Any = ()) -> Payload:
+        key = self._key_at(ctype, t, vers, tsprod, include,
+                           lambda cs: cs._get_at(ctype, t, vers, tsprod, include))
+        if not isinstance(key, tuple):
+            return key  # answered by a later place
+        return self._backend_for_read().payload(key)
 
     def _answered(self, ctype: str) -> None:
         # a store read over HTTP has no resolution of its own (the service resolved it)
@@ -108,18 +134,33 @@ class TimedLookups:
             self.resolved.answers[ctype] = self.path
 
     def version_at(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
-                   run: Optional[int] = None, experiment: Optional[str] = None) -> DCVersion:
-        """The :class:`DCVersion` that :meth:`get` would read (maybe of a later place)."""
+                   run: Optional[int] = None, experiment: Optional[str] = None,
+                   include: Any = (), asof: Optional[TimeLike] = None,
+                   tag: Optional[str] = None) -> DCVersion:
+        """The :class:`DCVersion` that :meth:`get` would read (maybe of a later place; same
+        ``include``, ``asof`` and ``tag`` rules); ``provenance(ver)`` describes it."""
         validate_ctype(ctype)
-        return self._version_at(ctype, lookup_time(self, tsp, run, experiment), vers)
+        t = lookup_time(self, tsp, run, experiment)
+        check_lookup(self.path, ctype, t)
+        return self._version_at(ctype, t, vers, include, None, asof, tag)
 
-    def _version_at(self, ctype: str, t: int, vers: Any) -> DCVersion:
-        try:
-            b, e, v = self._select(ctype, t)
-        except LOOKUP_MISSES as miss:
-            return retry_through(self, ctype, miss, lambda cs: cs._version_at(ctype, t, vers))
-        self._answered(ctype)
-        return DCRange(self._store_self(), ctype, b, e).versobj(v if vers is None else vers)
+    def _version_at(self, ctype: str, t: int, vers: Any, include: Any = (),
+                    tsprod: Optional[TimeLike] = None, asof: Optional[TimeLike] = None,
+                    tag: Optional[str] = None) -> DCVersion:
+        if asof is not None or tag is not None:
+            if asof is not None and tag is not None:
+                raise InvalidInputError("give either asof or tag, not both")
+            if vers is not None or tsprod is not None or include:
+                raise InvalidInputError("asof/tag reproduce plain get: they take no vers, "
+                                        "tsprod or include")
+            key = (asof_key(self, ctype, t, to_ns(asof)) if tag is None else  # type: ignore
+                   tag_key(self, ctype, t, tag))  # type: ignore[arg-type]
+            return DCVersion(self._store_self(), key)
+        key = self._key_at(ctype, t, vers, tsprod, include,
+                           lambda cs: cs._version_at(ctype, t, vers, include, tsprod))
+        if isinstance(key, DCVersion):
+            return key
+        return DCVersion(self._store_self(), key)
 
     def get_all(self, tsp: Optional[TimeLike] = None, *, run: Optional[int] = None,
                 experiment: Optional[str] = None) -> Dict[str, Payload]:
@@ -137,3 +178,15 @@ class TimedLookups:
                 continue
         return out
 
+
+
+def provenance(ver: DCVersion) -> Dict[str, Any]:
+    """Where a version's constants come from (``get(..., with_info=True)``)."""
+    st = ver._store
+    be = st._backend_for_read()
+    c, b, e, v = ver._key
+    return {"detname": st.detname(), "ctype": c, "range": L.range_name(b, e),
+            "tsbegin": b, "tsend": e, "begin": format_ns(b), "end": format_ns(e),
+            "version": v, "state": be.version_state(ver._key).state,
+            "tags": tags_of_version(be, ver._key), "sha256": be.version_info(ver._key).sha256,
+            "store": str(st.path.absolute())}

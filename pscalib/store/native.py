@@ -5,7 +5,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import h5py
 import numpy as np
@@ -20,6 +20,9 @@ from .backend import (H5_ERRORS, Key, RangeTable, VersionInfo, WritableBackend, 
                       store_error)
 from .compact import rewrite_file
 from .history import HistoryRecord, append_history, read_history
+from .states import StateInfo, read_state, write_state
+from .tombstones import Tombstone, append_tombstones, read_tombstones
+from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags, write_tags
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
@@ -79,7 +82,10 @@ class NativeBackend(WritableBackend):
 
     end_inclusive = False
     writable_format = True
-    format_description = f"{L.FORMAT_NAME} v{L.FORMAT_VERSION}"
+
+    @property
+    def format_description(self) -> str:  # type: ignore[override]
+        return f"{L.FORMAT_NAME} v{self.format_version}"
 
     def __init__(self, f: h5py.File):
         self.f = f
@@ -241,7 +247,7 @@ class NativeBackend(WritableBackend):
     def init_root(f: h5py.File, dettype: str, detid: str, detname: str, tscfile: int) -> None:
         a = f.attrs
         a[L.A_FORMAT] = L.FORMAT_NAME
-        a[L.A_FORMAT_VERSION] = np.int64(L.FORMAT_VERSION)
+        a[L.A_FORMAT_VERSION] = np.int64(L.FORMAT_PLAIN)  # FORMAT_STATES once they are used
         a[L.A_DETTYPE] = dettype
         a[L.A_DETID] = detid
         a[L.A_DETNAME] = detname
@@ -253,6 +259,7 @@ class NativeBackend(WritableBackend):
         with h5py.File(path, "x", libver=L.LIBVER, locking=False) as f:
             cls.init_root(f, dettype, detid, detname, tscfile)
             cls(f).append_history((), "create_store", f"created store for {detname}")
+            append_changelog(f, [], start=tscfile)  # complete from the creation on
 
     @classmethod
     def open_for_write(cls, path: Path) -> "NativeBackend":
@@ -409,6 +416,64 @@ class NativeBackend(WritableBackend):
                        host: Optional[str] = None) -> HistoryRecord:
         return append_history(self._group(key), action, record, tsns=tsns, user=user,
                               host=host)
+
+    # ------------------------------------------------- states and tombstones (format 2)
+    @_guard
+    def version_state(self, key: Key) -> StateInfo:
+        if self.format_version < L.FORMAT_STATES:
+            return StateInfo("valid")  # format 1: no states, every version valid
+        self._check_heaps()
+        return read_state(self.f[h5path(key)].attrs)
+
+    @_guard
+    def tombstones(self) -> List[Tombstone]:
+        if self.format_version < L.FORMAT_STATES:
+            return []
+        self._check_heaps()
+        return read_tombstones(self.f)
+
+    def upgrade_format(self) -> bool:
+        """Make the file format 2 (before writing a state or tombstone); True if it was 1."""
+        if self.format_version >= L.FORMAT_STATES:
+            return False
+        self._write_format(L.FORMAT_STATES)
+        return True
+
+    @_guard_write
+    def _write_format(self, ver: int) -> None:
+        self.f.attrs[L.A_FORMAT_VERSION] = np.int64(ver)
+        self.format_version = ver
+
+    @_guard_write
+    def set_state(self, key: Key, info: StateInfo) -> None:
+        write_state(self.f[h5path(key)].attrs, info)
+
+    @_guard_write
+    def add_tombstones(self, rows: List[Tombstone]) -> int:
+        return append_tombstones(self.f, rows)
+
+    # ------------------------------------------------ change log and tags (any format)
+    @_guard
+    def changelog(self) -> Tuple[Optional[int], List[LogRow]]:
+        self._check_heaps()
+        return read_changelog(self.f)
+
+    @_guard
+    def tag_rows(self) -> List[TagRow]:
+        self._check_heaps()
+        return read_tags(self.f)
+
+    @_guard_write
+    def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
+        return append_changelog(self.f, rows, start)
+
+    @_guard_write
+    def write_tag_rows(self, rows: List[TagRow]) -> None:
+        write_tags(self.f, rows)
+
+    @_guard_write
+    def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_LASTV] = np.int64(version)
 
 
 _LIBVER_CODES = {"earliest": h5py.h5f.LIBVER_EARLIEST, "v108": h5py.h5f.LIBVER_V18,

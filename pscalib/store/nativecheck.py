@@ -24,6 +24,9 @@ from .heapcheck import check_file
 from .history import HISTORY_DTYPE, read_history
 from .payindex import PAYINDEX_DTYPE, keys_of
 from .payload import checksum, read_payload
+from .states import VALID, read_state
+from .tombstones import TOMBSTONE_DTYPE, read_tombstones
+from .records import N_CHANGELOG, N_TAGS
 from .values import decode_par, encode_par
 
 __all__ = ["Problem", "VerifyReport", "check_native_file", "ERROR", "WARNING"]
@@ -96,6 +99,8 @@ class _Checker:
         self.checksums = checksums
         self.sha_by_addr: Dict[int, Optional[str]] = {}
         self.version_sha: Dict[Tuple[str, int, int, int], Optional[str]] = {}
+        self.version_state: Dict[Tuple[str, int, int, int], Optional[str]] = {}
+        self.format_version = L.FORMAT_PLAIN
         self.n = {"ctypes": 0, "ranges": 0, "versions": 0, "payloads read": 0}
 
     # -------------------------------------------------------------- common parts
@@ -159,8 +164,10 @@ class _Checker:
                          f"{L.FORMAT_NAME!r}: not a native pscalib store (original DCS files "
                          f"are checked after 'dcs import-legacy')")
             return False
+        self.format_version = L.FORMAT_PLAIN
         try:
             ver = int(a.get(L.A_FORMAT_VERSION))
+            self.format_version = ver
             if not 1 <= ver <= L.FORMAT_VERSION:
                 self.rep.add("/", f"format_version {ver} is not one this pscalib reads "
                              f"(1..{L.FORMAT_VERSION})")
@@ -180,10 +187,28 @@ class _Checker:
                 self.rep.add("/", f"bad detname: {exc}")
         self.dictpars(self.f)
         self.history(self.f)
-        for cname in self.children(self.f, {L.N_DICTPARS, L.N_HISTORY, L.N_PAYLOAD_INDEX}):
+        known = {L.N_DICTPARS, L.N_HISTORY, L.N_PAYLOAD_INDEX, N_CHANGELOG, N_TAGS}
+        if self.format_version >= L.FORMAT_STATES:
+            known.add(L.N_TOMBSTONES)
+        for cname in self.children(self.f, known):
             self.guarded(f"/{cname}", self.ctype, cname)
         self.guarded(f"/{L.N_PAYLOAD_INDEX}", self.payload_index)
+        if self.format_version >= L.FORMAT_STATES:
+            self.guarded(f"/{L.N_TOMBSTONES}", self.tombstones)
         return True
+
+    def tombstones(self) -> None:
+        ds = self.f.get(L.N_TOMBSTONES)
+        if ds is None:
+            return
+        path = f"/{L.N_TOMBSTONES}"
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.names != TOMBSTONE_DTYPE.names:
+            self.rep.add(path, f"tombstones must be a dataset with fields "
+                         f"{TOMBSTONE_DTYPE.names}")
+            return
+        for i, t in enumerate(read_tombstones(self.f)):
+            if t.what not in ("version", "range", "ctype"):
+                self.rep.add(path, f"row {i}: what={t.what!r} is not version/range/ctype")
 
     def ctype(self, cname: str) -> None:
         self.n["ctypes"] += 1
@@ -260,11 +285,17 @@ class _Checker:
             versions.append(v)
             self.guarded(f"{path}/{vname}", self.version_at, rg, vname,
                          (cg.name.strip("/"), b, e, v))
-        if dflt == 0 and versions:
-            self.rep.add(path, f"defaultv is 0 but the range has versions {versions}")
+        ckey = (cg.name.strip("/"), b, e)
+        valid = [v for v in versions if self.version_state.get(ckey + (v,)) == VALID]
+        if dflt == 0 and valid:
+            self.rep.add(path, f"defaultv is 0 but the range has valid versions {valid}")
         if dflt != 0 and dflt not in versions:
             self.rep.add(path, f"default version {dflt} does not exist (versions: "
                          f"{versions or 'none'})")
+        elif dflt != 0 and dflt not in valid:
+            self.rep.add(path, f"default version {dflt} is not valid (its state is "
+                         f"{self.version_state.get(ckey + (dflt,))}): get must never "
+                         f"select it")
         if versions and lastv < max(versions):
             self.rep.add(path, f"lastv {lastv} is lower than version {max(versions)}")
 
@@ -290,6 +321,16 @@ class _Checker:
             self.rep.add(path, f"kind {kind!r} is not 'ndarray' or 'text'")
         sha = _s(a[L.A_SHA256]) if L.A_SHA256 in a else None
         self.version_sha[key] = sha
+        self.version_state[key] = VALID
+        if self.format_version >= L.FORMAT_STATES:
+            try:
+                self.version_state[key] = read_state(a).state
+            except PscalibError as exc:
+                self.version_state[key] = None
+                self.rep.add(path, f"bad state attribute: {exc}")
+        elif L.A_STATE in a:
+            self.rep.add(path, "state attribute in a format 1 file (readers ignore it: "
+                         "the version reads as valid)", WARNING)
         if sha is None:
             self.rep.add(path, "no sha256 checksum attribute", WARNING)
         self.dictpars(g)

@@ -24,6 +24,7 @@ from ..errors import NoValidConstantsError, RangeNotFoundError
 from ..timestamps import OPEN_END, format_ns
 from .backend import RangeTable
 from .layout import range_name
+from .stateops import effective_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
@@ -119,18 +120,22 @@ def _span(tab: RangeTable) -> str:
 class SelectionCache:
     """Range tables and their selection index per ctype of one open store."""
 
-    __slots__ = ("_store", "_tables")
+    __slots__ = ("_store", "_tables", "derived")
 
     def __init__(self, store: "DCStore"):
         self._store = store
         self._tables: Dict[str, Tuple[RangeTable, object]] = {}
+        #: Indexes other lookups (as-of, tags) derive from the file; dropped with the rest.
+        self.derived: Dict[tuple, object] = {}
 
     def clear(self) -> None:
         self._tables.clear()
+        self.derived.clear()
 
     def invalidate(self, ctype: str) -> None:
         """Forget what was read of ``ctype`` (after a change to it)."""
         self._tables.pop(ctype, None)
+        self.derived.clear()
 
     def table(self, ctype: str) -> RangeTable:
         return self.indexed(ctype)[0]
@@ -152,8 +157,12 @@ class SelectionCache:
             self._tables[ctype] = hit
         return hit  # type: ignore[return-value]
 
-    def select(self, ctype: str, t: int) -> Tuple[int, int, int]:
-        """``(tsbegin, tsend, default version)`` of the range valid at ``t``."""
+    def select(self, ctype: str, t: int, include: frozenset = frozenset()
+               ) -> Tuple[int, int, int]:
+        """``(tsbegin, tsend, default version)`` of the range valid at ``t`` (with
+        ``include``: see :meth:`select_including`)."""
+        if include:
+            return self.select_including(ctype, t, include)
         tab, idx = self.indexed(ctype)
         i = idx.find(t)
         if i is None:
@@ -161,6 +170,23 @@ class SelectionCache:
                 f"no {ctype!r} constants valid at {format_ns(t)} in {self._store.path} "
                 f"({len(tab.tsbegin)} ranges{_span(tab)})")
         return int(tab.tsbegin[i]), int(tab.tsend[i]), int(tab.defaultv[i])
+
+    def select_including(self, ctype: str, t: int, include: frozenset
+                         ) -> Tuple[int, int, int]:
+        """Like :meth:`select` with extra states (candidates): a range's newest candidate
+        above its default replaces it (docs/format.rst, "Selection rule"). Slow path: reads
+        the version states of the type, nothing is cached."""
+        be = self._store.backend
+        tab = self.table(ctype)
+        eff = [effective_version(be, (ctype, int(b), int(e)), int(d), include)
+               for b, e, d in zip(tab.tsbegin, tab.tsend, tab.defaultv)]
+        live = np.array(eff, dtype=np.int64) > 0
+        i = _LiveIndex(tab, live, be.end_inclusive).find(t) if live.any() else None
+        if i is None:
+            raise NoValidConstantsError(
+                f"no {ctype!r} constants (valid or candidate) valid at {format_ns(t)} in "
+                f"{self._store.path} ({len(tab.tsbegin)} ranges{_span(tab)})")
+        return int(tab.tsbegin[i]), int(tab.tsend[i]), eff[i]
 
     def default_of(self, rkey: tuple) -> int:
         """Default version number of the range ``(ctype, tsbegin, tsend)``."""

@@ -27,6 +27,7 @@ from ..txn.transaction import FileTransaction
 from .backends import WRITABLE
 from .heapcheck import check_file
 from .writer import StoreWriter
+from .changelog import record_changes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
@@ -113,6 +114,9 @@ def store_transaction(store: S) -> Iterator[S]:
             err = state.error
             err.add_note(f"(the whole transaction on {store.path} was rolled back)")
             raise err
+        # the change log of what get selects (docs/reproducibility.rst); its space is
+        # checked first like every other write (a failed HDF5 write can crash at exit)
+        record_changes(be, reserve=txn.check_space)
         try:
             be.finish()
         except (OSError, RuntimeError) as exc:  # h5py reports a failed flush as either

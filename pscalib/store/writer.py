@@ -27,9 +27,14 @@ from ..names import validate_ctype, validate_parkey
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
 from ..txn.transaction import check_free_space
 from . import layout as L
+from . import stateops
 from .backend import H5_ERRORS, Backend, Key, RangeTable, WritableBackend, store_error
 from .dcobjects import DCRange, DCVersion, _parse_vers
 from .history import HistoryRecord
+from ..identity import whoami
+from .states import ADD_STATES, CANDIDATE, VALID, StateInfo
+from .tombstones import Tombstone
+from .tags import check_unprotected
 from .payload import Payload, checksum, normalize_payload, payloads_equal
 from .values import decode_par, encode_par, pars_equal
 
@@ -153,13 +158,30 @@ class StoreWriter:
     def dictpars(self, key: Key) -> Dict[str, Any]:
         return self._be.dictpars(key)
 
+    def version_state(self, key: Key) -> StateInfo:
+        return self._be.version_state(key)
+
+    def tombstones(self) -> List[Tombstone]:
+        return self._be.tombstones()
+
+    def last_version(self, ctype: str, tsbegin: int, tsend: int) -> int:
+        return self._be.last_version(ctype, tsbegin, tsend)
+
+    def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
+        """Raise the range's highest-ever version number (no history record)."""
+        self._be.set_last_version(ctype, tsbegin, tsend, version)
+
     # ------------------------------------------------------- plain operations
     def set_par(self, key: Key, name: str, value: Any) -> None:
         """Set one parameter of the object ``key`` (no history record)."""
+        if len(key) == 4:
+            check_unprotected(self._be, key, f"set parameter {name!r} of")
         self._be.set_par(key, name, value)
 
     def del_par(self, key: Key, name: str) -> None:
         """Delete one parameter of the object ``key`` (no history record)."""
+        if len(key) == 4:
+            check_unprotected(self._be, key, f"delete parameter {name!r} of")
         self._be.del_par(key, name)
 
     def set_meta(self, name: str, value: Any) -> None:
@@ -195,22 +217,37 @@ class StoreWriter:
         tab = be.range_table(ctype)
         if tab.row(b, e) is not None:
             raise InvalidInputError(f"{ctype!r} already has range {L.range_name(b, e)}")
-        be.create_range(ctype, b, e)
-        be.append_history((ctype,), "add_range", L.range_name(b, e)
-                          + (f" - {comment}" if comment else ""))
+        self._create_range(ctype, b, e, comment)
         self._changed(ctype)
         return DCRange(self._store, ctype, b, e)
+
+    def _create_range(self, ctype: str, b: int, e: int, comment: Optional[str] = None
+                      ) -> None:
+        """A new range group; after a deletion its numbers continue above the deleted ones
+        (the highest version number its tombstones mention)."""
+        be = self._be
+        be.create_range(ctype, b, e)
+        last = stateops.first_free_version(be, (ctype, b, e))
+        note = ""
+        if last:
+            be.set_last_version(ctype, b, e, last)
+            note = f" (re-created: numbers continue after v{last:04d}, see tombstones)"
+        be.append_history((ctype,), "add_range", L.range_name(b, e) + note
+                          + (f" - {comment}" if comment else ""))
 
     def add_version(self, ctype: str, payload: Payload, b: int, e: int, tp: int, sha: str,
                     pars: Dict[str, Any], comment: Optional[str], make_default: bool,
                     version: Optional[int], link_to: Optional[tuple] = None,
-                    force: bool = True) -> AddResult:
+                    force: bool = True, state: str = VALID,
+                    auto_default: bool = True) -> AddResult:
         """Add a version of ``payload`` (checksum ``sha``, tsprod ``tp``) to range
         ``[b, e)``, creating type and range as needed; history ``add_version``.
 
         ``version`` None takes one above the highest ever used; ``link_to`` None looks for
         an identical stored payload to share. With ``force=False`` (and no ``version``) an
         add identical to the range's default raises :class:`Unchanged` before any write.
+        ``state`` is ``'valid'`` or ``'candidate'`` (never the default); ``auto_default``
+        False (merge) never changes the default, whatever ``make_default`` says.
         """
         be = self._be
         if not force and version is None:  # checked before any write: abort leaves nothing
@@ -222,8 +259,7 @@ class StoreWriter:
         tab = be.range_table(ctype)
         exists = tab.row(b, e) is not None
         if not exists:
-            be.create_range(ctype, b, e)
-            be.append_history((ctype,), "add_range", L.range_name(b, e))
+            self._create_range(ctype, b, e)
             current_default = 0
         else:
             current_default = default_in(tab, b, e)
@@ -236,14 +272,21 @@ class StoreWriter:
         if link_to is None:
             link_to = be.find_identical(sha, payload)
         be.create_version(key, payload, tp, sha, link_to=link_to)
+        if state != VALID:
+            stateops.ensure_format(be)
+            be.set_state(key, StateInfo(state, now_ns(), whoami(),
+                                        comment or f"added as {state}"))
         be.index_payload(sha, key)
         for k, val in pars.items():
             be.set_par(key, k, val)
-        becomes_default = make_default or current_default == 0
+        # only a valid version can be the default (the default invariant)
+        becomes_default = state == VALID and auto_default and (make_default or
+                                                               current_default == 0)
         if becomes_default:
             be.set_default(ctype, b, e, version)
         rec = (f"{L.version_name(version)} {_describe_payload(payload)} sha256:{sha[:16]} "
-               f"tsprod {format_ns(tp)}{' (default)' if becomes_default else ''}")
+               f"tsprod {format_ns(tp)}{' (default)' if becomes_default else ''}"
+               f"{'' if state == VALID else f' ({state})'}")
         if link_to is not None:
             rec += f" (payload shared with {L.h5path(link_to)})"
         if comment:
@@ -268,6 +311,7 @@ class StoreWriter:
                 f"cannot make version {version} the default of range "
                 f"{L.range_name(*rkey[1:3])} of {rkey[0]!r}: it has versions "
                 f"{be.versions(*rkey) or 'none'}")
+        stateops.require_valid_default(be, rkey + (version,))
         old = st._default_of(rkey)
         if old == version:
             return old
@@ -282,18 +326,19 @@ class StoreWriter:
         st = self._store
         st._require_version(key)
         be = self._be
+        check_unprotected(be, key, "delete")
         rkey = key[:3]
         version = key[3]
         old_default = st._default_of(rkey)
+        stateops.bury(be, stateops.tombstones_for(be, key,
+                                                  f"del_version {L.version_name(version)}"))
         be.delete_version(key)
         be.forget_payloads(*key)
-        rest = be.versions(*rkey)
         note = ""
         if old_default == version:
-            new = max(rest) if rest else 0
-            be.set_default(key[0], key[1], key[2], new)
+            new = stateops.fix_default(be, rkey, "deleted")
             note = (f"; default is now v{new:04d}" if new else
-                    "; range has no versions left and is ignored by get")
+                    "; range has no valid version left and is ignored by get")
         be.append_history(rkey, "del_version", f"{L.version_name(version)}{note}")
         self._changed(rkey[0])
         self.compact = True
@@ -303,7 +348,10 @@ class StoreWriter:
         rkey = (ctype, b, e)
         self._store._require_range(rkey)
         be = self._be
+        check_unprotected(be, rkey, "delete")
         vs = be.versions(*rkey)
+        stateops.bury(be, stateops.tombstones_for(
+            be, rkey, f"del_range {L.range_name(b, e)} (versions {vs or 'none'})"))
         be.delete_range(*rkey)
         be.forget_payloads(*rkey)
         be.append_history((ctype,), "del_range",
@@ -315,19 +363,60 @@ class StoreWriter:
         """Delete a type with all its ranges and versions; history ``del_ctype``."""
         self._store._require_ctype(ctype)
         be = self._be
+        check_unprotected(be, (ctype,), "delete")
         n = len(be.range_table(ctype).tsbegin)
+        stateops.bury(be, stateops.tombstones_for(be, (ctype,), f"del_ctype {ctype}"))
         be.delete_ctype(ctype)
         be.forget_payloads(ctype)
         be.append_history((), "del_ctype", f"{ctype} ({n} ranges)")
         self._changed(ctype)
         self.compact = True
 
+    def set_state(self, key: Key, new: str, reason: str, make_default: bool = True, *,
+                  info: Optional[StateInfo] = None, note: str = "",
+                  defaults: bool = True) -> None:
+        """Move a version to state ``new`` (the transition rules of
+        :mod:`pscalib.store.states`); history ``validate``/``deprecate`` at the version and
+        ``set_default`` at the range when the default moves (``defaults=False``: never).
+        ``info`` (merge) gives the time, user and reason to keep."""
+        self._store._require_version(key)
+        stateops.change_state(self._be, key, new, reason, make_default, info=info,
+                              note=note, defaults=defaults)
+        self._changed(key[0])
+
+    def clear_default(self, ctype: str, b: int, e: int, *, action: str = "set_default",
+                      record: Optional[str] = None) -> int:
+        """Set the default to 0: the range has no valid version (get ignores it); returns
+        the previous default."""
+        old = self.default_of(ctype, b, e)
+        if old:
+            self._be.set_default(ctype, b, e, 0)
+            self._be.append_history((ctype, b, e), action,
+                                    record or f"v{old:04d} -> v0000 (no valid version)")
+            self._changed(ctype)
+        return old
+
+    def set_state_attrs(self, key: Key, info: StateInfo) -> None:
+        """Overwrite a version's state attributes (merge copies them; no history)."""
+        stateops.ensure_format(self._be)
+        self._be.set_state(key, info)
+
+    def add_tombstones(self, rows: List[Tombstone]) -> None:
+        """Append tombstones (merge carries them; no history record)."""
+        stateops.bury(self._be, rows)
+
+    def create_range_recorded(self, ctype: str, b: int, e: int, comment: str) -> None:
+        """Like :meth:`add_range` without the existence check (merge plans it)."""
+        self.ensure_ctype(ctype)
+        self._create_range(ctype, b, e, comment)
+        self._changed(ctype)
+
 
 def add_constants(store: "DCStore", ctype: str, data: Any, tsbegin: TimeLike,
                   tsend: Optional[TimeLike] = None, dictpars: Optional[Dict[str, Any]] = None,
                   comment: Optional[str] = None, *, make_default: bool = True,
                   tsprod: Optional[TimeLike] = None, version: Optional[int] = None,
-                  force: bool = False) -> AddResult:
+                  force: bool = False, state: str = VALID) -> AddResult:
     """Validate, then add in a transaction: see :meth:`DCStore.add_constants`."""
     if store.mode == "r":  # before judging the data: the store's mode is the first problem
         raise ReadOnlyError(f"{store.path} is open read-only; open it with mode='a' to "
@@ -350,6 +439,11 @@ def add_constants(store: "DCStore", ctype: str, data: Any, tsbegin: TimeLike,
         version = _parse_vers(version)
     if comment is not None and not isinstance(comment, str):
         raise InvalidInputError("comment must be a string")
+    if state not in ADD_STATES:
+        raise InvalidInputError(f"a new version's state must be 'valid' or 'candidate', "
+                                f"got {state!r} (deprecate() retires an existing one)")
+    if state == CANDIDATE:
+        force = True  # the unchanged check compares with the (valid) default
     nbytes = len(payload.encode()) if isinstance(payload, str) else payload.nbytes
     check_free_space(store.path, nbytes)  # before hashing: a huge array fails fast
     try:
@@ -369,7 +463,8 @@ def add_constants(store: "DCStore", ctype: str, data: Any, tsbegin: TimeLike,
         with store.transaction():
             store._txn.check_space(nbytes)  # type: ignore[union-attr]
             return store.writer().add_version(ctype, payload, b, e, tp, sha, pars, comment,
-                                              make_default, version, force=force)
+                                              make_default, version, force=force,
+                                              state=state)
     except Unchanged as exc:  # the transaction was aborted: the file is untouched
         return AddResult(store, exc.key, unchanged=True)
     except H5_ERRORS as exc:  # e.g. a damaged payload index met while writing

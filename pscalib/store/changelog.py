@@ -1,0 +1,144 @@
+"""The change log of a store and as-of lookups (docs/reproducibility.rst).
+
+Every committed transaction appends to ``/_changelog`` one row per range whose *selected
+version* changed (the range's default: the only version plain ``get`` reads): a range that
+became selectable, a new default, a range that stopped being selectable (deleted, or no
+valid version left). The rows are derived at commit time by comparing the file with the
+log's replay, so every path that changes a store (recorded writer operations, merge, copy,
+the importers' bulk writes) is logged the same way.
+
+``get(ctype, t, asof=T0)`` replays the rows with ``tsns <= T0`` and applies the selection
+rule of :mod:`pscalib.store.selection` (the same :class:`RangeIndex`) to the ranges
+selectable then.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..errors import AsOfUnavailableError, NoValidConstantsError, PurgedVersionError
+from ..identity import whoami
+from ..timestamps import format_ns, now_ns
+from . import layout as L
+from .backend import Backend, WritableBackend
+from .records import LogRow
+from .selection import RangeIndex
+
+__all__ = ["Selection", "current_selection", "replay", "record_changes", "check_asof",
+           "index_of", "pick", "payload_key"]
+
+#: Bytes reserved per log row (fixed fields, strings on the global heap) and rows of a chunk.
+ROW_RESERVE = 256
+CHUNK_ROWS = 256
+
+#: ``(ctype, tsbegin, tsend) -> (version, sha256)`` of every selectable range.
+Selection = Dict[Tuple[str, int, int], Tuple[int, str]]
+
+
+def current_selection(be: Backend, with_sha: bool = True) -> Selection:
+    """What plain ``get`` selects from now: every range with a default version."""
+    out: Selection = {}
+    for c in be.ctypes():
+        tab = be.range_table(c)
+        for b, e, d in zip(tab.tsbegin.tolist(), tab.tsend.tolist(), tab.defaultv.tolist()):
+            if d > 0:
+                sha = (be.version_info((c, b, e, d)).sha256 or "") if with_sha else ""
+                out[(c, b, e)] = (int(d), sha)
+    return out
+
+
+def replay(rows: List[LogRow], t0: Optional[int] = None) -> Selection:
+    """The selection the log records for wall time ``t0`` (None: its end)."""
+    sel: Selection = {}
+    for r in rows:
+        if t0 is not None and r.tsns > t0:
+            break  # rows are appended in time order (record_changes keeps tsns increasing)
+        k = (r.ctype, r.tsbegin, r.tsend)
+        if r.version > 0:
+            sel[k] = (r.version, r.sha256)
+        else:
+            sel.pop(k, None)
+    return sel
+
+
+def record_changes(be: WritableBackend,
+                   reserve: Optional[Callable[[int], None]] = None) -> int:
+    """Append the rows of what this transaction changed in the selection (commit time).
+
+    A file without a log (written before it existed) starts one now with the current
+    selection; as-of lookups before this moment are then refused. Returns the rows written.
+    """
+    start, rows = be.changelog()
+    cur = current_selection(be, with_sha=False)
+    t = now_ns()
+    if rows:
+        t = max(t, rows[-1].tsns + 1)  # strictly increasing: replay stops at the first later
+    last: Selection = {} if start is None else replay(rows)
+    user = whoami()
+    new: List[LogRow] = []
+    for k in sorted(cur):
+        v = cur[k][0]
+        if last.get(k, (0, ""))[0] != v:
+            op = "select" if k in last else "add_range"
+            new.append(LogRow(t, op, k[0], k[1], k[2], v,
+                              be.version_info(k + (v,)).sha256 or "", user))
+    for k in sorted(set(last) - set(cur)):
+        new.append(LogRow(t, "unselect", k[0], k[1], k[2], 0, "", user))
+    if reserve is not None and (new or start is None):
+        reserve(ROW_RESERVE * (len(new) + CHUNK_ROWS))  # raises before anything is written
+    if start is None:
+        return be.append_changelog(new, start=t)
+    return be.append_changelog(new) if new else 0
+
+
+def check_asof(be: Backend, t0: int, tscfile: int, what: str) -> Tuple[int, List[LogRow]]:
+    """``(start, rows)`` of the log when it can answer for ``t0``, else the reason."""
+    start, rows = be.changelog()
+    if t0 > now_ns():
+        raise AsOfUnavailableError(
+            f"as of {format_ns(t0)} is in the future: {what} cannot know what get will "
+            f"return then")
+    if t0 < tscfile:
+        raise AsOfUnavailableError(
+            f"as of {format_ns(t0)} is before {what} was created ({format_ns(tscfile)})")
+    if start is None:
+        raise AsOfUnavailableError(
+            f"{what} has no change log (written before pscalib kept one, or a legacy file); "
+            f"it cannot say what get returned at {format_ns(t0)}")
+    if t0 < start:
+        raise AsOfUnavailableError(
+            f"the change log of {what} begins at {format_ns(start)} (first change by a "
+            f"pscalib keeping the log); it cannot say what get returned at {format_ns(t0)}")
+    return start, rows
+
+
+def index_of(sel: Selection, ctype: str) -> Tuple[List[Tuple[int, int, int, str]], RangeIndex]:
+    """The ranges of ``ctype`` in ``sel`` and their selection index (the rule of ``get``)."""
+    rs = sorted((b, e, v, sha) for (c, b, e), (v, sha) in sel.items() if c == ctype)
+    return rs, RangeIndex([r[0] for r in rs], [r[1] for r in rs])
+
+
+def pick(ranges: List[Tuple[int, int, int, str]], idx: RangeIndex, ctype: str, t: int,
+         what: str) -> Tuple[Tuple[str, int, int, int], str]:
+    """``(key, sha256)`` the rule selects at ``t``, or NoValidConstantsError."""
+    i = idx.find(t)
+    if i is None:
+        raise NoValidConstantsError(f"no {ctype!r} constants valid at {format_ns(t)} in "
+                                    f"{what} ({len(ranges)} ranges selectable then)")
+    b, e, v, sha = ranges[i]
+    return (ctype, b, e, v), sha
+
+
+def payload_key(be: Backend, key: Tuple[str, int, int, int], sha: str, why: str) -> tuple:
+    """``key`` if the file still holds that version with checksum ``sha``, else the
+    specific error (deleted or purged since)."""
+    c, b, e, v = key
+    ok = (be.has_ctype(c) and be.range_table(c).row(b, e) is not None
+          and v in be.versions(c, b, e))
+    if ok and be.version_info(key).sha256 == sha:
+        return key
+    gone = [r for r in be.tombstones() if r.key == key]
+    when = (f" (deleted at {format_ns(gone[-1].tsns)} by {gone[-1].user}: {gone[-1].record})"
+            if gone else "")
+    raise PurgedVersionError(
+        f"{why} needs version {v} of range {L.range_name(b, e)} of {c!r} (sha256 "
+        f"{sha[:16]}), which is no longer in {be.filename}{when}")

@@ -1,0 +1,230 @@
+"""Tags: named, frozen selections kept in the store file (docs/reproducibility.rst).
+
+A tag records, for every range ``get`` could select at its time ``tsat``, the version and
+its sha256 (rows of ``/_tags``, see :mod:`pscalib.store.records`). ``get(ctype, t,
+tag=NAME)`` applies the selection rule to those rows only, so it answers what plain ``get``
+answered at ``tsat``. A published tag is immutable, and so is every version it references:
+deleting it (directly, with its range or type, by ``dcs purge``) or changing its
+parameters raises :class:`~pscalib.errors.ProtectedByTagError` inside the transaction, which
+then writes nothing.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+from ..errors import ProtectedByTagError, TagError, TagNotFoundError
+from ..identity import whoami
+from ..timestamps import format_ns, now_ns
+from . import layout as L
+from .backend import Backend, Key, WritableBackend
+from .changelog import Selection, check_asof, current_selection, index_of, payload_key, pick
+from .changelog import replay
+from .records import TagRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .dcstore import DCStore
+    from .writer import StoreWriter
+
+__all__ = ["validate_tag_name", "tag_names", "rows_of", "create_tag", "publish_tag",
+           "delete_tag", "check_unprotected", "tag_key", "asof_key", "tags_of_version",
+           "carry_tags", "keep_whole_tags"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def validate_tag_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise TagError(f"bad tag name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
+                       f"starting with a letter or digit")
+    return name
+
+
+def tag_names(be: Backend) -> List[str]:
+    """Names of the tags stored in the file, in creation order."""
+    seen: Dict[str, None] = {}
+    for r in be.tag_rows():
+        seen.setdefault(r.name, None)
+    return list(seen)
+
+
+def rows_of(be: Backend, name: str, what: str = "") -> List[TagRow]:
+    """The rows of tag ``name`` (header first), or TagNotFoundError."""
+    rows = [r for r in be.tag_rows() if r.name == name]
+    if not rows:
+        have = tag_names(be)
+        raise TagNotFoundError(f"{what or be.filename} has no tag {name!r}; it has "
+                               f"{', '.join(have) if have else 'no tags'}")
+    return rows
+
+
+def _selection_at(store: "DCStore", be: Backend, at: Optional[int]) -> Tuple[int, Selection]:
+    if at is None:
+        return now_ns(), current_selection(be)
+    _, log = check_asof(be, at, store.tscfile(), str(store.path))
+    return at, replay(log, at)
+
+
+def create_tag(store: "DCStore", name: str, at: Optional[int] = None, note: str = "") -> int:
+    """Freeze what ``get`` selects now (or at wall time ``at``, from the change log) as tag
+    ``name`` in this store; returns the number of ranges it references."""
+    validate_tag_name(name)
+    with store.transaction():
+        w = store.writer()
+        be = w.backend
+        rows = be.tag_rows()
+        if any(r.name == name for r in rows):
+            raise TagError(f"{store.path} already has a tag {name!r}; choose another name "
+                           f"(tags are never redefined)")
+        tsat, sel = _selection_at(store, be, at)
+        for k, (v, sha) in sel.items():  # a frozen selection must still be readable
+            payload_key(be, k + (v,), sha, f"tag {name!r} at {format_ns(tsat)}")
+        made, user = now_ns(), whoami()
+        new = [TagRow(name, "", 0, 0, 0, "", tsat, made, user, 0, note)]
+        new += [TagRow(name, c, b, e, v, sha, tsat, made, user, 0, note)
+                for (c, b, e), (v, sha) in sorted(sel.items())]
+        be.write_tag_rows(rows + new)
+        w.append_history((), "tag_create", f"{name}: {len(sel)} ranges as selected at "
+                         f"{format_ns(tsat)}" + (f" - {note}" if note else ""))
+    return len(sel)
+
+
+def publish_tag(store: "DCStore", name: str) -> bool:
+    """Make tag ``name`` immutable; False if it already was published."""
+    with store.transaction():
+        w = store.writer()
+        be = w.backend
+        rows_of(be, name, str(store.path))
+        rows = be.tag_rows()
+        if any(r.name == name and r.published for r in rows):
+            return False
+        t = now_ns()
+        be.write_tag_rows([r._replace(published=t) if r.name == name else r for r in rows])
+        w.append_history((), "tag_publish", f"{name}: published, its versions can no longer "
+                         f"be deleted or changed")
+    return True
+
+
+def delete_tag(store: "DCStore", name: str) -> None:
+    """Remove an unpublished tag (a published one is refused)."""
+    with store.transaction():
+        w = store.writer()
+        be = w.backend
+        mine = rows_of(be, name, str(store.path))
+        if mine[0].published:
+            raise ProtectedByTagError(
+                f"tag {name!r} of {store.path} was published at "
+                f"{format_ns(mine[0].published)} and cannot be deleted; nothing was changed")
+        be.write_tag_rows([r for r in be.tag_rows() if r.name != name])
+        w.append_history((), "tag_delete", name)
+
+
+def check_unprotected(be: Backend, key: Key, action: str) -> None:
+    """Refuse ``action`` on the object ``key`` when a published tag references it (or a
+    version inside it)."""
+    n = len(key)
+    hits = [r for r in be.tag_rows() if r.published and r.ctype and r.key[:n] == tuple(key)]
+    if hits:
+        names = sorted({r.name for r in hits})
+        r = hits[0]
+        raise ProtectedByTagError(
+            f"cannot {action} {L.h5path(tuple(key))}: published tag(s) {', '.join(names)} "
+            f"reference version {r.version} of range {L.range_name(r.tsbegin, r.tsend)} of "
+            f"{r.ctype!r}; published tags are immutable (deprecate the version instead); "
+            f"nothing was changed")
+
+
+def tags_of_version(be: Backend, key: Key) -> List[str]:
+    """Names of the tags referencing version ``key``."""
+    return sorted({r.name for r in be.tag_rows() if r.ctype and r.key == tuple(key)})
+
+
+def _cached(store: "DCStore", ck: tuple, build):
+    d = store._lookup.derived
+    hit = d.get(ck)
+    if hit is None:
+        hit = d[ck] = build()
+    return hit
+
+
+def tag_key(store: "DCStore", ctype: str, t: int, name: str) -> tuple:
+    """Key of the version tag ``name`` selects for ``ctype`` at ``t``."""
+    be = store._backend_for_read()
+
+    def build():
+        rows = rows_of(be, name, str(store.path))
+        return index_of({(r.ctype, r.tsbegin, r.tsend): (r.version, r.sha256)
+                         for r in rows if r.ctype}, ctype)
+    ranges, idx = _cached(store, ("tag", name, ctype), build)
+    key, sha = pick(ranges, idx, ctype, t, f"tag {name!r} of {store.path}")
+    return _checked(store, be, key, sha, f"tag {name!r}")
+
+
+def asof_key(store: "DCStore", ctype: str, t: int, t0: int) -> tuple:
+    """Key of the version plain ``get`` returned for ``ctype`` at ``t`` at wall time ``t0``."""
+    be = store._backend_for_read()
+
+    def build():
+        _, log = check_asof(be, t0, store.tscfile(), str(store.path))
+        return index_of(replay(log, t0), ctype)
+    ranges, idx = _cached(store, ("asof", t0, ctype), build)
+    key, sha = pick(ranges, idx, ctype, t, f"{store.path} as of {format_ns(t0)}")
+    return _checked(store, be, key, sha, f"get as of {format_ns(t0)}")
+
+
+def _checked(store: "DCStore", be: Backend, key: tuple, sha: str, why: str) -> tuple:
+    """payload_key, remembered while the file is unchanged (the cache is dropped on every
+    change and refresh): repeated lookups cost no metadata reads."""
+    return _cached(store, ("present", key, sha), lambda: payload_key(be, key, sha, why))
+
+
+def carry_tags(src: Backend, w: "StoreWriter") -> List[str]:
+    """Copy the tags of ``src`` to the writer's file (merge): a tag travels when every
+    version it references is there with the same checksum (the version number may differ);
+    returns the names of the tags not carried. Tags the file already has are kept as they
+    are."""
+    be = w.backend
+    have = set(tag_names(be))
+    out = be.tag_rows()
+    skipped: List[str] = []
+    for name in tag_names(src):
+        if name in have:
+            continue
+        rows = [r for r in src.tag_rows() if r.name == name]
+        mapped = []
+        for r in rows:
+            if not r.ctype:
+                mapped.append(r)
+                continue
+            v = _same_payload(be, r)
+            if v is None:
+                break
+            mapped.append(r._replace(version=v))
+        else:
+            out += mapped
+            continue
+        skipped.append(name)
+    if len(out) != len(be.tag_rows()):
+        be.write_tag_rows(out)
+    return skipped
+
+
+def _same_payload(be: Backend, r: TagRow) -> Optional[int]:
+    if not be.has_ctype(r.ctype) or be.range_table(r.ctype).row(r.tsbegin, r.tsend) is None:
+        return None
+    vs = be.versions(r.ctype, r.tsbegin, r.tsend)
+    order = ([r.version] if r.version in vs else []) + [v for v in vs if v != r.version]
+    for v in order:
+        if be.version_info((r.ctype, r.tsbegin, r.tsend, v)).sha256 == r.sha256:
+            return v
+    return None
+
+
+def keep_whole_tags(be: WritableBackend) -> List[str]:
+    """After a partial copy: drop the tags that reference a version the copy left out (a
+    partial tag would answer differently); returns their names."""
+    rows = be.tag_rows()
+    bad = sorted({r.name for r in rows if r.ctype and _same_payload(be, r) != r.version})
+    if bad:
+        be.write_tag_rows([r for r in rows if r.name not in bad])
+    return bad
