@@ -213,7 +213,8 @@ class SharedConstants:
         if self._reader is None:
             src = self._source
             if src is None or isinstance(src, (str, os.PathLike)):
-                self._reader, self._owns_reader = DCStore(src, self._detname), True
+                self._reader, self._owns_reader = DCStore(
+                    None if src is None else os.fspath(src), self._detname), True
             elif hasattr(src, "get") and not isinstance(src, type):
                 self._reader = src
             elif callable(src):  # an opener; a class is one too (its get needs an instance)
@@ -304,7 +305,7 @@ class SharedConstants:
         try:
             if size:
                 local = size + _ALIGN if self.is_leader else 0
-                win = MPI.Win.Allocate_shared(local, 1, comm=self.node)
+                win = MPI.Win.Allocate_shared(local, 1, comm=self.node)  # type: ignore[arg-type]
                 buf, _ = win.Shared_query(0)
                 shift = (-buf.address) % _ALIGN  # same page offset on every rank
                 base = np.frombuffer(buf, np.uint8, count=size, offset=shift)

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, file_digest
 from pscalib import DCStore
-from pscalib.cli.cmd_store import parse_par
+from pscalib.cli.storecommon import parse_par
 from pscalib.errors import InvalidParameterError
 from pscalib.ndarrio import load_ndarrio, save_ndarrio
 
@@ -130,7 +130,11 @@ def test_add_print_get_round_trips(tmp_path):
            "--no-default"))
     ok(dcs("add", store, "pixel_status", tmp_path / "status.data", "-b", "2024-05-01",
            "-e", "2024-06-01T00:00:00+02:00"))
-    ok(dcs("add", store, "pixel_gain", tmp_path / "gain.txt", "-b", "2024-05-01"))
+    # headerless 4 x 8 numbers are not psana1's cspad shape: --shape/--dtype say what they are
+    assert_one_line_error(dcs("add", store, "pixel_gain", tmp_path / "gain.txt", "-b",
+                              "2024-05-01"), 1, "(32, 185, 388)")
+    ok(dcs("add", store, "pixel_gain", tmp_path / "gain.txt", "-b", "2024-05-01",
+           "--shape", "4,8", "--dtype", "float64"))
     ok(dcs("add", store, "geometry", tmp_path / "geo.data", "-b", "2024-05-01"))
 
     tree = json.loads(ok(dcs("print", store, "--json")).stdout)

@@ -110,7 +110,7 @@ def test_import_matches_psana1_rule_at_every_run(setup):
     summary = import_calibdir(calib, runs, DETNAMES, to)
     assert set(summary.stores) == {"cspad-0001", "epix100a-0007"}
     assert summary.files == {"cspad-0001": 8, "epix100a-0007": 2}
-    assert any(p.name == "HISTORY" for p in summary.skipped)
+    assert not any(k.path.name == "HISTORY" for k in summary.skipped)  # read, not skipped
     for (src, ctype), entries in files.items():
         with DCStore(to, DETNAMES[src]) as cs:
             assert len(cs[ctype]) == len(entries)
@@ -156,17 +156,20 @@ def test_ranges_pars_history_and_aliases(setup):
     assert resolve_alias(EPIX_SRC, to).detname == "epix100a-0007"
 
 
-def test_run_missing_from_table_names_run_and_file(tmp_path, setup):
-    calib, _, _, to = setup
-    runs = write_runs(tmp_path / "short.csv", skip={11})
-    with pytest.raises(InvalidInputError) as ei:
-        import_calibdir(calib, runs, DETNAMES, to)
-    msg = str(ei.value)
-    assert "run 11" in msg and "5-10.data" in msg and "short.csv" in msg
-    assert not to.exists() or not any(to.rglob("*.h5"))
-    runs = write_runs(tmp_path / "nobegin.csv", skip={4})
-    with pytest.raises(InvalidInputError, match=r"run 4 .*4-end\.data"):
-        import_calibdir(calib, runs, DETNAMES, to)
+def test_runs_missing_from_table_map_to_the_next_listed_run(tmp_path, setup):
+    calib, _, files, to = setup
+    runs = write_runs(tmp_path / "short.csv", skip={4, 11})
+    summary = import_calibdir(calib, runs, DETNAMES, to)
+    assert summary.files == {"cspad-0001": 8, "epix100a-0007": 2}
+    with DCStore(to, "cspad-0001") as cs:
+        # 5-10.data: until run 11 begins; run 11 is not listed -> until run 12 begins
+        rng = cs["pedestals"].rangeobj(T(RUN_BEGIN[5]), T(RUN_BEGIN[12]))
+        assert rng.versobj().par("psana1_file").endswith("5-10.data")
+    with DCStore(to, "epix100a-0007") as cs:
+        # 4-end.data: run 4 is not listed -> from run 5 on
+        assert cs["pedestals"].rangeobj(T(RUN_BEGIN[5]), None).versobj().par("run_begin") == 4
+        got = cs.get("pedestals", T(RUN_BEGIN[3]))  # run 3: 3-7.data
+        assert got.tobytes() == files[(EPIX_SRC, "pedestals")][0][2].tobytes()
 
 
 @pytest.mark.parametrize("header,words", [

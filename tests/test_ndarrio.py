@@ -51,14 +51,15 @@ def test_zero_d_one_d_and_big_endian():
     assert b.dtype == np.int32 and b.tolist() == [0, 1, 2, 3, 4]
 
 
-def test_header_layout_and_psana_names():
+def test_header_layout_is_psana_python_writers():
     text = format_ndarrio(np.zeros((2, 3, 4), np.float32), {"TITLE": "x y"})
     lines = text.splitlines()
-    assert lines[:6] == ["# TITLE x y", "# DTYPE float", "# NDIM 3", "# DIM:1 2", "# DIM:2 3",
-                         "# DIM:3 4"]
-    assert len(lines) == 6 + 2 * 3 and lines[6] == "0 0 0 0"
-    assert "# DTYPE double" in format_ndarrio(np.zeros(2))
-    assert "# DTYPE uint16" in format_ndarrio(np.zeros(2, np.uint16))
+    assert lines[:10] == ["# TITLE x y", "", "# SHAPE       (2,3,4)", "# DATATYPE    float32",
+                          "", "# DTYPE       float32", "# NDIM        3", "# DIM:0       2",
+                          "# DIM:1       3", "# DIM:2       4"]
+    assert len(lines) == 11 + 2 * 3 and lines[11] == "0 0 0 0"
+    assert "# DTYPE       float64" in format_ndarrio(np.zeros(2))
+    assert "# DTYPE       uint16" in format_ndarrio(np.zeros(2, np.uint16))
 
 
 def test_psana_dtype_names_map_to_numpy():

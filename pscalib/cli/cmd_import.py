@@ -6,8 +6,10 @@ from typing import Dict, Tuple
 
 import click
 
+from ..errors import PscalibError
 from ..importers.calibdir import import_calibdir
 from ..importers.legacy import import_legacy_files
+from ..ndarrio import dtype_from_name, parse_shape
 from .app import cli
 from .common import echo_json, lock_timeout
 
@@ -49,6 +51,26 @@ def _detname_pairs(ctx, param, values: Tuple[str, ...]):
     return out
 
 
+def _ctype_pairs(kind: str):
+    """click callback: ``CTYPE=VALUE`` options -> {ctype: parsed value}."""
+    def parse(ctx, param, values: Tuple[str, ...]):
+        out = {}
+        for v in values:
+            ctype, sep, rest = v.partition("=")
+            if not sep or not ctype or not rest:
+                raise click.BadParameter(f"{v!r} is not CTYPE={kind} (e.g. pedestals="
+                                         f"{'32,185,388' if kind == 'SHAPE' else 'float32'})",
+                                         ctx, param)
+            try:
+                if kind == "DTYPE":
+                    dtype_from_name(rest)  # checked here for a one-line usage error
+                out[ctype] = parse_shape(rest) if kind == "SHAPE" else rest
+            except PscalibError as exc:
+                raise click.BadParameter(str(exc), ctx, param) from None
+        return out
+    return parse
+
+
 @cli.command("import-calibdir")
 @click.argument("calib", type=click.Path(file_okay=False))
 @click.option("--runs", "runs_csv", required=True, type=click.Path(dir_okay=False),
@@ -59,25 +81,34 @@ def _detname_pairs(ctx, param, values: Tuple[str, ...]):
               help="Calib directory receiving one new store per detector and the aliases.")
 @click.option("--text-ctype", "text_ctypes", multiple=True, default=("geometry",),
               show_default=True, help="Calibration type whose files are kept as text.")
+@click.option("--shape", "shapes", multiple=True, callback=_ctype_pairs("SHAPE"),
+              metavar="CTYPE=D1,D2,...",
+              help="Shape of headerless CTYPE files (when psana1's table has none).")
+@click.option("--dtype", "dtypes", multiple=True, callback=_ctype_pairs("DTYPE"),
+              metavar="CTYPE=NAME", help="dtype of headerless CTYPE files (e.g. float32).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def import_calibdir_cmd(calib: str, runs_csv: str, detnames, calibdir: str,
-                        text_ctypes: Tuple[str, ...], as_json: bool) -> None:
+                        text_ctypes: Tuple[str, ...], shapes, dtypes, as_json: bool) -> None:
     """Import a psana1 text calib directory CALIB into native stores in CALIBDIR.
 
-    Files CALIB/<Group>::CalibV1/<SRC>/<ctype>/<first>-<last|end>.data become ranges from
-    the begin time of run <first> to the begin time of run <last>+1 (or open), taken from
-    the run table. Header lines become parameters; geometry text is kept byte for byte. An
-    alias SRC -> DETNAME is recorded for every source.
+    Only what psana1 reads is imported: the calib group of each source's detector type and
+    the files psana1 selects for some run of the run table. A file <b>-<e|end>.data
+    becomes the range from the begin time of the first listed run at or after b to the
+    begin time of the first listed run at or after e+1 (or open). Header lines become
+    parameters, HISTORY lines history records; geometry text is kept byte for byte.
+    Headerless files get shape and dtype from psana1's detector tables (--shape/--dtype
+    otherwise). An alias SRC -> DETNAME is recorded for every source.
     """
     s = import_calibdir(Path(calib), Path(runs_csv), detnames, Path(calibdir),
-                        text_ctypes=text_ctypes, lock_timeout=lock_timeout())
+                        text_ctypes=text_ctypes, shapes=shapes, dtypes=dtypes,
+                        lock_timeout=lock_timeout())
     if as_json:
         echo_json({"stores": s.stores, "files": s.files, "aliases": s.aliases,
-                   "skipped": s.skipped})
+                   "skipped": [k._asdict() for k in s.skipped]})
         return
     for det, path in sorted(s.stores.items()):
         click.echo(f"{det}: {s.files[det]} files -> {path}")
     for src, det in s.aliases:
         click.echo(f"alias {src} -> {det}")
-    for p in s.skipped:
-        click.echo(f"skipped (not <first>-<last|end>.data in the psana1 layout): {p}", err=True)
+    for k in s.skipped:
+        click.echo(f"{'warning: ' if k.warning else ''}skipped {k.path}: {k.reason}", err=True)

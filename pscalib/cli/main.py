@@ -23,6 +23,7 @@ from . import cmd_exchange  # noqa: E402,F401
 from . import cmd_import  # noqa: E402,F401
 from . import cmd_alias  # noqa: E402,F401
 from . import cmd_store  # noqa: E402,F401
+from . import cmd_change  # noqa: E402,F401
 from . import cmd_states  # noqa: E402,F401
 
 __all__ = ["main", "cli"]
