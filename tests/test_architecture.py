@@ -65,3 +65,17 @@ def test_dcstore_class_body_is_small():
     tree = ast.parse((PKG / "store" / "dcstore.py").read_text())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DCStore")
     assert cls.end_lineno - cls.lineno < 260
+
+
+def test_docs_build_without_warnings():
+    """README.rst and docs/*.rst render with docutils, warnings counted as errors."""
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_docs.py")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().endswith(", 0 problems")
+
+
+def test_no_module_over_500_lines_without_a_reason():
+    long = [name for name, text in _sources().items()
+            if text.count("\n") > 500 and "longer than 500 lines because" not in text]
+    assert long == []

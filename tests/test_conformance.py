@@ -1,36 +1,40 @@
-"""Run the generic read invariants (tests/store_conformance.py) over many stores.
+"""The conformance suite (tests/store_conformance.py) over every backend and kind of store.
 
-To add a backend or a data set, append ``(name, factory)`` to STORE_FACTORIES, where
-``factory(tmp_path) -> path`` returns the path of a store file (it may create it under
-``tmp_path`` or return a shared, read-only file).
+Native stores built through the API, original LCLS DCS files (read-only legacy backend),
+their imports made by the real ``dcs import-legacy`` command, and stores after compaction.
+A new backend or data set is one more subclass here.
 """
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Callable, List, Tuple
 
 import numpy as np
 import pytest
 
+from conftest import LEGACY_DIR, ROOT
 from pscalib import DCStore
-from store_conformance import check_store_invariants
+from store_conformance import ReadOnlyConformance, WritableConformance
 
-Factory = Callable[[Path], Path]
-
-
-def _native(tmp_path: Path) -> Path:
-    return tmp_path / "calib" / "cspad" / "cspad-0001.h5"
+DCS = shutil.which("dcs") or str(Path(sys.executable).with_name("dcs"))
 
 
-def empty_store(tmp_path: Path) -> Path:
-    p = _native(tmp_path)
+def _native(directory: Path) -> Path:
+    return directory / "calib" / "cspad" / "cspad-0001.h5"
+
+
+def empty_store(directory: Path) -> Path:
+    p = _native(directory)
     DCStore(p, mode="a").close()
     return p
 
 
-def many_ranges(tmp_path: Path) -> Path:
-    p = _native(tmp_path)
+def many_ranges(directory: Path) -> Path:
+    p = _native(directory)
     with DCStore(p, mode="a") as cs, cs.transaction():
         for i in range(60):
             cs.add_constants("pedestals", np.full((2, 3), i, dtype=np.float32),
@@ -38,9 +42,9 @@ def many_ranges(tmp_path: Path) -> Path:
     return p
 
 
-def overlaps(tmp_path: Path) -> Path:
+def overlaps(directory: Path) -> Path:
     rnd = random.Random(3)
-    p = _native(tmp_path)
+    p = _native(directory)
     with DCStore(p, mode="a") as cs, cs.transaction():
         seen = set()
         while len(seen) < 30:
@@ -56,8 +60,8 @@ def overlaps(tmp_path: Path) -> Path:
     return p
 
 
-def text_and_0d(tmp_path: Path) -> Path:
-    p = _native(tmp_path)
+def text_and_0d(directory: Path) -> Path:
+    p = _native(directory)
     with DCStore(p, mode="a") as cs, cs.transaction():
         cs.add_constants("geometry", "\n# geo\n\tline\n", "2024-05-01")
         cs.add_constants("geometry", "no newline", "2024-06-01", "2024-07-01")
@@ -71,8 +75,8 @@ def text_and_0d(tmp_path: Path) -> Path:
     return p
 
 
-def deletions(tmp_path: Path) -> Path:
-    p = _native(tmp_path)
+def deletions(directory: Path) -> Path:
+    p = _native(directory)
     with DCStore(p, mode="a") as cs:
         for i in range(4):
             cs.add_constants("pedestals", np.full(3, i, dtype=np.uint16), 0, 1000)
@@ -89,59 +93,107 @@ def deletions(tmp_path: Path) -> Path:
     return p
 
 
-#: (name, factory) pairs; other backends append theirs.
-STORE_FACTORIES: List[Tuple[str, Factory]] = [
-    ("native-empty", empty_store),
-    ("native-many-ranges", many_ranges),
-    ("native-overlaps", overlaps),
-    ("native-text-0d", text_and_0d),
-    ("native-deletions", deletions),
-]
+def legacy_sample(prefix: str) -> Path:
+    hits = sorted(LEGACY_DIR.glob(f"{prefix}*.h5"))
+    if not hits:
+        pytest.skip(f"shared legacy sample {prefix}*.h5 not found in {LEGACY_DIR}")
+    return hits[0]
 
 
-# Original LCLS DCS files (read-only, shared samples) and their native imports.
-def _legacy_sample(prefix: str) -> Factory:
-    def factory(tmp_path: Path) -> Path:
-        from conftest import LEGACY_DIR
-        hits = sorted(LEGACY_DIR.glob(f"{prefix}*.h5"))
-        if not hits:
-            pytest.skip(f"shared legacy sample {prefix}*.h5 not found in {LEGACY_DIR}")
-        return hits[0]
-    return factory
+def imported_by_dcs(prefix: str, directory: Path) -> Path:
+    """The native store ``dcs import-legacy`` (a real process) makes of a legacy sample."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSCALIB_")}
+    env["PYTHONPATH"] = str(ROOT)
+    res = subprocess.run([DCS, "import-legacy", str(legacy_sample(prefix)),
+                          "--to", str(directory / "calib"), "--json"], capture_output=True,
+                         text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    found = sorted((directory / "calib").glob("*/*.h5"))
+    assert len(found) == 1, found
+    return found[0]
 
 
-def _legacy_imported(prefix: str) -> Factory:
-    def factory(tmp_path: Path) -> Path:
-        from pscalib.importers.legacy import import_legacy
-        return import_legacy(_legacy_sample(prefix)(tmp_path), tmp_path / "calib").store
-    return factory
+def compacted(path: Path) -> Path:
+    with DCStore(path, mode="a") as cs:
+        cs.compact()
+    return path
 
 
-STORE_FACTORIES += [
-    ("legacy-cspad", _legacy_sample("cspad-")),
-    ("legacy-epix100a", _legacy_sample("epix100a-")),
-    ("legacy-cspad-imported", _legacy_imported("cspad-")),
-    ("legacy-epix100a-imported", _legacy_imported("epix100a-")),
-]
+# ------------------------------------------------------------------ native stores
+class TestNativeEmpty(WritableConformance):
+    EXPECT = staticmethod(lambda s: s["ctypes"] == 0 and s["records"] >= 1)
+
+    def make(self, directory):
+        return empty_store(directory)
 
 
-#: Optional checks of the summary per factory name, so that a factory cannot silently
-#: degrade into a store on which the invariants pass vacuously.
-EXPECTED = {
-    "native-many-ranges": lambda s: s["ranges"] == 60 and s["gets"] >= 60,
-    "native-overlaps": lambda s: s["ranges"] >= 31 and s["empty_ranges"] == 1
-    and s["gets"] >= 30,
-    "native-text-0d": lambda s: s["text"] == 2 and s["zero_d"] == 2 and s["pars"] >= 5,
-    "native-deletions": lambda s: (s["ctypes"], s["ranges"], s["empty_ranges"],
-                                   s["versions"]) == (1, 2, 1, 3),
-}
+class TestNativeManyRanges(WritableConformance):
+    EXPECT = staticmethod(lambda s: s["ranges"] == 60 and s["versions"] == 60)
+
+    def make(self, directory):
+        return many_ranges(directory)
 
 
-@pytest.mark.parametrize("name, factory", STORE_FACTORIES, ids=[n for n, _ in STORE_FACTORIES])
-def test_store_invariants(tmp_path, name, factory):
-    path = factory(tmp_path)
-    with DCStore(path) as cs:
-        summary = check_store_invariants(cs)
-    assert summary["records"] >= 1 or not name.startswith("native")
-    if name in EXPECTED:
-        assert EXPECTED[name](summary), summary
+class TestNativeOverlaps(WritableConformance):
+    EXPECT = staticmethod(lambda s: s["ranges"] >= 31 and s["empty_ranges"] == 1)
+
+    def make(self, directory):
+        return overlaps(directory)
+
+
+class TestNativeTextAnd0d(WritableConformance):
+    EXPECT = staticmethod(lambda s: s["text"] == 2 and s["zero_d"] == 2 and s["pars"] >= 5)
+
+    def make(self, directory):
+        return text_and_0d(directory)
+
+
+class TestNativeAfterDeletions(WritableConformance):
+    EXPECT = staticmethod(lambda s: (s["ctypes"], s["ranges"], s["empty_ranges"],
+                                     s["versions"]) == (1, 2, 1, 3))
+
+    def make(self, directory):
+        return deletions(directory)
+
+
+class TestNativeCompacted(WritableConformance):
+    EXPECT = staticmethod(lambda s: s["text"] == 2 and s["zero_d"] == 2)
+
+    def make(self, directory):
+        return compacted(text_and_0d(directory))
+
+
+# ------------------------------------------------------------------ legacy files
+class TestLegacyCspad(ReadOnlyConformance):
+    EXPECT = staticmethod(lambda s: s["versions"] >= 1 and s["records"] >= 1)
+
+    def make(self, directory):
+        return legacy_sample("cspad-")
+
+
+class TestLegacyEpix100a(ReadOnlyConformance):
+    EXPECT = staticmethod(lambda s: s["versions"] >= 1)
+
+    def make(self, directory):
+        return legacy_sample("epix100a-")
+
+
+class TestImportedCspad(WritableConformance):
+    EXPECT = staticmethod(lambda s: s["versions"] >= 1 and s["records"] >= 3)
+
+    def make(self, directory):
+        return imported_by_dcs("cspad-", directory)
+
+
+class TestImportedEpix100a(WritableConformance):
+    EXPECT = staticmethod(lambda s: s["versions"] >= 1)
+
+    def make(self, directory):
+        return imported_by_dcs("epix100a-", directory)
+
+
+class TestImportedCspadCompacted(WritableConformance):
+    EXPECT = staticmethod(lambda s: s["versions"] >= 1)
+
+    def make(self, directory):
+        return compacted(imported_by_dcs("cspad-", directory))
