@@ -8,13 +8,13 @@ import click
 
 from ..store.layout import version_name
 from .app import cli
-from .storecommon import (STORE_ARG as _STORE_ARG, complete_ctype, complete_range, object_path,
-                          open_for_write as _open_for_write)
+from .storecommon import (STORE_ARG, complete_ctype, complete_range, object_path,
+                          open_for_write)
 
 
 def _change(store: str, ctype: str, rng: str, vers: str, reason: str, state: str,
             make_default: bool = True) -> None:
-    with _open_for_write(store, create=False) as cs:
+    with open_for_write(store, create=False) as cs:
         v = cs.ctypeobj(ctype).rangeobj(rng).versobj(vers)
         old = v.state()
         if state == "valid":
@@ -37,7 +37,7 @@ _REASON = click.option("--message", "-m", "reason", required=True, metavar="REAS
 
 
 @cli.command("validate")
-@click.argument("store", **_STORE_ARG)
+@click.argument("store", **STORE_ARG)
 @click.argument("ctype", shell_complete=complete_ctype)
 @_RANGE
 @_VERSION
@@ -57,7 +57,7 @@ def validate_cmd(store: str, ctype: str, rng: str, vers: str, reason: str,
 
 
 @cli.command("deprecate")
-@click.argument("store", **_STORE_ARG)
+@click.argument("store", **STORE_ARG)
 @click.argument("ctype", shell_complete=complete_ctype)
 @_RANGE
 @_VERSION
