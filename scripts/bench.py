@@ -210,7 +210,7 @@ class Bench:
             shape = self.shape(spec)
             path = self.detector_store(spec)
             t = T0 + 30 * HOUR
-            with DCStore(path) as cs, h5py.File(path, "r", locking=False) as f:
+            with DCStore(path) as cs, h5py.File(path, "r") as f:
                 dpath = data_path(cs, ctype, t)
                 assert np.array_equal(cs.get(ctype, t), raw_read(f, dpath))
 
@@ -245,7 +245,7 @@ class Bench:
                 return cs.get("common_mode", t)
 
         def base():
-            with h5py.File(path, "r", locking=False) as f:
+            with h5py.File(path, "r") as f:
                 return f[dpath][()]
 
         assert np.array_equal(ours(), base())
@@ -431,16 +431,6 @@ class Bench:
                              f"(linear: 10)", fmt_t(o), fmt_t(b), o / b, 15.0))
 
 
-def _alias_calib(folder: Path, n: int) -> Path:
-    """A calib directory whose cspad alias file holds ``n`` records (n / 4 aliases)."""
-    (folder / "cspad").mkdir(parents=True, exist_ok=True)
-    lines = [f"Src:{i % max(1, n // 4)} cspad-{i % 9999:04d} {1_000_000 + 10 * i} "
-             f"{1_000_000 + 10 * i + 5}" for i in range(n)]
-    (folder / "cspad" / "aliases.txt").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-    # -- get by run and get_all (issue 15)
     def by_run(self) -> None:
         """get(ctype, run=r) and get_all(run=r) against get(ctype, t) at the run's begin.
 
@@ -538,6 +528,18 @@ def _alias_calib(folder: Path, n: int) -> Path:
                              "ranges x 3 versions)", fmt_t(o_tag), fmt_t(b), o_tag / b, 1.5))
         self.rows.append(Row("get(asof=) / get (same store, 750 change-log rows)",
                              fmt_t(o_asof), fmt_t(b), o_asof / b, 1.5))
+
+
+def _alias_calib(folder: Path, n: int) -> Path:
+    """A calib directory whose cspad alias file holds ``n`` records (n / 4 aliases)."""
+    (folder / "cspad").mkdir(parents=True, exist_ok=True)
+    lines = [f"Src:{i % max(1, n // 4)} cspad-{i % 9999:04d} {1_000_000 + 10 * i} "
+             f"{1_000_000 + 10 * i + 5}" for i in range(n)]
+    (folder / "cspad" / "aliases.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+    # -- get by run and get_all (issue 15)
 
 
 def _copy_method(path: Path) -> str:

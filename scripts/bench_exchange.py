@@ -60,7 +60,7 @@ def main(argv=None) -> int:
                 1.7e9 + (args.n // 2 + 1) * day)))
             assert res["u"].unchanged
             t_get = _timed(lambda: cs.get("pedestals", mid), repeat=200)
-        with h5py.File(path, "r", locking=False) as f:  # the index lookup alone
+        with h5py.File(path, "r") as f:  # the index lookup alone
             t_lookup = _timed(lambda: find_identical(f, "0" * 64, known), repeat=20)
         t_verify = _timed(lambda: verify(path))
         t_diff = _timed(lambda: diff_stores(path, path))
