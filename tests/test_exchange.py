@@ -44,7 +44,7 @@ def make_repo(path) -> Path:
 
 
 def data_addr(path, key):
-    with h5py.File(path, "r", locking=False) as f:
+    with h5py.File(path, "r") as f:
         return h5py.h5o.get_info(f[h5path(key) + "/data"].id).addr
 
 
@@ -112,7 +112,7 @@ def test_file_without_payload_index_gets_one_on_next_add(repo):
         g = cs.get("geometry", "2024-05-01")
         v = cs.add_constants("geometry", g, "2026-01-01")
         assert v.linked_to is not None
-    with h5py.File(repo, "r", locking=False) as f:
+    with h5py.File(repo, "r") as f:
         assert f[L.N_PAYLOAD_INDEX].shape[0] == 5
     assert not verify(repo).problems
 
@@ -127,7 +127,7 @@ def test_verify_clean_store_never_modifies_it(repo):
 
 
 def _flip_payload_byte(path, key, at=5):
-    with h5py.File(path, "r", locking=False) as f:
+    with h5py.File(path, "r") as f:
         off = f[h5path(key) + "/data"].id.get_offset()
     assert off is not None
     with open(path, "r+b") as fh:

@@ -91,7 +91,7 @@ def assert_bit_identical(got, want):
 
 def assert_store_matches_raw(cs, raw_path, end_shift=0):
     """Every value of ``cs`` equals the raw legacy file (``end_shift`` 1 for imports)."""
-    with h5py.File(raw_path, "r", locking=False) as f:
+    with h5py.File(raw_path, "r") as f:
         assert cs.dettype() == raw_str(f["dettype"]).decode()
         assert cs.detid() == raw_str(f["detid"]).decode()
         assert cs.detname() == raw_str(f["detname"]).decode()
@@ -153,7 +153,7 @@ def test_legacy_history_records_and_counts():
         assert [r.record for r in recs] == ["add version 1: v1", "add version 2: v2"]
         assert recs[0].tsns == 1795261094_130989_000
         assert {(r.user, r.host, r.action) for r in recs} == {("unknown", "unknown", "legacy")}
-    with h5py.File(CSPAD, "r", locking=False) as f:
+    with h5py.File(CSPAD, "r") as f:
         raw_count = sum(1 for name in _all_names(f) if "/_history/" in name)
     with DCStore(CSPAD) as cs:
         count = len(cs.history_records()) + sum(
@@ -179,7 +179,7 @@ def test_geometry_text_is_byte_exact_and_equals_shared_file():
 
 
 def test_versdef_zero_reports_highest_version():
-    with h5py.File(CSPAD, "r", locking=False) as f:
+    with h5py.File(CSPAD, "r") as f:
         g = f["pedestals/1400000000-1400086400"]
         assert int(g["versdef"][0]) == 0
         want = g["v0002/data"][...]
@@ -191,7 +191,7 @@ def test_versdef_zero_reports_highest_version():
 
 
 def test_get_applies_inclusive_end_and_latest_begin():
-    with DCStore(CSPAD) as cs, h5py.File(CSPAD, "r", locking=False) as f:
+    with DCStore(CSPAD) as cs, h5py.File(CSPAD, "r") as f:
         first_v2 = f["pedestals/1400000000-1400086400/v0002/data"][...]
         first_v1 = f["pedestals/1400000000-1400086400/v0001/data"][...]
         second = f["pedestals/1400050000-end/v0001/data"][...]
@@ -270,9 +270,9 @@ def test_is_legacy_and_unrelated_hdf5(tmp_path):
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f["x"] = np.arange(3)
-    with h5py.File(other, "r", locking=False) as f:
+    with h5py.File(other, "r") as f:
         assert not is_legacy(f)
-    with h5py.File(CSPAD, "r", locking=False) as f:
+    with h5py.File(CSPAD, "r") as f:
         assert is_legacy(f)
     with pytest.raises(StoreFormatError) as ei:
         DCStore(other)
