@@ -1,13 +1,14 @@
 """Issue 13, item 1: every write path refuses a store with a damaged string heap.
 
-The damaged file is the fuzzer's case 1351 of seed 4711 (``scripts/fuzz_files.py``), which
-made ``dcs add`` hang forever while holding the lock: the read-side heap check was skipped
-for the writer's copy, and the dedup lookup read strings from the damaged heap.
+The fuzzer's case 1351 of seed 4711 (``scripts/fuzz_files.py``) made ``dcs add`` hang
+forever while holding the lock: the read-side heap check was skipped for the writer's copy,
+and the dedup lookup read strings from the damaged heap. The fixture makes the same kind of
+damage in a store of today's format.
 """
 from __future__ import annotations
 
 import os
-import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from pscalib import DCStore
 from pscalib.errors import CorruptStoreError
+from pscalib.store.heapcheck import HEAD_BYTES, check_file
 
 from conftest import LEGACY_DIR, ROOT, file_digest
 
@@ -37,21 +39,39 @@ def test_fuzzer_case_1351_passes():
     assert "failures: 0" in r.stdout
 
 
+def _spinning_heap(data: bytes) -> bytes:
+    """``data`` with its last global heap collection beyond the open-time check damaged the
+    way case 1351 damaged one: its first object becomes a free-space record of size 0, on
+    which HDF5 2.0 loops forever (see pscalib/store/heapcheck.py)."""
+    pos = data.rfind(b"GCOL\x01")
+    assert pos > HEAD_BYTES, "the store has no heap collection beyond the head"
+    buf = bytearray(data)
+    struct.pack_into("<HHIQ", buf, pos + 16, 0, 0, 0, 0)
+    return bytes(buf)
+
+
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory) -> Path:
-    """The damaged store of the case, rebuilt the way the fuzzer builds it."""
-    if not LEGACY_DIR.is_dir():
-        pytest.skip("the case numbering needs the shared legacy file as fourth input")
+    """A store whose string heap would hang HDF5, past the bytes checked at open.
+
+    The fuzzer's case 1351 produced such a file from the stores of its day; its byte
+    offsets move whenever the format grows (change log, tags), so the damage is made here
+    at a heap collection found in the file instead (the fuzzer case itself still runs in
+    test_fuzzer_case_1351_passes).
+    """
     work = tmp_path_factory.mktemp("fuzzin")
-    inputs = fuzz.build_inputs(work, "small")
-    master = random.Random(SEED)
-    seeds = [master.getrandbits(64) for _ in range(CASE + 1)]
-    src = inputs[random.Random(seeds[CASE]).randrange(len(inputs))]
-    data, _ = fuzz.corrupt(src.read_bytes(), random.Random(seeds[CASE]))
+    src = work / "calib" / "epix10ka" / "epix10ka-0002.h5"
+    with DCStore(src, mode="x") as cs:
+        for i in range(40):  # enough history strings for collections past the head
+            cs.add_constants("pedestals", np.full((2, 2), float(i)), f"2024-01-{1 + i % 28:02d}",
+                             comment="x" * 200)
+        cs.add_constants("pixel_mask", np.ones((2, 2), np.uint8), "2024-01-01")
+    data = _spinning_heap(src.read_bytes())
     out = tmp_path_factory.mktemp("damaged") / "calib" / "epix10ka" / src.name
     out.parent.mkdir(parents=True)
     out.write_bytes(data)
-    np.save(out.parent.parent.parent / "x.npy", np.ones((2, 2)))
+    with pytest.raises(CorruptStoreError, match="heap"):
+        check_file(out)  # the damage is one the scan knows
     return out
 
 

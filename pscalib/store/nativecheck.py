@@ -401,7 +401,11 @@ def check_native_file(path: Path, rep: VerifyReport, checksums: bool = True) -> 
         rep.add("/", f"cannot be opened as an HDF5 file: {exc}")
         return
     try:
-        unsafe = safety.scan_file(f)  # before anything is read: links, external storage
+        try:
+            unsafe = safety.scan_file(f)  # before anything is read: links, external storage
+        except CorruptStoreError as exc:
+            rep.add("/", str(exc))
+            return
         for where, problem in unsafe:
             rep.add(where, f"{problem}; the store format never uses this (damaged or crafted "
                            f"file) - nothing was read through it")

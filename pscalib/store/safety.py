@@ -176,6 +176,17 @@ def scan_file(f: h5py.File, first_only: bool = False) -> List[Tuple[str, str]]:
     Walks hard links only (each object once, by address), never opening another file and
     reading no raw data. ``first_only`` stops at the first problem.
     """
+    try:
+        return _scan(f, first_only)
+    except CorruptStoreError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        # h5py's answers on damaged metadata (checksums, B-trees, heaps) met on the walk
+        raise CorruptStoreError(f"{f.filename} is damaged: {exc}; restore it from a "
+                                f"copy") from None
+
+
+def _scan(f: h5py.File, first_only: bool) -> List[Tuple[str, str]]:
     problems: List[Tuple[str, str]] = []
     filesize = f.id.get_filesize()
     seen_addr: Set[int] = set()
