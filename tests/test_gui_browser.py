@@ -136,7 +136,8 @@ def test_log_in_change_and_see_it_in_history(site):
     d.get(srv.base + "/gui/d/epix10ka-0001")
     sect = d.find_element(By.ID, f"r-pedestals-{R1}")
     if HAS_STATES:  # deprecate v2 (asks for confirmation first)
-        f = sect.find_element(By.CSS_SELECTOR, "form.act-deprecate")
+        f = [f for f in sect.find_elements(By.CSS_SELECTOR, "form.act-deprecate")
+             if f.find_element(By.NAME, "version").get_attribute("value") == "2"][0]
         f.find_element(By.NAME, "reason").send_keys("bad dark run")
         f.find_element(By.TAG_NAME, "button").click()
         d.switch_to.alert.accept()
@@ -152,6 +153,11 @@ def test_log_in_change_and_see_it_in_history(site):
     first = d.find_elements(By.CSS_SELECTOR, "table.history tbody tr")[0].text  # newest
     assert "alice@" in first and action in first and R1 in first
     with DCStore(info.stores["epix10ka-0001"]) as cs:
-        rec = cs["pedestals"].rangeobj(R1).history_records()[-1]
+        rng = cs["pedestals"].rangeobj(R1)
+        # a state change is recorded on the version (a default it moves, on the range)
+        obj = rng.versobj(2) if action == "deprecate" else rng
+        rec = obj.history_records()[-1]
         assert rec.user == "alice" and rec.action == action
+        if action == "deprecate":
+            assert rng.versobj(2).state() == "deprecated"
     log_out(d)
