@@ -31,6 +31,7 @@ import filelock
 
 from ..config import env_value
 from .atomic import umask_file_mode
+from .leftovers import pid_alive
 from ..errors import LockError, LockTimeoutError, LockUnavailableError, StorePermissionError
 
 __all__ = ["StoreLock", "lock_path_for", "soft_lock_path_for", "default_lock_timeout",
@@ -134,16 +135,6 @@ def check_lock_path(path: Path) -> None:
                     f"not lock through it. Remove it (it holds no data) and try again")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by another user
-    return True
-
-
 def marker_owner(marker: Path) -> Optional[Tuple[int, str, float]]:
     """``(pid, host, mtime)`` of a soft-lock marker, or None if it names no owner.
 
@@ -176,7 +167,7 @@ def break_stale_marker(marker: Path) -> bool:
     from here nobody can tell whether their writer still runs.
     """
     owner = marker_owner(marker)
-    if owner is None or owner[1] != (socket.gethostname() or "?") or _pid_alive(owner[0]):
+    if owner is None or owner[1] != (socket.gethostname() or "?") or pid_alive(owner[0]):
         return False
     try:
         os.unlink(marker)
