@@ -17,7 +17,7 @@ import pytest
 
 from pscalib import DCStore
 from pscalib.errors import LockError, LockTimeoutError
-from pscalib.txn.lock import break_stale_marker, lock_path_for, soft_lock_path_for
+from pscalib.txn.lock import lock_path_for, soft_lock_path_for
 
 from conftest import file_digest
 
@@ -114,7 +114,6 @@ def test_soft_markers_that_cannot_be_checked_block_and_name_their_owner(store, m
                                                                        text, words):
     monkeypatch.setenv("PSCALIB_LOCK_FALLBACK", "soft")
     m = _marker(store, text)
-    assert break_stale_marker(m) is False
     before = file_digest(store)
     with DCStore(store, mode="a", lock_timeout=0.3) as cs:
         with pytest.raises(LockTimeoutError) as ei:
@@ -122,12 +121,6 @@ def test_soft_markers_that_cannot_be_checked_block_and_name_their_owner(store, m
     for w in words:
         assert w in str(ei.value)
     assert m.exists() and file_digest(store) == before
-
-
-def test_a_live_marker_on_this_host_is_kept(store, monkeypatch):
-    monkeypatch.setenv("PSCALIB_LOCK_FALLBACK", "soft")
-    m = _marker(store, f"{os.getpid()}\n{socket.gethostname()}\n1\n")
-    assert break_stale_marker(m) is False and m.exists()
 
 
 def test_library_error_class_for_odd_lock_paths(store):

@@ -6,10 +6,11 @@ with :class:`~pscalib.errors.LockUnavailableError` instead of silently running u
 with ``PSCALIB_LOCK_FALLBACK=soft``: an exclusive-create marker file ``.<name>.softlock``,
 which works on any filesystem. A soft-mode writer also takes the flock where the filesystem
 supports it, so soft- and flock-mode writers of one store still exclude each other. A marker
-left by a killed writer is broken by the next writer on the same host (its pid is dead); one
-left by a writer on another host (or an empty one, from an older pscalib) must be removed
-by hand once that writer is known to be gone; the marker records the owner (filelock writes
-pid and host; its mtime is the time) and a timeout names it (docs/transactions.rst, "Soft locks").
+left by a killed writer is broken by the next writer on the same host (filelock sees that
+its pid is dead). One left by a writer on another host (or an empty one, from an older
+pscalib) must be removed by hand once that writer is known to be gone; the marker records
+the owner (filelock writes pid and host; its mtime is the time) and a timeout names it
+(docs/transactions.rst, "Soft locks").
 
 A lock path that is a directory, a symbolic link or another non-regular file is refused with
 a message saying what it is: locking (and recording the holder) through a link would write
@@ -31,11 +32,10 @@ import filelock
 
 from ..config import env_value
 from .atomic import umask_file_mode
-from .leftovers import pid_alive
 from ..errors import LockError, LockTimeoutError, LockUnavailableError, StorePermissionError
 
 __all__ = ["StoreLock", "lock_path_for", "soft_lock_path_for", "default_lock_timeout",
-           "check_lock_path", "break_stale_marker", "marker_owner"]
+           "check_lock_path", "marker_owner"]
 
 DEFAULT_LOCK_TIMEOUT = 120.0
 
@@ -160,22 +160,6 @@ def describe_marker(marker: Path) -> str:
             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(mtime))})")
 
 
-def break_stale_marker(marker: Path) -> bool:
-    """Remove a soft-lock marker whose owner is a dead process on this host; True if removed.
-
-    Markers of other hosts, and empty or unreadable ones, are never broken automatically:
-    from here nobody can tell whether their writer still runs.
-    """
-    owner = marker_owner(marker)
-    if owner is None or owner[1] != (socket.gethostname() or "?") or pid_alive(owner[0]):
-        return False
-    try:
-        os.unlink(marker)
-    except OSError:
-        return False
-    return True
-
-
 class StoreLock:
     """Exclusive writer lock for one file; usable as a context manager.
 
@@ -213,8 +197,9 @@ class StoreLock:
                 f"object, inside its transaction")
         check_lock_path(self.path)
         if self._soft is not None:
+            # a marker of a dead writer on this host is broken by filelock itself (it records
+            # pid, host and a token); breaking it here too would race with a new owner
             check_lock_path(soft_lock_path_for(self.target))
-            break_stale_marker(soft_lock_path_for(self.target))
         try:
             if self._soft is not None:
                 self._soft.acquire()
