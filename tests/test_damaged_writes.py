@@ -87,7 +87,9 @@ WRITES = [
     ["par", "{s}", "set", "fuzz=1"],
     ["set-default", "{s}", "pedestals", "1", "--range", "2024-01-01"],
     ["delete", "{s}", "pixel_mask", "--yes"],
-    ["merge", "{o}", "{s}"],
+    # --prefer: the plan reads only what it compares (the read path no longer scans the
+    # whole file, issue 18) and would stop at a conflict before writing
+    ["merge", "{o}", "{s}", "--prefer", "source"],
     ["copy", "{s}", "copied/epix10ka-0002.h5"],
 ]
 

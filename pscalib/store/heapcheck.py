@@ -8,24 +8,38 @@ an object size that wraps around in 64-bit arithmetic) makes that loop spin fore
 the C library, where no Python timeout or signal handler can interrupt it.
 ``scripts/fuzz_files.py`` found that a few damaged bytes there make opening a store hang.
 
-:func:`check_head` reads the start of the file, where the collection holding the root
-attributes is written when a store is created, and raises
-:class:`~pscalib.errors.CorruptStoreError` for such a collection before HDF5 touches it.
-Collections further into the file are not scanned at open (that would mean reading the
-whole file each time); :func:`check_file` scans them all and runs before ``verify`` and
-before the first history read of an open store. Text payloads read by ``get`` are not
-protected: a damaged heap holding one can still hang HDF5.
+Two ways to keep HDF5 away from such a collection (docs/design/engine-reads.rst):
+
+* :class:`HeapGuard` is the file object of a second, read-only HDF5 handle (h5py's
+  ``fileobj`` driver) through which pscalib reads every string outside the ``get`` hot
+  path. HDF5 reads a collection whole (``collection size`` bytes at its address) before it
+  parses it; the guard checks exactly those reads and raises
+  :class:`~pscalib.errors.CorruptStoreError` instead of handing HDF5 a collection it would
+  spin on. Only the collections HDF5 actually reads are checked, whatever the file size,
+  and bytes elsewhere (payloads that happen to contain ``GCOL``) are never judged.
+* :func:`check_file` scans the whole file for collection signatures (for the writer's
+  private copy and ``verify``, which read the whole file anyway). A signature whose
+  collection would spin is *confirmed* before the file is called damaged: the file is
+  walked through a :class:`HeapGuard` handle reading every attribute and string dataset,
+  and only a collection that walk reads (a real one) is damage. :func:`check_head` does
+  the same for the first bytes of the file (the root attributes) on every open.
 """
 from __future__ import annotations
 
+import functools
+import io
 import os
 import struct
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
+
+import h5py
+from h5py import h5f, h5fd, h5p
 
 from ..errors import CorruptStoreError
 
-__all__ = ["check_head", "check_file", "HEAD_BYTES"]
+__all__ = ["check_head", "check_file", "HEAD_BYTES", "HeapGuard", "GuardedFile",
+           "open_guarded", "StringHandle", "reads_strings"]
 
 #: Bytes read at open: superblock, root group and the first collection (4 KiB at 2 KiB).
 HEAD_BYTES = 8192
@@ -33,11 +47,12 @@ _SIG = b"GCOL"
 _HDR = 16            # signature, version, 3 reserved bytes, collection size (8-byte lengths)
 _OBJ = struct.Struct("<HHIQ")  # object index, reference count, reserved, object size
 _MASK = (1 << 64) - 1
+_MAX_SCAN = 1 << 20  # larger claims in the scan are judged by a guarded read, not here
 
 
-def _spins(buf: bytes, start: int) -> bool:
+def _spins(buf: Any, start: int) -> bool:
     """True if HDF5's parse of the collection at ``start`` would never advance."""
-    if buf[start + 4:start + 5] != b"\x01" or start + _HDR > len(buf):
+    if bytes(buf[start + 4:start + 5]) != b"\x01" or start + _HDR > len(buf):
         return False  # not a version-1 collection header: not ours to judge
     size = struct.unpack_from("<Q", buf, start + 8)[0]
     end = start + size
@@ -54,10 +69,214 @@ def _spins(buf: bytes, start: int) -> bool:
     return False
 
 
+def _damage(name: Any, pos: int) -> CorruptStoreError:
+    return CorruptStoreError(f"{name} is damaged: the HDF5 global heap at byte {pos} is "
+                             f"corrupt (HDF5 would hang reading it); restore the file from "
+                             f"a copy")
+
+
+# ------------------------------------------------------------------ the guarded handle
+class HeapGuard(io.RawIOBase):
+    """Read-only file object for h5py's ``fileobj`` driver that checks heap collections.
+
+    HDF5 loads a global heap collection by reading ``collection size`` bytes at its
+    address (after a first read of 4096 bytes to learn the size) and then parses them; a
+    read that returns exactly such an image (``GCOL``, version 1, size equal to the read)
+    is checked with the emulation of that parse before HDF5 sees it. Reads use ``preadv``
+    at the guard's own position, so a duplicated descriptor shares nothing with HDF5's.
+    """
+
+    def __init__(self, fd: int, name: Any):
+        super().__init__()
+        self._fd = fd
+        self._pos = 0
+        self.name = name
+        #: the CorruptStoreError raised inside HDF5 (h5py passes it on; kept to repeat it)
+        self.damage: Optional[CorruptStoreError] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            offset += os.fstat(self._fd).st_size
+        elif whence == io.SEEK_CUR:
+            offset += self._pos
+        self._pos = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buf: Any) -> int:
+        n = os.preadv(self._fd, [buf], self._pos)
+        if n >= 4096 and bytes(buf[:5]) == b"GCOL\x01":
+            mv = memoryview(buf)[:n]
+            if struct.unpack_from("<Q", mv, 8)[0] == n and _spins(mv, 0):
+                self.damage = _damage(self.name, self._pos)
+                raise self.damage
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+class GuardedFile:
+    """A read-only h5py file whose reads of heap collections go through a :class:`HeapGuard`.
+
+    Close it before dropping it: HDF5 must close its file before the file object goes.
+    """
+
+    def __init__(self, fd: int, name: Any):
+        self.guard = HeapGuard(fd, name)
+        try:
+            fapl = h5p.create(h5p.FILE_ACCESS)
+            fapl.set_fileobj_driver(h5fd.fileobj_driver, self.guard)
+            self.f = h5py.File(h5f.open(os.fsencode(str(name)), h5f.ACC_RDONLY, fapl=fapl))
+        except BaseException:
+            self.guard.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except Exception:  # closing after damage must not mask the error that was raised
+            pass
+        self.guard.close()
+
+
+def open_guarded(path: Union[str, Path], fd: Optional[int] = None,
+                 name: Optional[Any] = None) -> GuardedFile:
+    """Open ``path`` (or a duplicate of the open descriptor ``fd``: the same file even if
+    ``path`` was replaced since) read-only through a :class:`HeapGuard`."""
+    own = os.dup(fd) if fd is not None else os.open(path, os.O_RDONLY)
+    try:
+        return GuardedFile(own, name if name is not None else path)
+    except BaseException:
+        try:
+            os.close(own)
+        except OSError:
+            pass
+        raise
+
+
+class StringHandle:
+    """The handle a reader reads strings through, opened on the first string read.
+
+    Read-only (``writable`` False): a :class:`GuardedFile` twin of the open file ``f`` on a
+    duplicate of its descriptor, so it is the same file even if the path was replaced
+    since; HDF5 then never parses a heap collection that would make it spin, and no scan of
+    the file is needed. Writable (a transaction's copy, scanned whole when the transaction
+    began): ``f`` itself.
+    """
+
+    def __init__(self, f: h5py.File, name: Any, writable: bool):
+        self._f, self._name, self._writable = f, name, writable
+        self.guarded: Optional[GuardedFile] = None
+        #: the guard's error once it refused a collection: every later string read repeats it
+        self.damage: Optional[CorruptStoreError] = None
+
+    def file(self) -> h5py.File:
+        if self._writable:
+            return self._f
+        if self.damage is not None:
+            raise self.damage
+        if self.guarded is None:
+            try:
+                fd: Optional[int] = self._f.id.get_vfd_handle()
+            except Exception:  # not the sec2 driver: open the path
+                fd = None
+            self.guarded = open_guarded(self._name, fd=fd, name=self._name)
+        return self.guarded.f
+
+    def refused(self) -> Optional[CorruptStoreError]:
+        """The guard's error if it refused a collection (the twin is then closed at once:
+        HDF5 must not meet that collection again), else None."""
+        gf = self.guarded
+        if gf is not None and gf.guard.damage is not None:
+            self.damage, self.guarded = gf.guard.damage, None
+            gf.close()
+        return self.damage
+
+    def close(self) -> None:
+        if self.guarded is not None:
+            self.guarded.close()
+            self.guarded = None
+
+
+def reads_strings(method: Callable) -> Callable:
+    """Decorator of backend read methods that read through ``self._strings``: whatever
+    h5py makes of the guard's refusal, the caller gets the guard's CorruptStoreError."""
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            err = self._strings.refused()
+            if err is None:
+                raise
+            raise err from None
+    return wrapper
+
+
+# ------------------------------------------------------------------ confirming a signature
+def _read_strings(obj: Any, filesize: int) -> None:
+    """Read every attribute of ``obj`` and, for a dataset holding variable-length data
+    stored inside the file, its values (which makes HDF5 load their heap collections)."""
+    for k in obj.attrs:
+        obj.attrs[k]
+    if not isinstance(obj, h5py.Dataset) or not h5py.check_vlen_dtype(obj.dtype) and not (
+            obj.dtype.names and any(obj.dtype[n].kind == "O" for n in obj.dtype.names)):
+        return
+    dcpl = obj.id.get_create_plist()
+    # 16 bytes per heap reference are stored per element: a larger claim is not this file's
+    if dcpl.get_external_count() == 0 and obj.size * 16 <= filesize:
+        obj[()]
+
+
+def _confirm(path: Union[str, Path], name: Any, pos: int,
+             root_only: bool) -> Optional[CorruptStoreError]:
+    """The error for the suspect collection at byte ``pos``, or None if it is not real.
+
+    A guarded walk reads the root attributes (``root_only``) or every attribute and string
+    dataset of the file: the collections it loads are the real ones, and the guard stops it
+    at one HDF5 would spin on. A walk that cannot finish (other damage) confirms the
+    suspicion: refusing is the safe side.
+    """
+    try:
+        gf = open_guarded(path, name=name)
+    except CorruptStoreError as exc:
+        return exc
+    except Exception:
+        return _damage(name, pos)
+    try:
+        size = os.fstat(gf.guard.fileno()).st_size
+        _read_strings(gf.f, size)
+        if not root_only:
+            gf.f.visititems(lambda _n, obj: _read_strings(obj, size))
+    except Exception:
+        return gf.guard.damage or _damage(name, pos)
+    finally:
+        gf.close()
+    return gf.guard.damage
+
+
+# ------------------------------------------------------------------ scans
 def check_head(path: Union[str, Path], head: int = HEAD_BYTES) -> None:
     """Raise CorruptStoreError if a heap collection in the first ``head`` bytes would hang HDF5.
 
-    Reads at most ``head`` bytes plus the rest of a collection that starts there.
+    Reads at most ``head`` bytes plus the rest of a collection that starts there; a
+    signature whose collection would spin is confirmed by a guarded read of the root
+    attributes (bytes of a small payload there may look like one).
     """
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -69,12 +288,12 @@ def check_head(path: Union[str, Path], head: int = HEAD_BYTES) -> None:
         while pos >= 0:
             if pos + _HDR <= len(buf) and buf[pos + 4:pos + 5] == b"\x01":
                 size = struct.unpack_from("<Q", buf, pos + 8)[0]
-                if len(buf) < pos + size <= pos + (1 << 20):  # read the whole collection
+                if len(buf) < pos + size <= pos + _MAX_SCAN:  # read the whole collection
                     buf += os.pread(fd, pos + size - len(buf), len(buf))
                 if _spins(buf, pos):
-                    raise CorruptStoreError(
-                        f"{path} is damaged: the HDF5 global heap at byte {pos} is corrupt "
-                        f"(HDF5 would hang reading it); restore the file from a copy")
+                    err = _confirm(path, path, pos, root_only=True)
+                    if err is not None:
+                        raise err
             pos = buf.find(_SIG, pos + 4, head)
     except OSError:
         return
@@ -86,12 +305,15 @@ def check_file(path: Union[str, Path], chunk: int = 8 << 20,
                name: Optional[Union[str, Path]] = None) -> None:
     """Like :func:`check_head` for every heap collection in the file (reads it all once).
 
-    ``name`` is the file named in the error (e.g. the store whose private copy ``path`` is).
+    A signature whose collection would spin is damage only if a guarded walk of the file
+    reads it (payload bytes may contain ``GCOL`` and a plausible header). ``name`` is the
+    file named in the error (e.g. the store whose private copy ``path`` is).
     """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
+    suspects = []
     try:
         size = os.fstat(fd).st_size
         base = 0
@@ -102,15 +324,16 @@ def check_file(path: Union[str, Path], chunk: int = 8 << 20,
                 hdr = buf[pos:pos + _HDR]
                 if len(hdr) == _HDR and hdr[4:5] == b"\x01":
                     n = struct.unpack_from("<Q", hdr, 8)[0]
-                    if 4096 <= n <= (1 << 20) and _spins(os.pread(fd, n, base + pos), 0):
-                        raise CorruptStoreError(
-                            f"{name or path} is damaged: the HDF5 global heap at byte "
-                            f"{base + pos} is "
-                            f"corrupt (HDF5 would hang reading it); restore the file from "
-                            f"a copy")
+                    if 4096 <= n <= _MAX_SCAN and _spins(os.pread(fd, n, base + pos), 0):
+                        suspects.append(base + pos)
                 pos = buf.find(_SIG, pos + 4)
             base += chunk
     except OSError:
         return
     finally:
         os.close(fd)
+    if suspects:
+        err = _confirm(path, name or path, suspects[0], root_only=False)
+        if err is not None:
+            raise err
+

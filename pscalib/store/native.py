@@ -26,7 +26,7 @@ from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
-from .heapcheck import check_file
+from .heapcheck import StringHandle, reads_strings as _strings
 from . import safety
 
 __all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path", "store_error", "H5_ERRORS"]
@@ -40,7 +40,6 @@ def is_native(f: h5py.File) -> bool:
 
 _guard = corrupt_guard("run 'dcs verify' on the file and restore it from a copy if it "
                        "is damaged")
-
 
 
 def _guard_write(method):
@@ -111,6 +110,7 @@ class NativeBackend(WritableBackend):
         if ver < 1:
             raise CorruptStoreError(f"{self.filename}: invalid format version {ver}")
         self.format_version = ver
+        self._strings = StringHandle(f, self.filename, self.writable)  # see _sf
         # paths whose links (and datasets) passed the safety checks
         self._safe: set = set() if self.writable else safety.known_safe(f)
 
@@ -141,8 +141,9 @@ class NativeBackend(WritableBackend):
         return self.f[self._path(h5path(key))] if key else self.f
 
     @_guard
+    @_strings
     def meta(self) -> Dict[str, Any]:
-        a = self.f.attrs
+        a = self._sf().attrs
         out: Dict[str, Any] = {name: decode_par(a[name]) if name in a else None
                                for name in L.ROOT_META}
         if out[L.A_TSCFILE] is not None:
@@ -190,11 +191,13 @@ class NativeBackend(WritableBackend):
         return out
 
     @_guard
+    @_strings
     def version_info(self, key: Key) -> VersionInfo:
-        self._check_heaps()
-        g = self.f[self._path(h5path(key))]
-        a = g.attrs
-        ds = h5py.Dataset(self._dataset(h5path(key) + "/" + L.N_DATA))
+        sf = self._sf()
+        a = sf[self._path(h5path(key))].attrs
+        dpath = h5path(key) + "/" + L.N_DATA
+        self._dataset(dpath)  # the safety checks, on the main handle
+        ds = sf[dpath]
         kind = decode_par(a[L.A_KIND])
         sha = decode_par(a[L.A_SHA256]) if L.A_SHA256 in a else None
         if kind == L.KIND_TEXT:
@@ -205,38 +208,42 @@ class NativeBackend(WritableBackend):
                            tuple(ds.shape), int(ds.dtype.itemsize * int(np.prod(ds.shape))))
 
     @_guard
+    @_strings
     def payload(self, key: Key) -> Payload:
         path = h5path(key) + "/" + L.N_DATA
         dsid = self._dataset(path)
         # the dataset type says text or array: no attribute read on the hot path
-        if is_string_dataset(dsid):
-            return read_payload(h5py.Dataset(dsid), L.KIND_TEXT)
+        if is_string_dataset(dsid):  # a heap read: through the guarded handle
+            return read_payload(self._sf()[path], L.KIND_TEXT)
         return read_id(dsid)
 
     @_guard
+    @_strings
     def dictpars(self, key: Key) -> Dict[str, Any]:
-        self._check_heaps()
-        g = self._group(key).get(L.N_DICTPARS)
+        g = self._sgroup(key).get(L.N_DICTPARS)
         if g is None:
             return {}
         return {k: decode_par(v) for k, v in g.attrs.items()}
 
     @_guard
+    @_strings
     def history(self, key: Key) -> List[HistoryRecord]:
-        self._check_heaps()
-        g = self._group(key)
+        g = self._sgroup(key)
         if L.N_HISTORY in g:
             self._dataset(f"{h5path(key)}/{L.N_HISTORY}" if key else L.N_HISTORY)
         return read_history(g)
 
-    def _check_heaps(self) -> None:
-        # once per open file, before reading strings outside the get() hot path (history,
-        # version attributes, dictpars): a damaged string heap would hang HDF5
-        if not self.writable and not getattr(self, "_heaps_ok", False):
-            check_file(self.filename)
-            self._heaps_ok = True
+    def _sf(self) -> h5py.File:
+        """The handle strings are read through (all but the array ``get`` hot path): a
+        guarded twin of ``self.f`` (:class:`~pscalib.store.heapcheck.StringHandle`)."""
+        return self._strings.file()
+
+    def _sgroup(self, key: Key) -> h5py.Group:
+        """:meth:`_group` on the string handle (links checked on the main one)."""
+        return self._sf()[self._path(h5path(key))] if key else self._sf()
 
     def close(self) -> None:
+        self._strings.close()  # the twin first: HDF5's file before its file object
         try:
             self.f.close()
         except Exception:  # closing a damaged file must not mask the original error
@@ -419,18 +426,18 @@ class NativeBackend(WritableBackend):
 
     # ------------------------------------------------- states and tombstones (format 2)
     @_guard
+    @_strings
     def version_state(self, key: Key) -> StateInfo:
         if self.format_version < L.FORMAT_STATES:
             return StateInfo("valid")  # format 1: no states, every version valid
-        self._check_heaps()
-        return read_state(self.f[h5path(key)].attrs)
+        return read_state(self._sf()[self._path(h5path(key))].attrs)
 
     @_guard
+    @_strings
     def tombstones(self) -> List[Tombstone]:
         if self.format_version < L.FORMAT_STATES:
             return []
-        self._check_heaps()
-        return read_tombstones(self.f)
+        return read_tombstones(self._sf())
 
     def upgrade_format(self) -> bool:
         """Make the file format 2 (before writing a state or tombstone); True if it was 1."""
@@ -454,14 +461,14 @@ class NativeBackend(WritableBackend):
 
     # ------------------------------------------------ change log and tags (any format)
     @_guard
+    @_strings
     def changelog(self) -> Tuple[Optional[int], List[LogRow]]:
-        self._check_heaps()
-        return read_changelog(self.f)
+        return read_changelog(self._sf())
 
     @_guard
+    @_strings
     def tag_rows(self) -> List[TagRow]:
-        self._check_heaps()
-        return read_tags(self.f)
+        return read_tags(self._sf())
 
     @_guard_write
     def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
