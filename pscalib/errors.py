@@ -14,6 +14,7 @@ Hierarchy::
     │   ├── InvalidPayloadError                  constants that cannot be stored
     │   ├── InvalidParameterError                dictpars value of an unsupported type
     │   ├── StateTransitionError                 a version state change the rules refuse
+    │   ├── OutArrayError                        get(out=...) array of the wrong kind
     │   └── TagError                             tag name taken or bad, published tag changed
     ├── NotFoundError (also LookupError)         something asked for does not exist
     │   ├── StoreNotFoundError                   no store file for that name/path
@@ -67,7 +68,7 @@ __all__ = [
     "StateTransitionError", "DeprecatedVersionError",
     "RunNotFoundError", "RunTableError", "AliasMismatchError",
     "AsOfUnavailableError", "PurgedVersionError", "TagNotFoundError", "TagError",
-    "ProtectedByTagError", "ManifestError",
+    "ProtectedByTagError", "ManifestError", "OutArrayError",
 ]
 
 
@@ -89,6 +90,11 @@ class InvalidNameError(InvalidInputError):
 
 class InvalidPayloadError(InvalidInputError):
     """Calibration constants that cannot be stored (dtype, emptiness, encoding, size)."""
+
+
+class OutArrayError(InvalidInputError):
+    """The ``out=`` array of a ``get`` cannot take the version's payload (shape, dtype,
+    layout, read-only, or a text payload); nothing was read into it."""
 
 
 class InvalidParameterError(InvalidInputError):

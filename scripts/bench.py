@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -228,6 +229,83 @@ class Bench:
             self.rows.append(Row(f"get {name} {shape} {np.dtype(dtype).name} "
                                  f"({nbytes / MB:.1f} MB), store open / raw h5py read",
                                  fmt_t(ours), fmt_t(base), ours / base, 1.10))
+
+    # -- get(out=) of a 50 MB array vs preadv into the same buffer
+    def get_out(self) -> None:
+        name, _, ctype, _, dtype = JUNGFRAU
+        shape = self.shape(JUNGFRAU)
+        path = self.detector_store(JUNGFRAU)
+        t = T0 + 30 * HOUR
+        out = np.empty(shape, dtype)
+        out.fill(0)  # faulted in once: both sides then write into resident pages
+        with DCStore(path) as cs, h5py.File(path, "r") as f:
+            offset = f[data_path(cs, ctype, t)].id.get_offset()
+            fd = os.open(path, os.O_RDONLY)
+            buf = memoryview(out.reshape(-1).view(np.uint8))
+            try:
+                def preadv():
+                    return os.preadv(fd, [buf], offset)
+
+                assert cs.get(ctype, t, out=out) is out
+                want = out.copy()
+                out.fill(0)
+                preadv()
+                assert np.array_equal(out, want)
+                o, b = interleaved(lambda: cs.get(ctype, t, out=out), preadv,
+                                   self.a.repeat * 10)
+            finally:
+                os.close(fd)
+        self.rows.append(Row(f"get(out=) {name} {shape} ({out.nbytes / MB:.1f} MB), store "
+                             f"open / preadv into the same buffer", fmt_t(o), fmt_t(b), o / b,
+                             1.10))
+
+    # -- metadata reads: a 1 GB store vs a 10 MB one of the same shape
+    def meta_reads(self) -> None:
+        big = int(self.a.gb * 1e9)
+        small = 10_000_000 if big >= 100_000_000 else max(big // 10, 100_000)
+        nver = 8  # both stores: 4 ranges x 2 versions, dictpars, comments, history
+        paths = []
+        for total in (big, small):
+            path = self.store_path(f"epix10ka-{len(paths) + 7:04d}")
+            n = max(1, total // nver // 4)
+            with DCStore(path, mode="a") as cs, cs.transaction():
+                for i in range(nver):
+                    cs.add_constants("pedestals", np.full(n, i, np.float32),
+                                     T0 + (i // 2) * 24 * HOUR, T0 + (i // 2 + 1) * 24 * HOUR,
+                                     comment=f"version {i}", dictpars={"gain": i, "mode": "x"})
+            paths.append(path)
+        t = T0 + 30 * HOUR
+
+        def lib(path):
+            def run():
+                with DCStore(path) as cs:
+                    ver = cs.version_at("pedestals", t)
+                    ver.info()
+                    ver.dictpars()
+                    ver.history_records()
+                    cs.history_records()
+            return run
+
+        dcs = ([shutil.which("dcs")] if shutil.which("dcs") else
+               [sys.executable, "-c", "from pscalib.cli.main import main; main()"])
+
+        def cli(path):
+            def run():
+                r = subprocess.run(dcs + ["print", str(path)], capture_output=True,
+                                   timeout=120)
+                assert r.returncode == 0, r.stderr
+            return run
+
+        sizes = [p.stat().st_size for p in paths]
+        what = f"{sizes[0] / 1e9:.2f} GB store / same on a {sizes[1] / MB:.0f} MB one"
+        o, b = interleaved(lib(paths[0]), lib(paths[1]), self.a.repeat * 4)
+        self.rows.append(Row(f"open + info() + dictpars() + history() on a {what}", fmt_t(o),
+                             fmt_t(b), o / b, 2.0))
+        o, b = interleaved(cli(paths[0]), cli(paths[1]), max(3, self.a.repeat // 2),
+                           warmup=1)
+        self.rows.append(Row(f"dcs print on a {what}", fmt_t(o), fmt_t(b), o / b, 2.0))
+        for p in paths:
+            p.unlink()
 
     # -- open + get of a 4x4 array
     def open_small(self) -> None:
@@ -569,7 +647,8 @@ def _ndarrio_io(txt: Path, arr: np.ndarray) -> Tuple[Callable[[], np.ndarray], s
 
 # ---------------------------------------------------------------------------- main
 #: figure name (for --only) -> Bench method, in the order of the table
-STEPS = {"get": "big_get", "open": "open_small", "ranges": "many_ranges",
+STEPS = {"get": "big_get", "out": "get_out", "open": "open_small", "meta": "meta_reads",
+         "ranges": "many_ranges",
          "change": "big_change", "size": "size_overhead", "runs": "by_run", "frozen": "frozen",
          "ndarrio": "ndarrio", "aliases": "aliases"}
 

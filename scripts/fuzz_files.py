@@ -193,6 +193,7 @@ def _exercise(path: Path, rng: random.Random, write: bool) -> List[str]:
                         for fn in (ver.info, ver.calib, ver.dictpars, ver.history,
                                    ver.is_default):
                             attempt(fn)
+                        attempt(lambda: _read_into(ver))
                 for t in ("2000-01-01", "2024-01-15", "2024-07-01", "2030-01-01",
                           rng.randrange(0, 2**31)):
                     attempt(lambda: cs.get(ctype, t))
@@ -207,6 +208,15 @@ def _exercise(path: Path, rng: random.Random, write: bool) -> List[str]:
                 ws.set_par("fuzz", 1)
         attempt(change)
     return met
+
+
+def _read_into(ver) -> None:
+    """``calib(out=)`` into an array of what ``info()`` says (claims over 64 MB skipped:
+    a damaged shape must not make the harness allocate it)."""
+    import numpy as np
+    info = ver.info()
+    if info.kind == "ndarray" and info.nbytes <= 1 << 26:
+        ver.calib(out=np.empty(info.shape, info.dtype))
 
 
 def _inject(kind: Optional[str]) -> None:

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from pscalib import DCStore
-from pscalib.errors import CorruptStoreError
 from pscalib.exchange import verify
 from pscalib.store.heapcheck import HEAD_BYTES, _spins, check_file
 
@@ -109,7 +108,6 @@ def _damaged(tmp_path: Path) -> Path:
 _READS = """
 import sys, time
 from pscalib import DCStore
-from pscalib.errors import CorruptStoreError
 what = sys.argv[2]
 t = time.perf_counter()
 cs = DCStore(sys.argv[1])

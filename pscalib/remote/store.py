@@ -23,6 +23,7 @@ from ..store.dcbase import DCBase
 from ..store.dcobjects import _parse_vers
 from ..store.dcstore import DCStore, register_url_store
 from ..store.history import HistoryRecord
+from ..store.outarray import copy_into
 from ..store.payload import Payload
 from ..store.selection import SelectionCache
 from ..timestamps import TimeLike, format_ns, to_ns
@@ -205,16 +206,23 @@ class RemoteStore(DCStore):
 
     def get(self, ctype: str, tsp: Optional[TimeLike] = None,
             vers: Any = None, *, tsprod: Optional[TimeLike] = None, run: Optional[int] = None,
-            experiment: Optional[str] = None, **library_kw: Any) -> Payload:
+            experiment: Optional[str] = None, out: Any = None,
+            **library_kw: Any) -> Payload:
         """The constants of ``ctype`` valid at ``tsp`` or at the begin of ``run`` (as
         :meth:`DCStore.get`; the run table is the served one), asked of the service and
-        loaded by sha256 from the cache or the service (verified)."""
+        loaded by sha256 from the cache or the service (verified).
+
+        ``out`` (as :meth:`DCStore.get`) is filled by a copy: the payload arrives as an
+        HTTP body or a cache file that is decoded and checked whole first."""
         if run is not None:
             library_kw["run"] = run
         if experiment is not None:
             library_kw["experiment"] = experiment
         ans = self.lookup(ctype, tsp, vers, tsprod=tsprod, **library_kw)
-        return self._client.payload(ans["sha256"], ans["kind"])
+        payload = self._client.payload(ans["sha256"], ans["kind"])
+        if out is None:
+            return payload
+        return copy_into(payload, out, f"the {ctype} constants")
 
     def get_all(self, tsp: Optional[TimeLike] = None, *, run: Optional[int] = None,
                 experiment: Optional[str] = None) -> Dict[str, Payload]:

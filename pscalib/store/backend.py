@@ -30,7 +30,9 @@ import numpy as np
 from ..errors import CorruptStoreError, PscalibError
 from ..txn.atomic import TMP_MARK, os_error
 
+from . import layout as L
 from .history import HistoryRecord
+from .outarray import copy_into
 from .payload import Payload
 from .records import LogRow, TagRow
 from .states import StateInfo
@@ -39,10 +41,15 @@ from .tombstones import Tombstone
 Key = Tuple
 
 __all__ = ["Backend", "WritableBackend", "RangeTable", "VersionInfo", "Key", "H5_ERRORS",
-           "corrupt_guard", "store_error"]
+           "corrupt_guard", "store_error", "describe_key"]
 
 #: What h5py raises on damaged files (besides segfaults and hangs, handled elsewhere).
 H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError)
+
+
+def describe_key(key: Key) -> str:
+    """``version 3 of pedestals/<range>``: a version key in messages."""
+    return f"version {key[3]} of {key[0]}/{L.range_name(key[1], key[2])}"
 
 
 def corrupt_guard(advice: str) -> Callable:
@@ -153,6 +160,12 @@ class Backend:
 
     def payload(self, key: Key) -> Payload:
         raise NotImplementedError
+
+    def payload_into(self, key: Key, out: Any) -> np.ndarray:
+        """Read an array payload into the caller's array ``out`` and return it (see
+        :mod:`pscalib.store.outarray`). This default reads a new array and copies it;
+        backends with a direct read override it."""
+        return copy_into(self.payload(key), out, describe_key(key))
 
     def dictpars(self, key: Key) -> Dict[str, Any]:
         raise NotImplementedError

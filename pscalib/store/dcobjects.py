@@ -302,8 +302,14 @@ class DCVersion(DCBase):
         default, the newest valid version of the range becomes the default (or none)."""
         self.set_state(DEPRECATED, reason)
 
-    def calib(self) -> Payload:
-        """The payload: numpy array or str."""
+    def calib(self, out: Any = None) -> Payload:
+        """The payload: numpy array or str.
+
+        ``out``: a writable C-contiguous array of the version's shape and dtype to read the
+        array into (and return); see :meth:`DCStore.get`.
+        """
+        if out is not None:
+            return self._store._backend_for_read().payload_into(self._key, out)
         return self._store._backend_for_read().payload(self._key)
 
     data = calib

@@ -14,8 +14,10 @@ import h5py
 import numpy as np
 from h5py import h5a, h5d, h5f, h5p, h5s, h5t
 
+from .outarray import check_out
+
 __all__ = ["open_readonly", "is_lock_error", "root_attr", "read_dataset", "read_id",
-           "is_string_dataset"]
+           "is_string_dataset", "read_into", "raw_fd"]
 
 _VLSTR_DTYPE = h5py.string_dtype("utf-8")
 _VLSTR = h5t.py_create(_VLSTR_DTYPE)
@@ -121,3 +123,49 @@ def read_id(dsid: h5d.DatasetID, dtype: Optional[np.dtype] = None,
     if out.size:
         dsid.read(h5s.ALL, h5s.ALL, out, mtype=mtype)
     return out
+
+
+#: dtype kinds whose stored bytes are the array's bytes (bool goes through HDF5: its enum
+#: conversion keeps crafted values other than 0/1 out of a numpy bool array)
+_RAW_KINDS = frozenset("iufc")
+
+
+def read_into(dsid: h5d.DatasetID, out: Any, fd: Optional[int], what: str) -> np.ndarray:
+    """Read the numeric dataset ``dsid`` into the caller's array ``out`` (no allocation).
+
+    ``out`` is checked first (:func:`pscalib.store.outarray.check_out`). A contiguous
+    dataset stored in exactly ``out``'s dtype is read with ``preadv`` from ``fd`` (the
+    file's descriptor) at its offset, straight into ``out``'s memory; anything else
+    (chunked or filtered storage, another byte order, bool, no ``fd``) is read by HDF5,
+    which also fills the caller's buffer in place (converting if needed).
+    """
+    dtype = dsid.dtype
+    check_out(out, dsid.shape, dtype, what)
+    if out.size == 0:
+        return out
+    offset = dsid.get_offset() if fd is not None else None
+    if (offset is not None and out.dtype == dtype and dtype.kind in _RAW_KINDS
+            and dsid.get_storage_size() == out.nbytes):
+        buf = memoryview(out.reshape(-1).view(np.uint8))
+        done = 0
+        while done < out.nbytes:  # a regular file returns it all at once; loop for safety
+            n = os.preadv(fd, [buf[done:]], offset + done)  # type: ignore[arg-type]
+            if n <= 0:
+                raise OSError(f"unexpected end of file reading {what}")
+            done += n
+        return out
+    dsid.read(h5s.ALL, h5s.ALL, out, mtype=h5t.py_create(out.dtype))
+    return out
+
+
+def raw_fd(f: h5py.File) -> Optional[int]:
+    """The descriptor of a file HDF5 opened with its default (sec2) driver, else None.
+
+    Only for read-only files: a writer's bytes may still sit in HDF5's (or a journal's)
+    buffers, so they are read through HDF5.
+    """
+    try:
+        fd = f.id.get_vfd_handle()
+    except Exception:  # another driver
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None

@@ -29,9 +29,11 @@ from ..errors import (CtypeNotFoundError, InvalidNameError, RangeNotFoundError,
                       VersionNotFoundError)
 from ..names import validate_ctype
 from . import layout as L
-from .backend import Backend, Key, RangeTable, VersionInfo, corrupt_guard
+from .backend import Backend, Key, RangeTable, VersionInfo, corrupt_guard, describe_key
 from . import safety
 from .history import HistoryRecord
+from .fastread import read_into
+from .outarray import copy_into
 from .payload import Payload, read_payload
 from ..timestamps import OPEN_END, format_ns, to_ns
 from . import legacy_fields as F
@@ -291,6 +293,14 @@ class LegacyBackend(Backend):
         if F.is_string(ds):
             return F.decode_text(ds, F.text_bytes(ds))
         return read_payload(ds, L.KIND_NDARRAY)
+
+    @_guard
+    def payload_into(self, key: Key, out: Any) -> np.ndarray:
+        ds = self.f[self._version(key)[0] + "/data"]
+        if F.is_string(ds):
+            return copy_into(self.payload(key), out, describe_key(key))  # says: text
+        # HDF5 reads into the caller's buffer, chunked and compressed storage included
+        return read_into(ds.id, out, None, describe_key(key))
 
     @_guard
     def dictpars(self, key: Key) -> Dict[str, Any]:

@@ -49,7 +49,7 @@ class TimedLookups:
             tsprod: Optional[TimeLike] = None, run: Optional[int] = None,
             experiment: Optional[str] = None, include: Any = (),
             asof: Optional[TimeLike] = None, tag: Optional[str] = None,
-            with_info: bool = False) -> Any:
+            with_info: bool = False, out: Any = None) -> Any:
         """The constants of ``ctype`` valid at ``tsp`` (or at the begin of ``run``).
 
         Parameters
@@ -78,6 +78,10 @@ class TimedLookups:
         with_info
             Return ``(constants, info)``; ``info`` (dict) says where they came from:
             detname, ctype, range, tsbegin, tsend, version, state, tags, sha256, store.
+        out
+            A writable C-contiguous numpy array of the version's shape and dtype: the
+            array is read into it (no new array; ``preadv`` straight into its memory) and
+            it is returned. Anything else raises OutArrayError before a byte is read.
 
         Returns
         -------
@@ -87,6 +91,8 @@ class TimedLookups:
         ------
         NoValidConstantsError
             No range covers ``tsp`` (with a valid version, or a candidate if included).
+        OutArrayError
+            ``out`` cannot take the payload (shape, dtype, layout, read-only, text).
         DeprecatedVersionError
             ``vers`` names a deprecated version.
         CtypeNotFoundError, VersionNotFoundError
@@ -104,9 +110,9 @@ class TimedLookups:
         t = lookup_time(self, tsp, run, experiment)
         check_lookup(self.path, ctype, t)  # PSCALIB_MANIFEST (nothing to do when unset)
         if asof is None and tag is None and not with_info:
-            return self._get_at(ctype, t, vers, tsprod, include)  # the hot path
+            return self._get_at(ctype, t, vers, tsprod, include, out)  # the hot path
         ver = self._version_at(ctype, t, vers, include, tsprod, asof, tag)
-        payload = ver._store._backend_for_read().payload(ver._key)
+        payload = ver.calib(out=out)
         return (payload, provenance(ver)) if with_info else payload
 
     def _key_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike],
@@ -121,11 +127,13 @@ class TimedLookups:
         return key
 
     def _get_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike],
-                include: Any = ()) -> Payload:
+                include: Any = (), out: Any = None) -> Payload:
         key = self._key_at(ctype, t, vers, tsprod, include,
-                           lambda cs: cs._get_at(ctype, t, vers, tsprod, include))
+                           lambda cs: cs._get_at(ctype, t, vers, tsprod, include, out))
         if not isinstance(key, tuple):
             return key  # answered by a later place
+        if out is not None:
+            return self._backend_for_read().payload_into(key, out)
         return self._backend_for_read().payload(key)
 
     def _answered(self, ctype: str) -> None:

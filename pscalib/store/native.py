@@ -10,21 +10,21 @@ from typing import Any, Dict, List, Optional, Tuple
 import h5py
 import numpy as np
 
-from ..errors import (CorruptStoreError, PscalibError, StoreFormatError,
+from ..errors import (CorruptStoreError, OutArrayError, PscalibError, StoreFormatError,
                       UnsupportedFormatVersionError)
 from . import layout as L
 from .layout import INDEX_DTYPE, h5path
 from .nativecheck import check_native_file
 from . import payindex
 from .backend import (H5_ERRORS, Key, RangeTable, VersionInfo, WritableBackend, corrupt_guard,
-                      store_error)
+                      describe_key, store_error)
 from .compact import rewrite_file
 from .history import HistoryRecord, append_history, read_history
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
 from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags, write_tags
 from .payload import Payload, read_payload, write_payload
-from .fastread import is_string_dataset, read_id, root_attr
+from .fastread import is_string_dataset, raw_fd, read_id, read_into, root_attr
 from .values import decode_par, encode_par
 from .heapcheck import StringHandle, reads_strings as _strings
 from . import safety
@@ -216,6 +216,15 @@ class NativeBackend(WritableBackend):
         if is_string_dataset(dsid):  # a heap read: through the guarded handle
             return read_payload(self._sf()[path], L.KIND_TEXT)
         return read_id(dsid)
+
+    @_guard
+    def payload_into(self, key: Key, out: Any) -> np.ndarray:
+        dsid = self._dataset(h5path(key) + "/" + L.N_DATA)
+        if is_string_dataset(dsid):
+            raise OutArrayError(f"{describe_key(key)} is text: out= takes arrays only; call "
+                                f"get without it")
+        return read_into(dsid, out, None if self.writable else raw_fd(self.f),
+                         describe_key(key))
 
     @_guard
     @_strings
