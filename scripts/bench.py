@@ -301,8 +301,10 @@ class Bench:
         o, b = interleaved(lib(paths[0]), lib(paths[1]), self.a.repeat * 4)
         self.rows.append(Row(f"open + info() + dictpars() + history() on a {what}", fmt_t(o),
                              fmt_t(b), o / b, 2.0))
-        o, b = interleaved(cli(paths[0]), cli(paths[1]), max(3, self.a.repeat // 2),
-                           warmup=1)
+        # each run starts Python and imports pscalib: few repeats (one in the smoke test)
+        o, b = interleaved(cli(paths[0]), cli(paths[1]),
+                           1 if self.a.tiny else max(3, self.a.repeat // 2),
+                           warmup=0 if self.a.tiny else 1)
         self.rows.append(Row(f"dcs print on a {what}", fmt_t(o), fmt_t(b), o / b, 2.0))
         for p in paths:
             p.unlink()
