@@ -30,6 +30,7 @@ import functools
 import io
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -115,6 +116,8 @@ class HeapGuard(io.RawIOBase):
         return self._pos
 
     def readinto(self, buf: Any) -> int:
+        if self._fd < 0:  # closed: never read a descriptor number the OS may have reused
+            raise ValueError(f"read of {self.name} after its heap guard was closed")
         n = os.preadv(self._fd, [buf], self._pos)
         if n >= 4096 and bytes(buf[:5]) == b"GCOL\x01":
             mv = memoryview(buf)[:n]
@@ -125,8 +128,9 @@ class HeapGuard(io.RawIOBase):
         return n
 
     def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
         super().close()
 
 
@@ -182,6 +186,7 @@ class StringHandle:
     def __init__(self, f: h5py.File, name: Any, writable: bool):
         self._f, self._name, self._writable = f, name, writable
         self.guarded: Optional[GuardedFile] = None
+        self._lock = threading.Lock()  # one twin per store, even if threads race to open it
         #: the guard's error once it refused a collection: every later string read repeats it
         self.damage: Optional[CorruptStoreError] = None
 
@@ -190,13 +195,17 @@ class StringHandle:
             return self._f
         if self.damage is not None:
             raise self.damage
-        if self.guarded is None:
-            try:
-                fd: Optional[int] = self._f.id.get_vfd_handle()
-            except Exception:  # not the sec2 driver: open the path
-                fd = None
-            self.guarded = open_guarded(self._name, fd=fd, name=self._name)
-        return self.guarded.f
+        gf = self.guarded
+        if gf is None:
+            with self._lock:
+                gf = self.guarded
+                if gf is None:
+                    try:
+                        fd: Optional[int] = self._f.id.get_vfd_handle()
+                    except Exception:  # not the sec2 driver: open the path
+                        fd = None
+                    gf = self.guarded = open_guarded(self._name, fd=fd, name=self._name)
+        return gf.f
 
     def refused(self) -> Optional[CorruptStoreError]:
         """The guard's error if it refused a collection (the twin is then closed at once:
