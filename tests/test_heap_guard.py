@@ -108,6 +108,7 @@ def _damaged(tmp_path: Path) -> Path:
 _READS = """
 import sys, time
 from pscalib import DCStore
+from pscalib.errors import CorruptStoreError
 what = sys.argv[2]
 t = time.perf_counter()
 cs = DCStore(sys.argv[1])
