@@ -26,6 +26,7 @@ Two ways to keep HDF5 away from such a collection (docs/design/engine-reads.rst)
 """
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -49,6 +50,7 @@ _HDR = 16            # signature, version, 3 reserved bytes, collection size (8-
 _OBJ = struct.Struct("<HHIQ")  # object index, reference count, reserved, object size
 _MASK = (1 << 64) - 1
 _MAX_SCAN = 1 << 20  # larger claims in the scan are judged by a guarded read, not here
+_MAX_OFF = (1 << 63) - 1  # the largest offset pread takes
 
 
 def _spins(buf: Any, start: int) -> bool:
@@ -80,11 +82,11 @@ def _damage(name: Any, pos: int) -> CorruptStoreError:
 class HeapGuard(io.RawIOBase):
     """Read-only file object for h5py's ``fileobj`` driver that checks heap collections.
 
-    HDF5 loads a global heap collection by reading ``collection size`` bytes at its
-    address (after a first read of 4096 bytes to learn the size) and then parses them; a
-    read that returns exactly such an image (``GCOL``, version 1, size equal to the read)
-    is checked with the emulation of that parse before HDF5 sees it. Reads use ``preadv``
-    at the guard's own position, so a duplicated descriptor shares nothing with HDF5's.
+    HDF5 loads a global heap collection by reading its first 4096 bytes (to learn its
+    size), then the rest, and parses the image after that; a read that starts with a
+    collection header (``GCOL``, version 1) has the whole collection checked with the
+    emulation of that parse (:func:`_spins`) before HDF5 sees it. Reads use ``preadv`` at
+    the guard's own position, so a duplicated descriptor shares nothing with HDF5's.
     """
 
     def __init__(self, fd: int, name: Any):
@@ -118,14 +120,34 @@ class HeapGuard(io.RawIOBase):
     def readinto(self, buf: Any) -> int:
         if self._fd < 0:  # closed: never read a descriptor number the OS may have reused
             raise ValueError(f"read of {self.name} after its heap guard was closed")
-        n = os.preadv(self._fd, [buf], self._pos)
-        if n >= 4096 and bytes(buf[:5]) == b"GCOL\x01":
-            mv = memoryview(buf)[:n]
-            if struct.unpack_from("<Q", mv, 8)[0] == n and _spins(mv, 0):
-                self.damage = _damage(self.name, self._pos)
-                raise self.damage
+        pos = self._pos
+        if not 0 <= pos <= _MAX_OFF:  # damaged addresses: HDF5 reports the failed read
+            raise OSError(errno.EINVAL, f"read at byte {pos} of {self.name}, beyond any file")
+        n = os.preadv(self._fd, [buf], pos)
+        if n >= _HDR and bytes(buf[:5]) == b"GCOL\x01":
+            self._check(memoryview(buf)[:n], pos)
         self._pos += n
         return n
+
+    def _check(self, head: Any, pos: int) -> None:
+        """Refuse the collection whose first bytes HDF5 just read at ``pos``.
+
+        HDF5 2.0 reads a collection in two steps, 4096 bytes at its address (to learn its
+        size) and then the rest, and parses the joined image after the second read; so the
+        whole image is judged at the first (read here if it is longer than ``head``).
+        """
+        size = struct.unpack_from("<Q", head, 8)[0]
+        if size < 4096:
+            return  # HDF5 refuses a collection smaller than its minimum itself
+        if size <= len(head):
+            image: Any = head
+        else:
+            if size > os.fstat(self._fd).st_size - pos:
+                return  # beyond the end of the file: HDF5's read of the rest fails
+            image = os.pread(self._fd, size, pos)
+        if _spins(image, 0):
+            self.damage = _damage(self.name, pos)
+            raise self.damage
 
     def close(self) -> None:
         if self._fd >= 0:
