@@ -12,8 +12,8 @@ Two ways to keep HDF5 away from such a collection (docs/design/engine-reads.rst)
 
 * :class:`HeapGuard` is the file object of a second, read-only HDF5 handle (h5py's
   ``fileobj`` driver) through which pscalib reads every string outside the ``get`` hot
-  path. HDF5 reads a collection whole (``collection size`` bytes at its address) before it
-  parses it; the guard checks exactly those reads and raises
+  path. HDF5 reads a collection (its first 4096 bytes, then the rest) before it parses
+  it; the guard judges the whole collection at the first of those reads and raises
   :class:`~pscalib.errors.CorruptStoreError` instead of handing HDF5 a collection it would
   spin on. Only the collections HDF5 actually reads are checked, whatever the file size,
   and bytes elsewhere (payloads that happen to contain ``GCOL``) are never judged.
