@@ -58,6 +58,6 @@ def test_bench_check_exit_status(tmp_path):
     ratios of microsecond operations on tiny arrays are not what the targets are about)."""
     proc = subprocess.run([sys.executable, str(BENCH), "--tiny", "--check", "--repeat", "1",
                            "--tmpdir", str(tmp_path)], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=300)
     failed = int(re.search(r"(\d+) of \d+ targets failed", proc.stdout).group(1))
     assert proc.returncode == (1 if failed else 0), proc.stdout + proc.stderr
