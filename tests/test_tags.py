@@ -279,3 +279,40 @@ def test_purge_deprecated_refused_by_tag_then_logged(store_path):
     with DCStore(store_path) as cs:
         assert [v.version() for v in cs["pedestals"].rangeobj(
             "20240101T000000Z_end").versions()] == [1, 2, 3]
+
+
+def test_merge_of_tags_alone_carries_them(tagged, tmp_path):
+    """A merge whose only news is a tag carries it (published, protected); merging again
+    writes nothing; a same-name tag of another selection is not carried."""
+    ws = tmp_path / "ws" / "cspad-0001.h5"
+    copy_store(tagged, ws)
+    with DCStore(ws, mode="a") as cs:
+        create_tag(cs, "W")
+        publish_tag(cs, "W")
+    rep = merge_stores(ws, tagged, dry_run=True)
+    assert rep.tags_carried == ["W"] and not rep.applied
+    rep = merge_stores(ws, tagged)
+    assert rep.applied and rep.changes == [] and rep.tags_carried == ["W"]
+    assert "tags carried: W" in rep.format()
+    before = file_digest(tagged)
+    with DCStore(tagged, mode="a") as cs:
+        assert cs.get("pedestals", "2024-02-01", tag="W")[0] == 7.0
+        assert [r.published > 0 for r in cs.backend.tag_rows() if r.name == "W"][0]
+        with pytest.raises(ProtectedByTagError, match="W"):
+            cs["pedestals"].rangeobj("20240101T000000Z_end").del_version(2)
+    assert file_digest(tagged) == before
+    again = merge_stores(ws, tagged)
+    assert not again.applied and again.tags_carried == [] and file_digest(tagged) == before
+    r = dcs("merge", ws, tagged)
+    assert r.returncode == 0 and "Traceback" not in r.stderr and file_digest(tagged) == before
+    other = tmp_path / "other" / "cspad-0001.h5"
+    copy_store(tagged, other)
+    with DCStore(other, mode="a") as cs:
+        cs.add_constants("pedestals", np.full(4, 3.0), "2024-01-01")
+        create_tag(cs, "X")
+    with DCStore(tagged, mode="a") as cs:
+        create_tag(cs, "X")  # same name, another selection (v2 instead of v3)
+    rep = merge_stores(other, tagged)
+    assert rep.applied and "X" in rep.tags_not_carried
+    with DCStore(tagged) as cs:
+        assert cs.get("pedestals", "2024-02-01", tag="X")[0] == 7.0

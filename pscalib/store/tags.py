@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["validate_tag_name", "tag_names", "rows_of", "create_tag", "publish_tag",
            "delete_tag", "check_unprotected", "tag_key", "asof_key", "tags_of_version",
-           "carry_tags", "keep_whole_tags"]
+           "carry_tags", "tags_to_carry", "keep_whole_tags"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -178,35 +178,51 @@ def _checked(store: "DCStore", be: Backend, key: tuple, sha: str, why: str) -> t
     return _cached(store, ("present", key, sha), lambda: payload_key(be, key, sha, why))
 
 
-def carry_tags(src: Backend, w: "StoreWriter") -> List[str]:
-    """Copy the tags of ``src`` to the writer's file (merge): a tag travels when every
-    version it references is there with the same checksum (the version number may differ);
-    returns the names of the tags not carried. Tags the file already has are kept as they
-    are."""
-    be = w.backend
-    have = set(tag_names(be))
-    out = be.tag_rows()
+def tags_to_carry(src: Backend, be: Backend) -> Tuple[List[TagRow], List[str]]:
+    """The rule of a merge (docs/reproducibility.rst, "Copy and merge"): the rows of the
+    tags of ``src`` to add to ``be`` and the names of those that cannot be carried.
+
+    A tag travels when ``be`` has no tag of that name and every version it references is
+    in ``be`` with the same checksum (the version number may differ: the rows are
+    renumbered). A tag of the same name and the same selection is there already (nothing to
+    do); one of the same name and another selection is not carried (tags are never
+    redefined). Published tags stay published.
+    """
+    mine: Dict[str, set] = {}
+    for r in be.tag_rows():
+        if r.ctype:
+            mine.setdefault(r.name, set()).add((r.ctype, r.tsbegin, r.tsend, r.sha256))
+        else:
+            mine.setdefault(r.name, set())
+    add: List[TagRow] = []
     skipped: List[str] = []
     for name in tag_names(src):
-        if name in have:
-            continue
         rows = [r for r in src.tag_rows() if r.name == name]
+        if name in mine:
+            if mine[name] != {(r.ctype, r.tsbegin, r.tsend, r.sha256) for r in rows
+                              if r.ctype}:
+                skipped.append(name)
+            continue
         mapped = []
         for r in rows:
-            if not r.ctype:
-                mapped.append(r)
-                continue
-            v = _same_payload(be, r)
+            v = r.version if not r.ctype else _same_payload(be, r)
             if v is None:
+                skipped.append(name)
                 break
             mapped.append(r._replace(version=v))
         else:
-            out += mapped
-            continue
-        skipped.append(name)
-    if len(out) != len(be.tag_rows()):
-        be.write_tag_rows(out)
-    return skipped
+            add += mapped
+    return add, skipped
+
+
+def carry_tags(src: Backend, w: "StoreWriter") -> Tuple[List[str], List[str]]:
+    """Add the tags of ``src`` to the writer's file by the rule of :func:`tags_to_carry`;
+    returns ``(carried, not carried)`` tag names."""
+    be = w.backend
+    add, skipped = tags_to_carry(src, be)
+    if add:
+        be.write_tag_rows(be.tag_rows() + add)
+    return list(dict.fromkeys(r.name for r in add)), skipped
 
 
 def _same_payload(be: Backend, r: TagRow) -> Optional[int]:
