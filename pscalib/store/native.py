@@ -22,7 +22,8 @@ from .compact import rewrite_file
 from .history import HistoryRecord, append_history, read_history
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
-from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags, write_tags
+from .records import (LogRow, TagRow, VersionRow, append_changelog, append_versionlog,
+                      read_changelog, read_tags, read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
@@ -260,6 +261,7 @@ class NativeBackend(WritableBackend):
             cls.init_root(f, dettype, detid, detname, tscfile)
             cls(f).append_history((), "create_store", f"created store for {detname}")
             append_changelog(f, [], start=tscfile)  # complete from the creation on
+            append_versionlog(f, [], start=tscfile)
 
     @classmethod
     def open_for_write(cls, path: Path) -> "NativeBackend":
@@ -276,7 +278,9 @@ class NativeBackend(WritableBackend):
         fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR, fapl=fapl)
         f = h5py.File(fid)
         try:
-            return cls(f)
+            be = cls(f)
+            be.touched = set()  # written through this object only: it can say what changed
+            return be
         except BaseException:
             f.close()
             raise
@@ -321,8 +325,13 @@ class NativeBackend(WritableBackend):
         g.create_dataset(L.N_RANGE_INDEX, shape=(0,), maxshape=(None,),
                          chunks=(L.INDEX_CHUNK,), dtype=INDEX_DTYPE)
 
+    def _touch(self, *key: Any) -> None:
+        if self.touched is not None:
+            self.touched.add(tuple(key))
+
     @_guard_write
     def delete_ctype(self, ctype: str) -> None:
+        self._touch(ctype)
         del self.f[ctype]
 
     def _index_row(self, ctype: str, tsbegin: int, tsend: int) -> int:
@@ -349,6 +358,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
+        self._touch(ctype, tsbegin, tsend)
         i = self._index_row(ctype, tsbegin, tsend)
         ds = self.f[ctype][L.N_RANGE_INDEX]
         n = ds.shape[0]
@@ -374,6 +384,7 @@ class NativeBackend(WritableBackend):
     def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
                        link_to: Optional[Key] = None) -> None:
         ctype, tsbegin, tsend, version = key
+        self._touch(ctype, tsbegin, tsend)
         rg = self.f[h5path((ctype, tsbegin, tsend))]
         g = rg.create_group(L.version_name(version))
         a = g.attrs
@@ -390,6 +401,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_version(self, key: Key) -> None:
+        self._touch(*key[:3])
         del self.f[h5path(key)]
 
     @_guard_write
@@ -446,6 +458,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def set_state(self, key: Key, info: StateInfo) -> None:
+        self._touch(*key[:3])
         write_state(self.f[h5path(key)].attrs, info)
 
     @_guard_write
@@ -459,6 +472,11 @@ class NativeBackend(WritableBackend):
         return read_changelog(self.f)
 
     @_guard
+    def versionlog(self) -> Tuple[Optional[int], List[VersionRow]]:
+        self._check_heaps()
+        return read_versionlog(self.f)
+
+    @_guard
     def tag_rows(self) -> List[TagRow]:
         self._check_heaps()
         return read_tags(self.f)
@@ -466,6 +484,10 @@ class NativeBackend(WritableBackend):
     @_guard_write
     def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
         return append_changelog(self.f, rows, start)
+
+    @_guard_write
+    def append_versionlog(self, rows: List[VersionRow], start: Optional[int] = None) -> int:
+        return append_versionlog(self.f, rows, start)
 
     @_guard_write
     def write_tag_rows(self, rows: List[TagRow]) -> None:

@@ -18,6 +18,7 @@ from ..identity import whoami
 from ..timestamps import format_ns, now_ns
 from . import layout as L
 from .backend import Backend, Key, WritableBackend
+from .asof import cached, checked
 from .changelog import Selection, check_asof, current_selection, index_of, payload_key, pick
 from .changelog import replay
 from .records import TagRow
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .writer import StoreWriter
 
 __all__ = ["validate_tag_name", "tag_names", "rows_of", "create_tag", "publish_tag",
-           "delete_tag", "check_unprotected", "tag_key", "asof_key", "tags_of_version",
+           "delete_tag", "check_unprotected", "tag_key", "tags_of_version",
            "carry_tags", "tags_to_carry", "keep_whole_tags"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -139,14 +140,6 @@ def tags_of_version(be: Backend, key: Key) -> List[str]:
     return sorted({r.name for r in be.tag_rows() if r.ctype and r.key == tuple(key)})
 
 
-def _cached(store: "DCStore", ck: tuple, build):
-    d = store._lookup.derived
-    hit = d.get(ck)
-    if hit is None:
-        hit = d[ck] = build()
-    return hit
-
-
 def tag_key(store: "DCStore", ctype: str, t: int, name: str) -> tuple:
     """Key of the version tag ``name`` selects for ``ctype`` at ``t``."""
     be = store._backend_for_read()
@@ -155,27 +148,9 @@ def tag_key(store: "DCStore", ctype: str, t: int, name: str) -> tuple:
         rows = rows_of(be, name, str(store.path))
         return index_of({(r.ctype, r.tsbegin, r.tsend): (r.version, r.sha256)
                          for r in rows if r.ctype}, ctype)
-    ranges, idx = _cached(store, ("tag", name, ctype), build)
+    ranges, idx = cached(store, ("tag", name, ctype), build)
     key, sha = pick(ranges, idx, ctype, t, f"tag {name!r} of {store.path}")
-    return _checked(store, be, key, sha, f"tag {name!r}")
-
-
-def asof_key(store: "DCStore", ctype: str, t: int, t0: int) -> tuple:
-    """Key of the version plain ``get`` returned for ``ctype`` at ``t`` at wall time ``t0``."""
-    be = store._backend_for_read()
-
-    def build():
-        _, log = check_asof(be, t0, store.tscfile(), str(store.path))
-        return index_of(replay(log, t0), ctype)
-    ranges, idx = _cached(store, ("asof", t0, ctype), build)
-    key, sha = pick(ranges, idx, ctype, t, f"{store.path} as of {format_ns(t0)}")
-    return _checked(store, be, key, sha, f"get as of {format_ns(t0)}")
-
-
-def _checked(store: "DCStore", be: Backend, key: tuple, sha: str, why: str) -> tuple:
-    """payload_key, remembered while the file is unchanged (the cache is dropped on every
-    change and refresh): repeated lookups cost no metadata reads."""
-    return _cached(store, ("present", key, sha), lambda: payload_key(be, key, sha, why))
+    return checked(store, be, key, sha, f"tag {name!r}")
 
 
 def tags_to_carry(src: Backend, be: Backend) -> Tuple[List[TagRow], List[str]]:
