@@ -41,10 +41,11 @@ def cached(store: "DCStore", ck: tuple, build: Callable[[], Any]) -> Any:
     return hit
 
 
-def checked(store: "DCStore", be: Backend, key: tuple, sha: str, why: str) -> tuple:
+def checked(store: "DCStore", be: Backend, key: tuple, sha: str,
+            why: Callable[[], str]) -> tuple:
     """``payload_key``, remembered while the file is unchanged: repeated lookups cost no
-    metadata reads."""
-    return cached(store, ("present", key, sha), lambda: payload_key(be, key, sha, why))
+    metadata reads (``why()``: what needs the version, for the error)."""
+    return cached(store, ("present", key, sha), lambda: payload_key(be, key, sha, why()))
 
 
 def _selection(store: "DCStore", be: Backend, t0: int):
@@ -99,8 +100,8 @@ def _index_including(sel, vmap: Versions, by: ByRange, ctype: str, inc: frozense
 
 
 def asof_version(store: "DCStore", ctype: str, t: int, asof: TimeLike, vers: Any = None,
-                 tsprod: Optional[TimeLike] = None, include: Any = ()) -> Tuple[tuple, str]:
-    """``(key, state then)`` of the version ``get(ctype, t, vers, tsprod=, include=)``
+                 tsprod: Optional[TimeLike] = None, include: Any = ()) -> tuple:
+    """Key of the version ``get(ctype, t, vers, tsprod=, include=)``
     returned at wall time ``asof``.
 
     Raises the errors ``get`` raised then (NoValidConstantsError, VersionNotFoundError,
@@ -115,19 +116,22 @@ def asof_version(store: "DCStore", ctype: str, t: int, asof: TimeLike, vers: Any
         raise InvalidInputError("give either vers or tsprod, not both")
     inc = parse_include(include)
     be = store._backend_for_read()
-    what = f"{store.path} as of {format_ns(t0)}"
     sel = _selection(store, be, t0)
     needs = [n for n, on in (("vers", vers is not None), ("tsprod", tsprod is not None),
                              ("include", bool(inc))) if on]
-    vers_then = versions_then(store, t0, "/".join(needs) if needs else "")
+    # plain get needs only the change log (the version log may not reach back as far)
+    vers_then = versions_then(store, t0, "/".join(needs)) if needs else None
     if inc:
         assert vers_then is not None
         ranges, idx = cached(store, ("asof-inc", t0, ctype, inc),
                              lambda: _index_including(sel, *vers_then, ctype, inc))
     else:
         ranges, idx = cached(store, ("asof", t0, ctype), lambda: index_of(sel, ctype))
-    key, sha = pick(ranges, idx, ctype, t, what)
-    c, b, e, v = key
+    i = idx.find(t)
+    if i is None:  # the error get gave then
+        pick(ranges, idx, ctype, t, f"{store.path} as of {format_ns(t0)}")
+    b, e, v, sha = ranges[i]
+    c = ctype
     if vers is not None or tsprod is not None:
         assert vers_then is not None
         vmap, by = vers_then
@@ -152,8 +156,5 @@ def asof_version(store: "DCStore", ctype: str, t: int, asof: TimeLike, vers: Any
                 raise DeprecatedVersionError(
                     f"version {v} of {rng} was deprecated as of {format_ns(t0)}: get never "
                     f"returned it then")
-        key, sha = (c, b, e, v), vmap[(c, b, e, v)][2]
-    key = checked(store, be, key, sha, f"get as of {format_ns(t0)}")
-    # the default then was valid (the default invariant); the version log says for the rest
-    state = VALID if vers_then is None else vers_then[0].get(key, (VALID,))[0]
-    return key, state
+        sha = vmap[(c, b, e, v)][2]
+    return checked(store, be, (c, b, e, v), sha, lambda: f"get as of {format_ns(t0)}")

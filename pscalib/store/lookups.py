@@ -165,7 +165,7 @@ class TimedLookups:
                     "include; ask get(..., asof=<the tag's time>) for those forms")
             return DCVersion(self._store_self(), tag_key(self._store_self(), ctype, t, tag))
         if asof is not None:
-            key, _ = asof_version(self._store_self(), ctype, t, asof, vers, tsprod,
+            key = asof_version(self._store_self(), ctype, t, asof, vers, tsprod,
                                   include)
             return DCVersion(self._store_self(), key)
         key = self._key_at(ctype, t, vers, tsprod, include,

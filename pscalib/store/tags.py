@@ -150,7 +150,7 @@ def tag_key(store: "DCStore", ctype: str, t: int, name: str) -> tuple:
                          for r in rows if r.ctype}, ctype)
     ranges, idx = cached(store, ("tag", name, ctype), build)
     key, sha = pick(ranges, idx, ctype, t, f"tag {name!r} of {store.path}")
-    return checked(store, be, key, sha, f"tag {name!r}")
+    return checked(store, be, key, sha, lambda: f"tag {name!r}")
 
 
 def tags_to_carry(src: Backend, be: Backend) -> Tuple[List[TagRow], List[str]]:
