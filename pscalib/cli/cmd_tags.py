@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import click
 
 from ..errors import TagNotFoundError
-from ..exchange.impact import NOW, changed_windows, runs_in, selection_of
+from ..exchange.impact import NOW, changed_windows, runs_in, selection_of, workspace_runs
 from ..runs import RunTable
 from ..store.dcstore import DCStore
 from ..store.layout import h5path, range_name
@@ -162,12 +162,15 @@ def show_cmd(name: str, targets: Tuple[str, ...], as_json: bool) -> None:
 @click.argument("b")
 @_TARGETS
 @click.option("--run-table", "run_table", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Name the runs beginning in each changed window.")
+              default=None, help="Name the runs in each changed window (default: the run "
+                                 "table of each store's workspace, if it has one).")
 @_JSON
 def diff_cmd(a: str, b: str, targets: Tuple[str, ...], run_table: Optional[str],
              as_json: bool) -> None:
     """Impact: per detector and ctype, the time windows whose get answer differs between
-    tag A and tag B ('now': what get answers now). Exit 0 also when windows differ.
+    tag A and tag B ('now': what get answers now), with the runs of a run table beginning
+    in each window (get(run=R) differs) and those running into it. Exit 0 also when
+    windows differ.
 
     \b
     Example:
@@ -180,9 +183,10 @@ def diff_cmd(a: str, b: str, targets: Tuple[str, ...], run_table: Optional[str],
             names = tag_names(cs.backend)
             if (a != NOW and a not in names) and (b != NOW and b not in names):
                 continue
+            known = table if table is not None else workspace_runs(p)
             for w in changed_windows(selection_of(cs, a), selection_of(cs, b)):
-                if table is not None:
-                    w.runs = runs_in(table, w)
+                if known is not None:
+                    runs_in(known, w)
                 out.append(dict(w.to_dict(), detname=cs.detname(), store=str(p)))
     if as_json:
         echo_json({"a": a, "b": b, "windows": out})
@@ -192,6 +196,8 @@ def diff_cmd(a: str, b: str, targets: Tuple[str, ...], run_table: Optional[str],
     for d in out:
         end = "end" if d["end_ns"] == OPEN_END else d["end"]
         runs = f"  runs {d['runs'][0]}..{d['runs'][-1]} ({len(d['runs'])})" if d["runs"] else ""
+        if d["runs_partly"]:
+            runs += f"  (partly: runs {', '.join(map(str, d['runs_partly']))})"
         click.echo(f"{d['detname']}  {d['ctype']}  {d['begin']} .. {end}: "
                    f"{d['a'] or 'none'} -> {d['b'] or 'none'}{runs}")
 

@@ -20,6 +20,7 @@ from . import layout as L
 from .changelog import (Versions, check_asof, check_versionlog, index_of, payload_key, pick,
                         replay, replay_versions)
 from .backend import Backend
+from .dcobjects import _parse_vers
 from .selection import RangeIndex
 from .states import CANDIDATE, DEPRECATED, VALID, parse_include
 
@@ -109,8 +110,6 @@ def asof_version(store: "DCStore", ctype: str, t: int, asof: TimeLike, vers: Any
     the store, its change log or - for ``vers``/``tsprod``/``include`` - its version log)
     or PurgedVersionError (the version was deleted since).
     """
-    from .dcobjects import _parse_vers  # dcobjects builds on the lookups importing this
-
     t0 = to_ns(asof)
     if vers is not None and tsprod is not None:
         raise InvalidInputError("give either vers or tsprod, not both")

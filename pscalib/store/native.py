@@ -5,7 +5,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import h5py
 import numpy as np
@@ -92,6 +92,7 @@ class NativeBackend(WritableBackend):
         self.f = f
         self.filename = f.filename
         self.writable = f.mode == "r+"
+        self.touched: Set[tuple] = set()  # every change goes through its methods
         try:
             fmt = root_attr(f, L.A_FORMAT)  # low-level: opening a store is a hot path
             ver = root_attr(f, L.A_FORMAT_VERSION)
@@ -278,9 +279,7 @@ class NativeBackend(WritableBackend):
         fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR, fapl=fapl)
         f = h5py.File(fid)
         try:
-            be = cls(f)
-            be.touched = set()  # written through this object only: it can say what changed
-            return be
+            return cls(f)
         except BaseException:
             f.close()
             raise
@@ -325,13 +324,10 @@ class NativeBackend(WritableBackend):
         g.create_dataset(L.N_RANGE_INDEX, shape=(0,), maxshape=(None,),
                          chunks=(L.INDEX_CHUNK,), dtype=INDEX_DTYPE)
 
-    def _touch(self, *key: Any) -> None:
-        if self.touched is not None:
-            self.touched.add(tuple(key))
 
     @_guard_write
     def delete_ctype(self, ctype: str) -> None:
-        self._touch(ctype)
+        self.touched.add((ctype,))
         del self.f[ctype]
 
     def _index_row(self, ctype: str, tsbegin: int, tsend: int) -> int:
@@ -358,7 +354,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
-        self._touch(ctype, tsbegin, tsend)
+        self.touched.add((ctype, tsbegin, tsend))
         i = self._index_row(ctype, tsbegin, tsend)
         ds = self.f[ctype][L.N_RANGE_INDEX]
         n = ds.shape[0]
@@ -384,7 +380,7 @@ class NativeBackend(WritableBackend):
     def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
                        link_to: Optional[Key] = None) -> None:
         ctype, tsbegin, tsend, version = key
-        self._touch(ctype, tsbegin, tsend)
+        self.touched.add((ctype, tsbegin, tsend))
         rg = self.f[h5path((ctype, tsbegin, tsend))]
         g = rg.create_group(L.version_name(version))
         a = g.attrs
@@ -401,7 +397,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_version(self, key: Key) -> None:
-        self._touch(*key[:3])
+        self.touched.add(key[:3])
         del self.f[h5path(key)]
 
     @_guard_write
@@ -458,7 +454,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def set_state(self, key: Key, info: StateInfo) -> None:
-        self._touch(*key[:3])
+        self.touched.add(key[:3])
         write_state(self.f[h5path(key)].attrs, info)
 
     @_guard_write
