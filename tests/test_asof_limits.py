@@ -71,7 +71,11 @@ def test_each_unanswerable_case_api_and_cli(tmp_path):
     r = subprocess.run([DCS, "purge", str(path), "--deprecated"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+    assert "as-of answers lost for get as of" in r.stdout  # what it makes unanswerable
+    assert "; get with vers/tsprod/include as of" in r.stdout
     with DCStore(path) as cs:
+        rec = [h.record for h in cs.backend.history(()) if h.action == "purge"]
+        assert len(rec) == 1 and "can no longer be answered" in rec[0]
         with pytest.raises(PurgedVersionError, match="version 1 .*deleted at"):
             cs.get("pedestals", "2024-02-01", asof=pair(t1))
         _, info = cs.get("pedestals", "2024-02-01", asof=pair(t2), with_info=True)

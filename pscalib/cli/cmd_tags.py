@@ -13,7 +13,8 @@ from ..exchange.impact import NOW, changed_windows, runs_in, selection_of, works
 from ..runs import RunTable
 from ..store.dcstore import DCStore
 from ..store.layout import h5path, range_name
-from ..store.purge import deprecated_versions, describe_windows, purge, selected_windows
+from ..store.purge import (deprecated_versions, describe_losses, purge, reachable_windows,
+                           selected_windows)
 from ..store.tags import create_tag, delete_tag, publish_tag, rows_of, tag_names
 from ..timestamps import OPEN_END, format_ns
 from .app import cli
@@ -222,8 +223,9 @@ def purge_cmd(store: str, deprecated: bool, dry_run: bool) -> None:
                    for k in deprecated_versions(cs.backend)]
         else:
             out = purge(cs)
+        reach = reachable_windows(cs.backend.versionlog()[1])
     verb = "would purge" if dry_run else "purged"
     for k, ws in out:
-        click.echo(f"{verb} {h5path(k)}" + (f"; as-of answers lost for "
-                                            f"{describe_windows(ws)}" if ws else ""))
+        lost = describe_losses(ws, reach.get(k, []))
+        click.echo(f"{verb} {h5path(k)}" + (f"; as-of answers lost for {lost}" if lost else ""))
     click.echo(f"{len(out)} deprecated versions {verb}")
