@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from ..errors import (AsOfUnavailableError, DeprecatedVersionError, InvalidInputError,
-                      VersionNotFoundError)
+from ..errors import DeprecatedVersionError, InvalidInputError, VersionNotFoundError
 from ..timestamps import TimeLike, format_ns, to_ns
 from . import layout as L
 from .changelog import (Versions, check_asof, check_versionlog, index_of, payload_key, pick,
@@ -63,19 +62,18 @@ def versions_then(store: "DCStore", t0: int, why: str = ""
     specific error."""
     be = store._backend_for_read()
 
-    def build():
-        try:
-            rows = check_versionlog(be, t0, str(store.path), why or "vers")
-        except AsOfUnavailableError:
-            return None
+    def build():  # False (cached too) when the version log does not reach back to t0
+        start, rows = be.versionlog()
+        if start is None or t0 < start:
+            return False
         vmap = replay_versions(rows, t0)
         by: ByRange = {}
         for k in sorted(vmap):
             by.setdefault(k[:3], []).append(k[3])
         return vmap, by
-    hit = cached(store, ("asof-v", t0), lambda: build() or False)
+    hit = cached(store, ("asof-v", t0), build)
     if hit is False and why:
-        check_versionlog(be, t0, str(store.path), why)  # the message naming the form
+        check_versionlog(be, t0, str(store.path), why)  # raises, naming the form
     return hit or None
 
 
