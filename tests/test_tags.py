@@ -384,3 +384,21 @@ def test_cli_tag_at_show_diff_two_tags_many_detectors(tmp_path):
     assert r.returncode == 0 and "answer the same everywhere" in r.stdout
     r = dcs("tag", "diff", "T1", "NOPE", calib)
     assert r.returncode == 1 and "Traceback" not in r.stderr and "NOPE" in r.stderr
+
+
+def test_merge_cannot_change_a_published_reference(tagged, tmp_path):
+    """A merge bringing a new parameter for a version a published tag references is
+    refused as a whole; the destination stays byte-identical (API and dcs merge)."""
+    ws = tmp_path / "ws" / "cspad-0001.h5"
+    copy_store(tagged, ws)
+    with h5py.File(ws, "r+") as f:  # a source where the version is not protected
+        del f["_tags"]
+    with DCStore(ws, mode="a") as cs:
+        cs["pedestals"].rangeobj("20240101T000000Z_end").versobj(1).set_par("gain", 2)
+    before = file_digest(tagged)
+    with pytest.raises(ProtectedByTagError, match="published tag"):
+        merge_stores(ws, tagged)
+    assert file_digest(tagged) == before
+    r = dcs("merge", ws, tagged)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "published" in r.stderr
+    assert r.stderr.count("\n") == 1 and file_digest(tagged) == before
