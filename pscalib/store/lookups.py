@@ -165,9 +165,8 @@ class TimedLookups:
                     "include; ask get(..., asof=<the tag's time>) for those forms")
             return DCVersion(self._store_self(), tag_key(self._store_self(), ctype, t, tag))
         if asof is not None:
-            key = asof_version(self._store_self(), ctype, t, asof, vers, tsprod,
-                                  include)
-            return DCVersion(self._store_self(), key)
+            me = self._store_self()
+            return DCVersion(me, asof_version(me, ctype, t, asof, vers, tsprod, include))
         key = self._key_at(ctype, t, vers, tsprod, include,
                            lambda cs: cs._version_at(ctype, t, vers, include, tsprod))
         if isinstance(key, DCVersion):
