@@ -149,6 +149,45 @@ def test_diff_figure_and_geometry_and_timeline(demo, tmp_path):
     ok(dcs("timeline", epix, "--ctype", "pedestals", "-o", tmp_path / "tp.png"))
 
 
+def test_dcs_diff_plot_draws_the_difference(demo, tmp_path):
+    """``dcs diff --versions N M --plot`` draws the picture ``dcs plot --diff-version``
+    draws (same range, same geometry), and still prints the difference (exit 1)."""
+    info, _ = demo
+    epix = info.stores["epix10ka-0001"]
+    res = dcs("diff", epix, "--ctype", "pedestals", "--range", "2025-01-01", "--versions",
+              "1", "2", "--plot", tmp_path / "d.png")
+    assert res.returncode == 1 and "differ" in res.stdout, res.stderr
+    assert f"wrote {tmp_path / 'd.png'}" in res.stderr
+    ok(dcs("plot", epix, "pedestals", "-t", T, "--version", "1", "--diff-version", "2",
+           "-o", tmp_path / "p.png"))
+    assert np.array_equal(_read(tmp_path / "d.png"), _read(tmp_path / "p.png"))
+    res = dcs("diff", epix, epix, "--plot", tmp_path / "x.png")
+    assert res.returncode == 2 and "--plot is only used with --versions" in res.stderr
+    res = dcs("diff", epix, "--ctype", "pedestals", "--range", "2025-01-01", "--versions",
+              "1", "9", "--plot", tmp_path / "y.png")
+    assert_one_line_error(res, 1, "9")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_timelines_show_tags(demo, tmp_path):
+    import shutil
+    from pscalib.plot.model import timeline_rows
+    from pscalib.plot.svg import timeline_svg
+    from pscalib.store.tags import create_tag
+    info, _ = demo
+    epix = tmp_path / "epix10ka-0001.h5"
+    shutil.copy(info.stores["epix10ka-0001"], epix)
+    with DCStore(epix, mode="a") as cs:
+        create_tag(cs, "prod-7")
+        v = cs.version_at("pedestals", T)
+        assert v.tags() == ["prod-7"]
+        assert v.rangeobj().versobj(2).tags() == []  # not the default: not selected
+        rows = timeline_rows(cs, ["pedestals"])
+    marks = {(b.name, m.version): m.tags for b in rows["pedestals"] for m in b.versions}
+    assert marks[(v.rangeobj().range(), v.version())] == ["prod-7"]
+    assert "tags prod-7" in timeline_svg(rows)
+
+
 def test_plot_errors_are_one_line(demo, tmp_path):
     info, _ = demo
     epix = info.stores["epix10ka-0001"]
