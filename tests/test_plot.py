@@ -255,3 +255,21 @@ def test_versions_by_range_matches_versions(demo):
                 want = {(b, e): be.versions(ct, b, e)
                         for b, e in zip(tab.tsbegin.tolist(), tab.tsend.tolist())}
                 assert be.versions_by_range(ct) == want
+
+
+def test_4d_mosaic_block_lands_exactly(tmp_path):
+    """A 4-D array (2 gain modes x 3 segments) is a mosaic of its 6 flattened segments
+    (2 x 3 panels, 4 empty pixels between, one colour scale): a block of segment [1, 1]
+    (flattened 4: row 1, column 1) lands exactly there in the real ``dcs plot --raw``."""
+    arr = np.zeros((2, 3, 16, 20), np.float32)
+    arr[1, 1, 2:5, 3:9] = 1000.0
+    np.save(tmp_path / "a.npy", arr)
+    store = tmp_path / "jungfrau-0007.h5"
+    ok(dcs("add", store, "pedestals", tmp_path / "a.npy", "--begin", "2024-01-01",
+           "--create"))
+    out = tmp_path / "m.png"
+    ok(dcs("plot", store, "pedestals", "-t", "2024-02-01", "--raw", "-o", out))
+    img = _read(out)
+    assert img.shape[:2] == (2 * 16 + 4, 3 * 20 + 2 * 4)
+    bright = np.all(np.abs(img[..., :3] - YELLOW) < 0.01, axis=2)
+    assert _box(bright) == (16 + 4 + 2, 16 + 4 + 4, 20 + 4 + 3, 20 + 4 + 8, 3 * 6)
