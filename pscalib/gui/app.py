@@ -5,9 +5,9 @@ Read pages work from the calib directory's files alone; changes need the configu
 web user recorded in history (:func:`pscalib.identity.acting_user`).
 
 This module is longer than 500 lines because every page handler is a method of one
-:class:`Gui` object that holds the settings, the sessions and the per-store memo; the
-next step is to move the management handlers (set default, states, upload) into a module
-of their own beside the read pages.
+:class:`Gui` object that holds the settings, the sessions and the per-store memo. The tag
+pages live in :mod:`.tagpages` and the request plumbing in :mod:`.web`; the next step is
+to move the other management handlers (set default, states, upload) the same way.
 """
 from __future__ import annotations
 
