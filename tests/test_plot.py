@@ -273,3 +273,18 @@ def test_4d_mosaic_block_lands_exactly(tmp_path):
     assert img.shape[:2] == (2 * 16 + 4, 3 * 20 + 2 * 4)
     bright = np.all(np.abs(img[..., :3] - YELLOW) < 0.01, axis=2)
     assert _box(bright) == (16 + 4 + 2, 16 + 4 + 4, 20 + 4 + 3, 20 + 4 + 8, 3 * 6)
+
+
+def test_2d_image_block_lands_exactly(tmp_path):
+    """A 2-D array is drawn as one image, one pixel per element (row 0 at the top)."""
+    arr = np.zeros((30, 40), np.float32)
+    arr[5:9, 30:37] = 1000.0
+    np.save(tmp_path / "b.npy", arr)
+    store = tmp_path / "epix100a-0003.h5"
+    ok(dcs("add", store, "pixel_gain", tmp_path / "b.npy", "--begin", "2024-01-01",
+           "--create"))
+    ok(dcs("plot", store, "pixel_gain", "-t", "2024-02-01", "--raw", "-o", tmp_path / "i.png"))
+    img = _read(tmp_path / "i.png")
+    assert img.shape[:2] == (30, 40)
+    bright = np.all(np.abs(img[..., :3] - YELLOW) < 0.01, axis=2)
+    assert _box(bright) == (5, 8, 30, 36, 4 * 7)
