@@ -20,7 +20,8 @@ from pscalib.errors import (AsOfUnavailableError, ManifestError, ProtectedByTagE
                             PurgedVersionError, TagError, TagNotFoundError)
 from pscalib.exchange import copy_store, merge_stores, verify
 from pscalib.store.purge import purge
-from pscalib.store.tags import create_tag, delete_tag, publish_tag, tag_names
+from pscalib.store.tags import (check_create_tag, check_delete_tag, create_tag, delete_tag,
+                                publish_tag, tag_names)
 from pscalib.timestamps import now_ns
 
 DCS = shutil.which("dcs") or str(Path(sys.executable).with_name("dcs"))
@@ -402,3 +403,33 @@ def test_merge_cannot_change_a_published_reference(tagged, tmp_path):
     r = dcs("merge", ws, tagged)
     assert r.returncode == 1 and "Traceback" not in r.stderr and "published" in r.stderr
     assert r.stderr.count("\n") == 1 and file_digest(tagged) == before
+
+
+def test_cli_tag_over_many_stores_checks_every_store_first(tmp_path):
+    """A tag create or delete refused in one store changes no store (dcs and the GUI check
+    them all first: check_create_tag / check_delete_tag)."""
+    calib = tmp_path / "calib"
+    paths = []
+    for det in ("cspad-0001", "epix10ka-0001"):
+        paths.append(calib / det.split("-")[0] / f"{det}.h5")
+        with DCStore(paths[-1], mode="a") as cs:
+            cs.add_constants("pedestals", np.zeros(3), "2024-01-01")
+    assert dcs("tag", "create", "T", paths[1]).returncode == 0  # the second store only
+    before = [file_digest(p) for p in paths]
+    r = dcs("tag", "create", "T", calib)
+    assert r.returncode == 1 and "already has a tag 'T'" in r.stderr
+    assert r.stderr.count("\n") == 1 and [file_digest(p) for p in paths] == before
+    assert dcs("tag", "create", "P", paths[0]).returncode == 0
+    assert dcs("tag", "publish", "P", paths[0]).returncode == 0
+    assert dcs("tag", "create", "P", paths[1]).returncode == 0  # open in the second
+    before = [file_digest(p) for p in paths]
+    r = dcs("tag", "delete", "P", calib)
+    assert r.returncode == 1 and "cannot be deleted" in r.stderr
+    assert [file_digest(p) for p in paths] == before
+    with DCStore(paths[0]) as cs:
+        with pytest.raises(TagError):
+            check_create_tag(cs, "P")
+        with pytest.raises(ProtectedByTagError):
+            check_delete_tag(cs, "P")
+        assert check_create_tag(cs, "new") == 1 and cs.version_at(
+            "pedestals", "2024-02-01").tags() == ["P"]

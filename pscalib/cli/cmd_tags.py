@@ -15,7 +15,8 @@ from ..store.dcstore import DCStore
 from ..store.layout import h5path, range_name
 from ..store.purge import (deprecated_versions, describe_losses, purge, reachable_windows,
                            selected_windows)
-from ..store.tags import create_tag, delete_tag, publish_tag, rows_of, tag_names
+from ..store.tags import (check_create_tag, check_delete_tag, create_tag, delete_tag,
+                          publish_tag, rows_of, tag_names)
 from ..timestamps import OPEN_END, format_ns
 from .app import cli
 from .common import TimeParam, echo_json, lock_timeout, open_store
@@ -74,7 +75,11 @@ def create_cmd(name: str, targets: Tuple[str, ...], at: Any, note: str) -> None:
       dcs tag create run17-prod calib/ -m "constants of the run 17 reprocessing"
     """
     t = None if at is None else int(at)
-    for p in store_paths(targets):
+    paths = store_paths(targets)
+    for p in paths:  # every store first: a refusal in one changes no file
+        with _open(p) as cs:
+            check_create_tag(cs, name, t)
+    for p in paths:
         with _open(p, "a") as cs:
             n = create_tag(cs, name, t, note)
         click.echo(f"{p}: tag {name} created ({n} ranges)")
@@ -96,7 +101,11 @@ def publish_cmd(name: str, targets: Tuple[str, ...]) -> None:
 @_TARGETS
 def delete_cmd(name: str, targets: Tuple[str, ...]) -> None:
     """Delete the unpublished tag NAME (a published tag is refused)."""
-    for p in _with_tag(store_paths(targets), name):
+    paths = _with_tag(store_paths(targets), name)
+    for p in paths:  # a published tag in one store refuses them all
+        with _open(p) as cs:
+            check_delete_tag(cs, name)
+    for p in paths:
         with _open(p, "a") as cs:
             delete_tag(cs, name)
         click.echo(f"{p}: tag {name} deleted")

@@ -19,7 +19,6 @@ from . import layout as L
 from .changelog import (Versions, check_asof, check_versionlog, index_of, payload_key, pick,
                         replay, replay_versions)
 from .backend import Backend
-from .dcobjects import _parse_vers
 from .selection import RangeIndex
 from .states import CANDIDATE, DEPRECATED, VALID, parse_include
 
@@ -98,7 +97,8 @@ def _index_including(sel, vmap: Versions, by: ByRange, ctype: str, inc: frozense
     return out, RangeIndex([r[0] for r in out], [r[1] for r in out])
 
 
-def asof_version(store: "DCStore", ctype: str, t: int, asof: TimeLike, vers: Any = None,
+def asof_version(store: "DCStore", ctype: str, t: int, asof: TimeLike,
+                 vers: Optional[int] = None,
                  tsprod: Optional[TimeLike] = None, include: Any = ()) -> tuple:
     """Key of the version ``get(ctype, t, vers, tsprod=, include=)``
     returned at wall time ``asof``.
@@ -145,7 +145,7 @@ def asof_version(store: "DCStore", ctype: str, t: int, asof: TimeLike, vers: Any
                     f"{format_ns(tp0)} as of {format_ns(t0)}")
             v = best[1]
         else:
-            v = _parse_vers(vers)
+            v = int(vers or 0)  # parsed by the caller (DCStore: dcobjects._parse_vers)
             if v not in have:
                 raise VersionNotFoundError(f"{rng} had no version {v} as of {format_ns(t0)}; "
                                            f"it had {have}")

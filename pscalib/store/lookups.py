@@ -17,7 +17,7 @@ from ..resolver import LOOKUP_MISSES, as_pair, lookup_ctypes, lookup_time, retry
 from ..errors import InvalidInputError
 from ..timestamps import TimeLike, format_ns, to_ns
 from . import layout as L
-from .dcobjects import DCVersion
+from .dcobjects import DCVersion, _parse_vers
 from .lookup import resolve
 from .backend import Backend
 from .payload import Payload
@@ -166,7 +166,8 @@ class TimedLookups:
             return DCVersion(self._store_self(), tag_key(self._store_self(), ctype, t, tag))
         if asof is not None:
             me = self._store_self()
-            return DCVersion(me, asof_version(me, ctype, t, asof, vers, tsprod, include))
+            v = None if vers is None else _parse_vers(vers)
+            return DCVersion(me, asof_version(me, ctype, t, asof, v, tsprod, include))
         key = self._key_at(ctype, t, vers, tsprod, include,
                            lambda cs: cs._version_at(ctype, t, vers, include, tsprod))
         if isinstance(key, DCVersion):

@@ -28,8 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .writer import StoreWriter
 
 __all__ = ["validate_tag_name", "tag_names", "rows_of", "create_tag", "publish_tag",
-           "delete_tag", "check_unprotected", "tag_key", "tags_of_version",
-           "carry_tags", "tags_to_carry", "keep_whole_tags"]
+           "delete_tag", "check_create_tag", "check_delete_tag", "check_unprotected",
+           "tag_key", "tags_of_version", "version_tags", "carry_tags", "tags_to_carry",
+           "keep_whole_tags"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -66,6 +67,40 @@ def _selection_at(store: "DCStore", be: Backend, at: Optional[int]) -> Tuple[int
     return at, replay(log, at)
 
 
+def _plan(store: "DCStore", be: Backend, name: str, at: Optional[int]
+          ) -> Tuple[int, Selection]:
+    """``(tsat, selection)`` of a new tag ``name``, or the reason it cannot be made."""
+    validate_tag_name(name)
+    if any(r.name == name for r in be.tag_rows()):
+        raise TagError(f"{store.path} already has a tag {name!r}; choose another name "
+                       f"(tags are never redefined)")
+    tsat, sel = _selection_at(store, be, at)
+    for k, (v, sha) in sel.items():  # a frozen selection must still be readable
+        payload_key(be, k + (v,), sha, f"tag {name!r} at {format_ns(tsat)}")
+    return tsat, sel
+
+
+def check_create_tag(store: "DCStore", name: str, at: Optional[int] = None) -> int:
+    """Raise what :func:`create_tag` would raise, writing nothing (a tag made in many
+    stores is checked in all of them first); returns the number of ranges it would
+    reference now."""
+    return len(_plan(store, store._backend_for_read(), name, at)[1])
+
+
+def check_delete_tag(store: "DCStore", name: str) -> None:
+    """Raise what :func:`delete_tag` would raise (unknown or published tag), writing
+    nothing."""
+    _deletable(store, store._backend_for_read(), name)
+
+
+def _deletable(store: "DCStore", be: Backend, name: str) -> None:
+    mine = rows_of(be, name, str(store.path))
+    if mine[0].published:
+        raise ProtectedByTagError(
+            f"tag {name!r} of {store.path} was published at "
+            f"{format_ns(mine[0].published)} and cannot be deleted; nothing was changed")
+
+
 def create_tag(store: "DCStore", name: str, at: Optional[int] = None, note: str = "") -> int:
     """Freeze what ``get`` selects now (or at wall time ``at``, from the change log) as tag
     ``name`` in this store; returns the number of ranges it references."""
@@ -74,12 +109,7 @@ def create_tag(store: "DCStore", name: str, at: Optional[int] = None, note: str 
         w = store.writer()
         be = w.backend
         rows = be.tag_rows()
-        if any(r.name == name for r in rows):
-            raise TagError(f"{store.path} already has a tag {name!r}; choose another name "
-                           f"(tags are never redefined)")
-        tsat, sel = _selection_at(store, be, at)
-        for k, (v, sha) in sel.items():  # a frozen selection must still be readable
-            payload_key(be, k + (v,), sha, f"tag {name!r} at {format_ns(tsat)}")
+        tsat, sel = _plan(store, be, name, at)
         made, user = now_ns(), whoami()
         new = [TagRow(name, "", 0, 0, 0, "", tsat, made, user, 0, note)]
         new += [TagRow(name, c, b, e, v, sha, tsat, made, user, 0, note)
@@ -111,11 +141,7 @@ def delete_tag(store: "DCStore", name: str) -> None:
     with store.transaction():
         w = store.writer()
         be = w.backend
-        mine = rows_of(be, name, str(store.path))
-        if mine[0].published:
-            raise ProtectedByTagError(
-                f"tag {name!r} of {store.path} was published at "
-                f"{format_ns(mine[0].published)} and cannot be deleted; nothing was changed")
+        _deletable(store, be, name)
         be.write_tag_rows([r for r in be.tag_rows() if r.name != name])
         w.append_history((), "tag_delete", name)
 
@@ -138,6 +164,22 @@ def check_unprotected(be: Backend, key: Key, action: str) -> None:
 def tags_of_version(be: Backend, key: Key) -> List[str]:
     """Names of the tags referencing version ``key``."""
     return sorted({r.name for r in be.tag_rows() if r.ctype and r.key == tuple(key)})
+
+
+def version_tags(store: "DCStore", key: Key) -> List[str]:
+    """:func:`tags_of_version` from one read of the tag rows per file state (a timeline
+    asks for every version of the store)."""
+    be = store._backend_for_read()
+    if store._txn is not None:  # tag rows may change inside a transaction: read them
+        return tags_of_version(be, key)
+
+    def build() -> Dict[tuple, List[str]]:
+        out: Dict[tuple, set] = {}
+        for r in be.tag_rows():
+            if r.ctype:
+                out.setdefault(r.key, set()).add(r.name)
+        return {k: sorted(v) for k, v in out.items()}
+    return list(cached(store, ("version-tags",), build).get(tuple(key), []))
 
 
 def tag_key(store: "DCStore", ctype: str, t: int, name: str) -> tuple:
