@@ -1,11 +1,16 @@
-"""Backend for the native pscalib format (read and write), see docs/format.rst."""
+"""Backend for the native pscalib format (read and write), see docs/format.rst.
+
+This module is longer than 500 lines because it implements every operation of the
+Backend interface for the native format, one short method each (the formats' details live
+in the modules it imports).
+"""
 from __future__ import annotations
 
 import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import h5py
 import numpy as np
@@ -22,7 +27,8 @@ from .compact import rewrite_file
 from .history import HistoryRecord, append_history, read_history
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
-from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags, write_tags
+from .records import (LogRow, TagRow, VersionRow, append_changelog, append_versionlog,
+                      read_changelog, read_tags, read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, raw_fd, read_id, read_into, root_attr
 from .values import decode_par, encode_par
@@ -90,6 +96,7 @@ class NativeBackend(WritableBackend):
         self.f = f
         self.filename = f.filename
         self.writable = f.mode == "r+"
+        self.touched: Set[tuple] = set()  # every change goes through its methods
         try:
             fmt = root_attr(f, L.A_FORMAT)  # low-level: opening a store is a hot path
             ver = root_attr(f, L.A_FORMAT_VERSION)
@@ -276,6 +283,7 @@ class NativeBackend(WritableBackend):
             cls.init_root(f, dettype, detid, detname, tscfile)
             cls(f).append_history((), "create_store", f"created store for {detname}")
             append_changelog(f, [], start=tscfile)  # complete from the creation on
+            append_versionlog(f, [], start=tscfile)
 
     @classmethod
     def open_for_write(cls, path: Path) -> "NativeBackend":
@@ -337,8 +345,10 @@ class NativeBackend(WritableBackend):
         g.create_dataset(L.N_RANGE_INDEX, shape=(0,), maxshape=(None,),
                          chunks=(L.INDEX_CHUNK,), dtype=INDEX_DTYPE)
 
+
     @_guard_write
     def delete_ctype(self, ctype: str) -> None:
+        self.touched.add((ctype,))
         del self.f[ctype]
 
     def _index_row(self, ctype: str, tsbegin: int, tsend: int) -> int:
@@ -365,6 +375,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
+        self.touched.add((ctype, tsbegin, tsend))
         i = self._index_row(ctype, tsbegin, tsend)
         ds = self.f[ctype][L.N_RANGE_INDEX]
         n = ds.shape[0]
@@ -390,6 +401,7 @@ class NativeBackend(WritableBackend):
     def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
                        link_to: Optional[Key] = None) -> None:
         ctype, tsbegin, tsend, version = key
+        self.touched.add((ctype, tsbegin, tsend))
         rg = self.f[h5path((ctype, tsbegin, tsend))]
         g = rg.create_group(L.version_name(version))
         a = g.attrs
@@ -406,6 +418,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_version(self, key: Key) -> None:
+        self.touched.add(key[:3])
         del self.f[h5path(key)]
 
     @_guard_write
@@ -462,6 +475,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def set_state(self, key: Key, info: StateInfo) -> None:
+        self.touched.add(key[:3])
         write_state(self.f[h5path(key)].attrs, info)
 
     @_guard_write
@@ -476,12 +490,21 @@ class NativeBackend(WritableBackend):
 
     @_guard
     @_strings
+    def versionlog(self) -> Tuple[Optional[int], List[VersionRow]]:
+        return read_versionlog(self._sf())
+
+    @_guard
+    @_strings
     def tag_rows(self) -> List[TagRow]:
         return read_tags(self._sf())
 
     @_guard_write
     def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
         return append_changelog(self.f, rows, start)
+
+    @_guard_write
+    def append_versionlog(self, rows: List[VersionRow], start: Optional[int] = None) -> int:
+        return append_versionlog(self.f, rows, start)
 
     @_guard_write
     def write_tag_rows(self, rows: List[TagRow]) -> None:
