@@ -21,7 +21,7 @@ from . import safety
 from .layout import INDEX_DTYPE
 from .fastread import open_readonly
 from .heapcheck import check_file
-from .history import HISTORY_DTYPE, read_history
+from .history import HISTORY_DTYPE, TABLE_DTYPE, read_history
 from .payindex import PAYINDEX_DTYPE, keys_of
 from .payload import checksum, read_payload
 from .states import VALID, read_state
@@ -124,9 +124,15 @@ class _Checker:
         ds = g.get(L.N_HISTORY)
         if ds is None:
             return
-        if not isinstance(ds, h5py.Dataset) or ds.dtype.names != HISTORY_DTYPE.names:
+        table = self.format_version >= L.FORMAT_TABLE
+        if table and g.name != "/":
+            self.rep.add(ds.name, "format 3 keeps history in the root table: this per-object "
+                         "dataset is ignored", WARNING)
+            return
+        want = TABLE_DTYPE.names if table else HISTORY_DTYPE.names
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.names != want:
             self.rep.add(f"{g.name.rstrip('/')}/{L.N_HISTORY}",
-                         f"history must be a dataset with fields {HISTORY_DTYPE.names}")
+                         f"history must be a dataset with fields {want}")
             return
         try:
             recs = read_history(g)
