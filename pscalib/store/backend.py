@@ -277,6 +277,10 @@ class WritableBackend(Backend):
         """Make the file able to hold states and tombstones; True if it changed."""
         raise NotImplementedError
 
+    def upgrade_to_table(self) -> bool:
+        """Convert the file to the newest format (``dcs upgrade``); True if it was older."""
+        raise NotImplementedError
+
     def set_state(self, key: Key, info: StateInfo) -> None:
         """Write the state attributes of a version."""
         raise NotImplementedError

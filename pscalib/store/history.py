@@ -13,7 +13,7 @@ object's rows go with it (:func:`purge_table`), as its per-object dataset did.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import h5py
 import numpy as np
@@ -24,7 +24,7 @@ from ..timestamps import format_ns, now_ns
 from .layout import HISTORY_CHUNK, N_HISTORY, TABLE_CHUNK
 
 __all__ = ["HistoryRecord", "HISTORY_DTYPE", "TABLE_DTYPE", "append_history", "read_history",
-           "make_record", "append_table", "read_table", "purge_table", "is_table", "whoami",
+           "make_record", "append_table", "read_table", "read_table_all", "purge_table", "is_table", "whoami",
            "hostname"]
 
 _STR = h5py.string_dtype("utf-8")
@@ -133,6 +133,20 @@ def read_table(f: h5py.File, path: str) -> List[HistoryRecord]:
     rows = rows[idx - idx[0]]
     return [HistoryRecord(int(r["tsns"]), _s(r["user"]), _s(r["host"]), _s(r["action"]),
                           _s(r["record"])) for r in rows]
+
+
+def read_table_all(f: h5py.File) -> Dict[str, List[HistoryRecord]]:
+    """Every record of the table, by object path (one read for a whole-store walk such as
+    ``dcs history -r``, instead of one scan of the path column per object)."""
+    ds = f.get(N_HISTORY)
+    out: Dict[str, List[HistoryRecord]] = {}
+    if ds is None or ds.shape[0] == 0:
+        return out
+    for r in ds[...]:
+        out.setdefault(_s(r["path"]), []).append(
+            HistoryRecord(int(r["tsns"]), _s(r["user"]), _s(r["host"]), _s(r["action"]),
+                          _s(r["record"])))
+    return out
 
 
 def purge_table(f: h5py.File, path: str) -> int:

@@ -26,7 +26,7 @@ from .backend import (H5_ERRORS, Key, RangeTable, VersionInfo, WritableBackend, 
                       store_error)
 from .compact import rewrite_file
 from .history import (HistoryRecord, append_history, append_table, make_record, purge_table,
-                      read_history, read_table)
+                      read_history, read_table, read_table_all)
 from .pending import PayRows, RangeRows
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
@@ -126,6 +126,7 @@ class NativeBackend(WritableBackend):
         self._rattrs: Dict[Tuple[str, int, int], Dict[str, int]] = {}
         self._pay: Optional[PayRows] = None
         self._hist: List[Tuple[str, HistoryRecord]] = []
+        self._hist_all: Optional[Dict[str, List[HistoryRecord]]] = None  # reader's cache
 
     @property
     def table_history(self) -> bool:
@@ -251,7 +252,11 @@ class NativeBackend(WritableBackend):
             self._dataset(L.N_HISTORY)
             path = h5path(key) if key else ""
             self._group(key)  # a missing object is an error, as below
-            return read_table(self.f, path) + [r for p, r in self._hist if p == path]
+            if self.writable:
+                return read_table(self.f, path) + [r for p, r in self._hist if p == path]
+            if self._hist_all is None:  # a reader's file never changes under it: read once
+                self._hist_all = read_table_all(self.f)
+            return list(self._hist_all.get(path, []))
         g = self._group(key)
         if L.N_HISTORY in g:
             self._dataset(f"{h5path(key)}/{L.N_HISTORY}" if key else L.N_HISTORY)
@@ -538,6 +543,27 @@ class NativeBackend(WritableBackend):
         return True
 
     @_guard_write
+    def upgrade_to_table(self) -> bool:
+        """Convert a format 1 or 2 file to format 3 (``dcs upgrade``); True if it was older.
+
+        Every per-object ``_history`` dataset becomes rows of the root table, object by
+        object (root, then each type, its ranges and their versions, by name) and in each
+        object in its own order, so every object reads back exactly the records it had."""
+        if self.table_history:
+            return False
+        self.flush()
+        rows: List[Tuple[str, HistoryRecord]] = []
+        for path, g in _objects(self.f):
+            if L.N_HISTORY in g:
+                self._dataset(f"{path}/{L.N_HISTORY}" if path else L.N_HISTORY)
+                rows += [(path, r) for r in read_history(g)]
+                del g[L.N_HISTORY]
+        self._write_format(L.FORMAT_TABLE)
+        self._hist = rows + self._hist
+        self.flush()
+        return True
+
+    @_guard_write
     def _write_format(self, ver: int) -> None:
         self.f.attrs[L.A_FORMAT_VERSION] = np.int64(ver)
         self.format_version = ver
@@ -573,6 +599,19 @@ class NativeBackend(WritableBackend):
     def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
         self._path(h5path((ctype, tsbegin, tsend)))
         self._range_attrs(ctype, tsbegin, tsend)[L.A_LASTV] = version
+
+
+def _objects(f: h5py.File):
+    """``(path, group)`` of the store and of every type, range and version in it."""
+    yield "", f
+    for c in sorted(k for k in f.keys() if not k.startswith("_")):
+        cg = f[c]
+        yield c, cg
+        for r in sorted(k for k in cg.keys() if not k.startswith("_")):
+            rg = cg[r]
+            yield f"{c}/{r}", rg
+            for v in sorted(k for k in rg.keys() if L.parse_version_name(k) is not None):
+                yield f"{c}/{r}/{v}", rg[v]
 
 
 def create_format() -> int:
