@@ -56,7 +56,8 @@ def snapshot(path):
         out["tags"] = [tuple(r) for r in cs.backend.tag_rows()]
         out["changelog"] = cs.backend.changelog()
         out["tombstones"] = [tuple(t) for t in cs.tombstones()]
-        out["asof"] = cs.get("pedestals", 5, asof=np.datetime64(out["changelog"][1][0].tsns, "ns")).tobytes()
+        first = np.datetime64(out["changelog"][1][0].tsns, "ns")
+        out["asof"] = cs.get("pedestals", 5, asof=first).tobytes()
     return out
 
 

@@ -24,8 +24,8 @@ from ..timestamps import format_ns, now_ns
 from .layout import HISTORY_CHUNK, N_HISTORY, TABLE_CHUNK
 
 __all__ = ["HistoryRecord", "HISTORY_DTYPE", "TABLE_DTYPE", "append_history", "read_history",
-           "make_record", "append_table", "read_table", "read_table_all", "purge_table", "is_table", "whoami",
-           "hostname"]
+           "make_record", "append_table", "read_table", "read_table_all", "purge_table",
+           "is_table", "whoami", "hostname"]
 
 _STR = h5py.string_dtype("utf-8")
 HISTORY_DTYPE = np.dtype([("tsns", "<i8"), ("user", _STR), ("host", _STR),
