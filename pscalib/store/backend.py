@@ -151,6 +151,11 @@ class Backend:
     def version_info(self, key: Key) -> VersionInfo:
         raise NotImplementedError
 
+    def version_sha256(self, key: Key) -> Optional[str]:
+        """The version's ``sha256`` (None if it has none); backends may answer without
+        reading the payload's dataset (the change log asks it for every changed range)."""
+        return self.version_info(key).sha256
+
     def payload(self, key: Key) -> Payload:
         raise NotImplementedError
 

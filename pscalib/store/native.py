@@ -33,7 +33,7 @@ from .tombstones import Tombstone, append_tombstones, read_tombstones
 from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags, write_tags
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
-from .values import decode_par, encode_par
+from .values import decode_par, encode_par, write_ascii_attr, write_int_attr
 from .heapcheck import check_file
 from . import safety
 
@@ -127,6 +127,7 @@ class NativeBackend(WritableBackend):
         self._pay: Optional[PayRows] = None
         self._hist: List[Tuple[str, HistoryRecord]] = []
         self._hist_all: Optional[Dict[str, List[HistoryRecord]]] = None  # reader's cache
+        self._sha: Dict[Key, str] = {}  # versions created by this transaction
 
     @property
     def table_history(self) -> bool:
@@ -223,10 +224,19 @@ class NativeBackend(WritableBackend):
         sha = decode_par(a[L.A_SHA256]) if L.A_SHA256 in a else None
         if kind == L.KIND_TEXT:
             raw = ds[()]
-            return VersionInfo(int(a[L.A_VERSION]), int(a[L.A_TSPROD]), kind, sha, None, None,
+            return VersionInfo(key[3], int(a[L.A_TSPROD]), kind, sha, None, None,
                                len(raw) if isinstance(raw, bytes) else len(str(raw).encode()))
-        return VersionInfo(int(a[L.A_VERSION]), int(a[L.A_TSPROD]), kind, sha, ds.dtype,
+        return VersionInfo(key[3], int(a[L.A_TSPROD]), kind, sha, ds.dtype,
                            tuple(ds.shape), int(ds.dtype.itemsize * int(np.prod(ds.shape))))
+
+    @_guard
+    def version_sha256(self, key: Key) -> Optional[str]:
+        held = self._sha.get(key)
+        if held is not None:
+            return held
+        self._check_heaps()
+        a = self.f[self._path(h5path(key))].attrs
+        return decode_par(a[L.A_SHA256]) if L.A_SHA256 in a else None
 
     @_guard
     def payload(self, key: Key) -> Payload:
@@ -341,12 +351,9 @@ class NativeBackend(WritableBackend):
                     ds[a:b] = cur[a:b]
                 rr.written()
         for rkey, attrs in self._rattrs.items():
-            a = self.f[h5path(rkey)].attrs
+            gid = h5py.h5o.open(self.f.id, h5path(rkey).encode())
             for name, value in attrs.items():
-                if name in a:
-                    a.modify(name, np.int64(value))
-                else:
-                    a[name] = np.int64(value)
+                write_int_attr(gid, name, value)
         self._rattrs.clear()
         if self._pay is not None and self._pay.changed():
             payindex.store(self.f, self._pay.rows, self._pay.n_disk, self._pay.rewrite)
@@ -434,11 +441,13 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def create_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
-        g = self.f[ctype].create_group(L.range_name(tsbegin, tsend))
-        g.attrs[L.A_TSBEGIN] = np.int64(tsbegin)
-        g.attrs[L.A_TSEND] = np.int64(tsend)
-        # defaultv and lastv change with the versions added next: written once, at flush
-        self._range_attrs(ctype, tsbegin, tsend).update({L.A_DEFAULTV: 0, L.A_LASTV: 0})
+        gid = h5py.h5g.create(self.f.id, h5path((ctype, tsbegin, tsend)).encode())
+        write_int_attr(gid, L.A_TSBEGIN, tsbegin)
+        write_int_attr(gid, L.A_TSEND, tsend)
+        # lastv (and defaultv before format 3) change with the versions added next: written
+        # once, at flush; format 3 keeps the default in the range index only
+        self._range_attrs(ctype, tsbegin, tsend).update(
+            {L.A_LASTV: 0} if self.table_history else {L.A_DEFAULTV: 0, L.A_LASTV: 0})
         self._rrows(ctype).append(tsbegin, tsend)
 
     @_guard_write
@@ -453,7 +462,8 @@ class NativeBackend(WritableBackend):
         self._path(h5path((ctype, tsbegin, tsend)))
         i = self._index_row(ctype, tsbegin, tsend)
         self._rrows(ctype).set_default(i, version)
-        self._range_attrs(ctype, tsbegin, tsend)[L.A_DEFAULTV] = version
+        if not self.table_history:
+            self._range_attrs(ctype, tsbegin, tsend)[L.A_DEFAULTV] = version
 
     @_guard
     def last_version(self, ctype: str, tsbegin: int, tsend: int) -> int:
@@ -466,28 +476,30 @@ class NativeBackend(WritableBackend):
     def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
                        link_to: Optional[Key] = None) -> None:
         ctype, tsbegin, tsend, version = key
-        rg = self.f[h5path((ctype, tsbegin, tsend))]
-        g = rg.create_group(L.version_name(version))
-        a = g.attrs
-        a[L.A_VERSION] = np.int64(version)
-        a[L.A_TSPROD] = np.int64(tsprod)
+        gid = h5py.h5g.create(self.f.id, h5path(key).encode())  # low-level: a hot path
+        if not self.table_history:  # format 3: the group name says the number
+            write_int_attr(gid, L.A_VERSION, version)
+        write_int_attr(gid, L.A_TSPROD, tsprod)
         kind = L.KIND_TEXT if isinstance(data, str) else L.KIND_NDARRAY
+        g = h5py.Group(gid)
         if self.table_history:  # fixed-length ASCII: no global heap object per version
-            a.create(L.A_KIND, np.bytes_(kind))
-            a.create(L.A_SHA256, np.bytes_(sha256))
+            write_ascii_attr(gid, L.A_KIND, kind)
+            write_ascii_attr(gid, L.A_SHA256, sha256)
         else:
-            a[L.A_KIND] = kind
-            a[L.A_SHA256] = sha256
+            g.attrs[L.A_KIND] = kind
+            g.attrs[L.A_SHA256] = sha256
         if link_to is not None:  # identical payload stored once: HDF5 hard link
             g[L.N_DATA] = self.f[h5path(link_to) + "/" + L.N_DATA]
         else:
             write_payload(g, data, compact=self.table_history)
+        self._sha[key] = sha256
         if version > self.last_version(ctype, tsbegin, tsend):
             self._range_attrs(ctype, tsbegin, tsend)[L.A_LASTV] = version
 
     @_guard_write
     def delete_version(self, key: Key) -> None:
         del self.f[h5path(key)]
+        self._sha.pop(key, None)
         self._forget_pending(h5path(key))
 
     @_guard_write
