@@ -18,7 +18,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import h5py
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import CorruptStoreError, InvalidInputError
 from ..identity import hostname, whoami
 from ..timestamps import format_ns, now_ns
 from .layout import HISTORY_CHUNK, N_HISTORY, TABLE_CHUNK
@@ -90,7 +90,7 @@ def read_history(group: h5py.Group) -> List[HistoryRecord]:
     ds = group.get(N_HISTORY)
     if ds is None or ds.shape[0] == 0:
         return []
-    rows = ds[...]
+    rows = _checked(ds)[...]
     return [HistoryRecord(int(r["tsns"]), _s(r["user"]), _s(r["host"]), _s(r["action"]),
                           _s(r["record"])) for r in rows]
 
@@ -116,6 +116,52 @@ def append_table(f: h5py.File, rows: List[Tuple[str, HistoryRecord]]) -> None:
     ds[n:] = arr
 
 
+def check_lengths(ds: h5py.Dataset, limit: int) -> None:
+    """Refuse a chunked table whose stored variable-length string lengths exceed
+    ``limit`` (the file size: no string can be longer) before HDF5 converts it.
+
+    A damaged length makes HDF5 allocate and clear that many bytes per string (found by
+    ``scripts/fuzz_files.py``: a copied 512-byte block over the history table made one
+    read take minutes). The lengths are the first 4 bytes of each 16-byte descriptor in
+    the raw chunks, read here without conversion (the tables have no filters)."""
+    tid = ds.id.get_type()
+    if tid.get_class() != h5py.h5t.COMPOUND or ds.chunks is None or ds.shape[0] == 0:
+        return
+    # on disk a variable-length string is 16 bytes (length u4, heap address u8, index
+    # u4) whatever its in-memory size; the members are stored packed, in order
+    offs, size = [], 0
+    for i in range(tid.get_nmembers()):
+        mt = tid.get_member_type(i)
+        if tid.get_member_class(i) == h5py.h5t.STRING and mt.is_variable_str():
+            offs.append(size)
+            size += 16
+        else:
+            size += mt.get_size()
+    n, step = ds.shape[0], ds.chunks[0]
+    for start in range(0, n, step):
+        rows = min(step, n - start)
+        try:
+            raw = ds.id.read_direct_chunk((start,))[1]
+        except (KeyError, OSError, RuntimeError, ValueError) as exc:
+            raise CorruptStoreError(f"{ds.file.filename}: {ds.name} cannot be read: "
+                                    f"{exc}") from None
+        if len(raw) != step * size:  # not the layout this check knows: HDF5 decides
+            return
+        arr = np.frombuffer(raw, np.uint8, rows * size).reshape(rows, size)
+        for o in offs:
+            if int(arr[:, o:o + 4].copy().view("<u4").max()) > limit:
+                raise CorruptStoreError(f"{ds.file.filename}: {ds.name} holds a string "
+                                        f"longer than the file (damaged); run 'dcs verify' "
+                                        f"and restore the file from a copy")
+
+
+def _checked(ds: h5py.Dataset) -> h5py.Dataset:
+    if ds.file.mode == "r+":  # the raw chunks on disk must be those in HDF5's cache
+        ds.file.flush()
+    check_lengths(ds, ds.file.id.get_filesize())
+    return ds
+
+
 def _paths(ds: h5py.Dataset) -> np.ndarray:
     return np.array([_s(p) for p in ds.fields("path")[...]], dtype=object)
 
@@ -125,7 +171,7 @@ def read_table(f: h5py.File, path: str) -> List[HistoryRecord]:
     ds = f.get(N_HISTORY)
     if ds is None or ds.shape[0] == 0:
         return []
-    idx = np.nonzero(_paths(ds) == path)[0]
+    idx = np.nonzero(_paths(_checked(ds)) == path)[0]
     if not len(idx):
         return []
     # only the path column is read in full; the object's rows are one or a few reads
@@ -142,7 +188,7 @@ def read_table_all(f: h5py.File) -> Dict[str, List[HistoryRecord]]:
     out: Dict[str, List[HistoryRecord]] = {}
     if ds is None or ds.shape[0] == 0:
         return out
-    for r in ds[...]:
+    for r in _checked(ds)[...]:
         out.setdefault(_s(r["path"]), []).append(
             HistoryRecord(int(r["tsns"]), _s(r["user"]), _s(r["host"]), _s(r["action"]),
                           _s(r["record"])))
@@ -155,7 +201,7 @@ def purge_table(f: h5py.File, path: str) -> int:
     ds = f.get(N_HISTORY)
     if ds is None or ds.shape[0] == 0:
         return 0
-    paths = _paths(ds)
+    paths = _paths(_checked(ds))
     gone = np.array([p == path or p.startswith(path + "/") for p in paths], dtype=bool)
     n = int(gone.sum())
     if n:
