@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import h5py
 import numpy as np
 
+from ..config import env_value
 from ..errors import (CorruptStoreError, InvalidInputError, PscalibError, StoreFormatError,
                       UnsupportedFormatVersionError)
 from . import layout as L
@@ -628,7 +629,7 @@ def _objects(f: h5py.File):
 
 def create_format() -> int:
     """Format of new files: 3, or 1 when ``PSCALIB_CREATE_FORMAT=1`` (for older readers)."""
-    want = os.environ.get(L.ENV_CREATE_FORMAT, "").strip()
+    want = (env_value(L.ENV_CREATE_FORMAT) or "").strip()
     if not want:
         return L.FORMAT_TABLE
     if want not in ("1", "3"):
