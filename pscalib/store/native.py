@@ -11,7 +11,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import h5py
 import numpy as np
@@ -31,7 +31,8 @@ from .history import (HistoryRecord, append_history, append_table, make_record, 
 from .pending import PayRows, RangeRows
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
-from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags, write_tags
+from .records import (LogRow, TagRow, VersionRow, append_changelog, append_versionlog,
+                      read_changelog, read_tags, read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par, write_ascii_attr, write_int_attr
@@ -100,6 +101,7 @@ class NativeBackend(WritableBackend):
         self.f = f
         self.filename = f.filename
         self.writable = f.mode == "r+"
+        self.touched: Set[tuple] = set()  # every change goes through its methods
         try:
             fmt = root_attr(f, L.A_FORMAT)  # low-level: opening a store is a hot path
             ver = root_attr(f, L.A_FORMAT_VERSION)
@@ -307,6 +309,7 @@ class NativeBackend(WritableBackend):
             be.append_history((), "create_store", f"created store for {detname}")
             be.flush()
             append_changelog(f, [], start=tscfile)  # complete from the creation on
+            append_versionlog(f, [], start=tscfile)
 
     @classmethod
     def open_for_write(cls, path: Path) -> "NativeBackend":
@@ -429,6 +432,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_ctype(self, ctype: str) -> None:
+        self.touched.add((ctype,))
         del self.f[ctype]
         self._ranges.pop(ctype, None)
         self._forget_pending(ctype)
@@ -453,6 +457,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
+        self.touched.add((ctype, tsbegin, tsend))
         i = self._index_row(ctype, tsbegin, tsend)
         self._rrows(ctype).remove(i)
         del self.f[ctype][L.range_name(tsbegin, tsend)]
@@ -477,6 +482,7 @@ class NativeBackend(WritableBackend):
     def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
                        link_to: Optional[Key] = None) -> None:
         ctype, tsbegin, tsend, version = key
+        self.touched.add((ctype, tsbegin, tsend))
         gid = h5py.h5g.create(self.f.id, h5path(key).encode())  # low-level: a hot path
         if not self.table_history:  # format 3: the group name says the number
             write_int_attr(gid, L.A_VERSION, version)
@@ -499,6 +505,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_version(self, key: Key) -> None:
+        self.touched.add(key[:3])
         del self.f[h5path(key)]
         self._sha.pop(key, None)
         self._forget_pending(h5path(key))
@@ -583,6 +590,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def set_state(self, key: Key, info: StateInfo) -> None:
+        self.touched.add(key[:3])
         write_state(self.f[h5path(key)].attrs, info)
 
     @_guard_write
@@ -596,6 +604,11 @@ class NativeBackend(WritableBackend):
         return read_changelog(self.f)
 
     @_guard
+    def versionlog(self) -> Tuple[Optional[int], List[VersionRow]]:
+        self._check_heaps()
+        return read_versionlog(self.f)
+
+    @_guard
     def tag_rows(self) -> List[TagRow]:
         self._check_heaps()
         return read_tags(self.f)
@@ -603,6 +616,10 @@ class NativeBackend(WritableBackend):
     @_guard_write
     def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
         return append_changelog(self.f, rows, start)
+
+    @_guard_write
+    def append_versionlog(self, rows: List[VersionRow], start: Optional[int] = None) -> int:
+        return append_versionlog(self.f, rows, start)
 
     @_guard_write
     def write_tag_rows(self, rows: List[TagRow]) -> None:
