@@ -80,8 +80,8 @@ N_TOMBSTONES = "_tombstones"
 
 INDEX_CHUNK = 1024
 HISTORY_CHUNK = 64
-#: Rows per chunk of the format 3 history table (one table per file: ~45 kB chunks).
-TABLE_CHUNK = 512
+#: Rows per chunk of the format 3 history table (11 kB chunks: a small store stays small).
+TABLE_CHUNK = 128
 #: Format 3: ndarray payloads up to this many bytes are stored with the compact layout
 #: (inside the dataset's object header: no separate data block).
 COMPACT_MAX = 4096
