@@ -44,6 +44,8 @@ ENV_VARS: Dict[str, Tuple[str, str]] = {
                              "where names are looked up when no calib directory is given"),
     "PSCALIB_FILE_MODE": ("(0666 minus umask)", "octal permissions of new store/alias files"),
     "PSCALIB_DIR_MODE": ("(0777 minus umask)", "octal permissions of new directories"),
+    "PSCALIB_CREATE_FORMAT": ("3", "file format of new stores: 3, or 1 for stores older "
+                              "pscalib releases must read (docs/format.rst)"),
     "PSCALIB_LOCK_TIMEOUT": ("120", "seconds a writer waits for another writer's lock"),
     "PSCALIB_LOCK_FALLBACK": ("(unset)", "'soft': marker-file locks where flock fails"),
     "PSCALIB_USER": ("(login name)", "user name recorded in history records"),

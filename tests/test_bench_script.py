@@ -19,6 +19,10 @@ FIGURES = [
     r"open \+ info\(\) \+ dictpars\(\) \+ history\(\) on a .* store / same on a .* one",
     r"dcs print on a .* store / same on a .* one",
     r"get with 100 ranges / with 10 ranges",
+    r"open \+ first get with 100 ranges / with 10 ranges",
+    r"add one 4x4 version \(a whole transaction\) / sqlite insert \+ np.save \+ fsync",
+    r"100 ranges \(4x4 uint32\) added in one transaction",
+    r"file bytes per small range beyond payload \(100 ranges",
     r"one small change \(add a 4x4\) to a .* store / plain copy \+ fsync",
     r"file size beyond payload bytes, 4 versions of cspad pedestals",
     r"get by run / get by time",
@@ -45,7 +49,7 @@ def test_bench_tiny_prints_every_figure(tmp_path):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert re.search(pattern, cells[0]), (pattern, cells[0])
         assert len(cells) == 6
-        assert re.fullmatch(r"[0-9.e+-]+( %)?", cells[3]), cells  # the ratio is a number
+        assert re.fullmatch(r"[0-9.e+-]+( %| s| B)?", cells[3]), cells  # a number
         assert cells[5] in ("PASS", "FAIL", "report")
     ndarrio = [r for r in body if "NDArrIO" in r]
     assert len(ndarrio) == 1 and ndarrio[0].endswith("| report |")  # a figure without target

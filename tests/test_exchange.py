@@ -11,6 +11,7 @@ import pytest
 
 from conftest import file_digest
 from pscalib import DCStore
+from pscalib import errors as E
 from pscalib.errors import (ConflictError, CtypeNotFoundError, IntegrityError, StoreNotFoundError,
                             StoreExistsError)
 from pscalib.exchange import copy_store, diff_stores, merge_stores, verify
@@ -128,8 +129,13 @@ def test_verify_clean_store_never_modifies_it(repo):
 
 def _flip_payload_byte(path, key, at=5):
     with h5py.File(path, "r") as f:
-        off = f[h5path(key) + "/data"].id.get_offset()
-    assert off is not None
+        ds = f[h5path(key) + "/data"]
+        off = ds.id.get_offset()
+        raw = ds[()].tobytes()
+    if off is None:  # a compact payload (format 3) lives in its object header: find it
+        blob = Path(path).read_bytes()
+        off = blob.find(raw)
+        assert off >= 0 and blob.find(raw, off + 1) < 0
     with open(path, "r+b") as fh:
         fh.seek(off + at)
         b = fh.read(1)
@@ -137,7 +143,9 @@ def _flip_payload_byte(path, key, at=5):
         fh.write(bytes([b[0] ^ 0xFF]))
 
 
-def test_verify_catches_flipped_payload_bytes(repo):
+def test_verify_catches_flipped_payload_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSCALIB_CREATE_FORMAT", "1")  # contiguous payloads: only the
+    repo = make_repo(tmp_path / "repo" / "cspad" / "cspad-0001.h5")  # sha256 can tell
     with DCStore(repo) as cs:
         key = cs.version_at("pedestals", "2024-03-01")._key
     _flip_payload_byte(repo, key)
@@ -152,6 +160,23 @@ def test_verify_catches_flipped_payload_bytes(repo):
         good = cs.get("pedestals", "2024-03-01")
         good.view(np.uint8).reshape(-1)[5] ^= 0xFF  # the bytes that were stored originally
         assert not cs.add_constants("pedestals", good, "2024-02-01").unchanged
+
+
+def test_flipped_compact_payload_bytes_fail_hdf5s_checksum(repo):
+    """Format 3 keeps small payloads in their object header, which HDF5 checksums: a
+    flipped byte is reported as damage by verify, get and add, never read as data."""
+    with DCStore(repo) as cs:
+        key = cs.version_at("pedestals", "2024-03-01")._key
+    _flip_payload_byte(repo, key)
+    before = file_digest(repo)
+    rep = verify(repo)
+    assert not rep.ok and "checksum" in rep.errors[0].message, rep.format()
+    with DCStore(repo, mode="a") as cs:
+        with pytest.raises(E.CorruptStoreError, match="checksum"):
+            cs.get("pedestals", "2024-03-01")
+        with pytest.raises(E.CorruptStoreError, match="dcs verify"):
+            cs.add_constants("pedestals", np.ones(3), "2024-02-01")
+    assert file_digest(repo) == before
 
 
 def test_verify_catches_bad_checksum_attribute_and_text(repo):
@@ -204,12 +229,12 @@ def test_verify_reports_unreadable_history_and_alias_to_missing_store(repo):
     calib = repo.parent.parent
     add_alias(calib, "CxiDs2.0:Cspad.0", "cspad-0001")
     add_alias(calib, "CxiDs1.0:Cspad.0", "cspad-0099")
-    with h5py.File(repo, "r+") as f:
-        del f["geometry/_history"]
-        f["geometry"].create_dataset("_history", data=np.arange(3))
+    with h5py.File(repo, "r+") as f:  # format 3: the one history table of the store
+        del f["_history"]
+        f.create_dataset("_history", data=np.arange(3))
     rep = verify(repo)
     msgs = [(p.path, p.message) for p in rep.errors]
-    assert any(p == "/geometry/_history" for p, _ in msgs), rep.format()
+    assert any(p == "/_history" for p, _ in msgs), rep.format()
     alias_hits = [(p, m) for p, m in msgs if "cspad-0099" in m]
     assert len(alias_hits) == 1 and alias_hits[0][0].startswith(str(calib / "cspad" /
                                                                     "aliases.txt:"))
@@ -324,11 +349,14 @@ def test_copy_squeezes_selection_and_keeps_history(repo, tmp_path):
     assert not (tmp_path / "other.h5").exists()
 
 
-def test_copy_refuses_damaged_source_and_writes_nothing(repo, tmp_path):
+@pytest.mark.parametrize("fmt", ["1", "3"])  # contiguous payload: sha256; compact: HDF5
+def test_copy_refuses_damaged_source_and_writes_nothing(tmp_path, monkeypatch, fmt):
+    monkeypatch.setenv("PSCALIB_CREATE_FORMAT", fmt)
+    repo = make_repo(tmp_path / "repo" / "cspad" / "cspad-0001.h5")
     with DCStore(repo) as cs:
         key = cs.version_at("pedestals", "2024-03-01")._key
     _flip_payload_byte(repo, key)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError if fmt == "1" else E.CorruptStoreError):
         copy_store(repo, tmp_path / "ws.h5")
     assert not (tmp_path / "ws.h5").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ws.h5.pscalib")] == []
@@ -435,7 +463,11 @@ def test_merge_refuses_other_detector(repo, tmp_path):
 
 
 # ------------------------------------------------------------------------------- CLI
-def test_dcs_verify_and_diff_exit_codes(repo, tmp_path):
+def test_dcs_verify_and_diff_exit_codes(tmp_path, monkeypatch):
+    # format 1: contiguous payloads, so the flipped byte below is found by the sha256
+    # (format 3 small payloads: HDF5's header checksum, test_flipped_compact_payload_...)
+    monkeypatch.setenv("PSCALIB_CREATE_FORMAT", "1")
+    repo = make_repo(tmp_path / "repo" / "cspad" / "cspad-0001.h5")
     r = dcs("verify", repo)
     assert r.returncode == 0 and "OK" in r.stdout, r.stderr
     ws = tmp_path / "ws.h5"
@@ -479,7 +511,7 @@ def test_merge_refuses_missing_dest_and_damaged_source(repo, tmp_path):
     assert not (tmp_path / "nowhere.h5").exists()
     ws = Path(copy_store(repo, tmp_path / "ws.h5").dest)
     with DCStore(ws, mode="a") as w:
-        v = w.add_constants("pixel_gain", np.arange(64.0), "2024-01-01")
+        v = w.add_constants("pixel_gain", np.arange(1024.0), "2024-01-01")  # > 4 kB: contiguous
     _flip_payload_byte(ws, v._key, at=9)
     before = file_digest(repo)
     with pytest.raises(IntegrityError):

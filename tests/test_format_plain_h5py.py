@@ -62,11 +62,17 @@ PLAIN_READER = textwrap.dedent(r'''
         f = ("." + f"{frac:09d}".rstrip("0")) if frac else ""
         return f"{d:%Y%m%dT%H%M%S}{f}Z"
 
+    TABLE = None  # format 3: the root table of every record (path = the object's path)
+
     def history(g):
-        if "_history" not in g:
+        if TABLE is not None:
+            rows = [r for r in TABLE if text(r["path"]) == g.name.strip("/")]
+        elif "_history" not in g:
             return []
+        else:
+            rows = g["_history"][...]
         return [[int(r["tsns"]), text(r["user"]), text(r["host"]), text(r["action"]),
-                 text(r["record"])] for r in g["_history"][...]]
+                 text(r["record"])] for r in rows]
 
     def dictpars(g):
         if "_dictpars" not in g:
@@ -88,6 +94,8 @@ PLAIN_READER = textwrap.dedent(r'''
     out = {"ctypes": {}, "get": {}}
     with h5py.File(path, "r") as f:
         assert text(f.attrs["pscalib_format"]) == "pscalib-dcs"
+        if int(f.attrs["format_version"]) >= 3:
+            TABLE = f["_history"][...]
         out["meta"] = {k: (attr(f, k) if k in f.attrs else None) for k in
                        ("format_version", "dettype", "detid", "detname", "tscfile",
                         "predecessor", "successor")}
@@ -105,11 +113,13 @@ PLAIN_READER = textwrap.dedent(r'''
                 n_idx = int(((rows["tsbegin"] == b) & (rows["tsend"] == e)).sum())
                 assert n_idx == 1
                 idx_def = int(rows["defaultv"][(rows["tsbegin"] == b) & (rows["tsend"] == e)][0])
-                assert idx_def == int(rg.attrs["defaultv"])
+                if "defaultv" in rg.attrs:  # formats 1, 2 (format 3: the index only)
+                    assert idx_def == int(rg.attrs["defaultv"])
                 versions = {}
                 for vname in sorted(k for k in rg if not k.startswith("_")):
                     vg = rg[vname]
-                    assert vname == f"v{int(vg.attrs['version']):04d}"
+                    if "version" in vg.attrs:  # formats 1, 2 (format 3: the name only)
+                        assert vname == f"v{int(vg.attrs['version']):04d}"
                     assert attr(vg, "sha256") == sha(vg["data"])
                     assert attr(vg, "kind") == payload(vg["data"])["kind"]
                     versions[vname] = {"tsprod": int(vg.attrs["tsprod"]),
@@ -135,9 +145,12 @@ PLAIN_READER = textwrap.dedent(r'''
 H5_CLASS = {"str": 3, "int": 0, "float": 1, "bool": 8}  # H5T_STRING, INTEGER, FLOAT, ENUM
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
+@pytest.fixture(scope="module", params=["1", "3"])  # format of the new file
+def store(tmp_path_factory, request):
     path = tmp_path_factory.mktemp("plain") / "cspad-0001.h5"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PSCALIB_CREATE_FORMAT", request.param)
+        DCStore(path, mode="a").close()
     with DCStore(path, mode="a") as cs, cs.transaction():
         cs.add_constants("pedestals", np.arange(12, dtype=np.float32).reshape(3, 4),
                          "2024-05-01", "2024-06-01", dictpars={"run": 12, "ok": True},
@@ -178,8 +191,9 @@ def _payload_dict(x):
 
 def test_meta_and_root(store, plain):
     with DCStore(store) as cs:
-        assert plain["meta"] == {"format_version": 1, "dettype": "cspad", "detid": "0001",
-                                 "detname": "cspad-0001", "tscfile": cs.tscfile(),
+        assert cs.format_version() in (1, 3)
+        assert plain["meta"] == {"format_version": cs.format_version(), "dettype": "cspad",
+                                 "detid": "0001", "detname": "cspad-0001", "tscfile": cs.tscfile(),
                                  "predecessor": "cspad-0000", "successor": None}
         assert plain["history"] == [list(r) for r in cs.history_records()]
         dp = plain["dictpars"]

@@ -93,7 +93,7 @@ def test_deletion_in_workspace_arrives_as_deprecation_and_tombstones_travel(repo
         assert {(t.what, t.tsbegin) for t in cs.tombstones()} == {("version", 100 * 10**9),
                                                                   ("range", 100 * 10**9)}
         # a re-created range continues after the deleted numbers
-        assert cs.format_version() == 2
+        assert cs.format_version() >= 2  # states and tombstones: format 2 or 3
     # a third copy that got v9 before it was deleted cannot bring it back
     with DCStore(ws) as w:
         sha9 = w.tombstones()[1].sha256

@@ -7,7 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from pscalib import DCStore
 from pscalib.errors import NoValidConstantsError
-from pscalib.store.selection import RangeIndex, select_bruteforce
+from pscalib.store.backend import RangeTable
+from pscalib.store.selection import LazyIndex, RangeIndex, select_bruteforce
 from pscalib.timestamps import OPEN_END
 
 E = OPEN_END
@@ -204,3 +205,24 @@ def test_random_store_matches_bruteforce(tmp_path):
                     cs.pixel_gain(t)
             else:
                 assert int(cs.pixel_gain(t)[0]) == want
+
+
+# ------------------------------------------------------------------ the lazy index
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_lazy_index_answers_as_the_rule_before_and_after_building(inclusive):
+    """The first lookups of an open store use a vectorised pass, later ones the sweep
+    index: both give the rule's answer, including ties, open ends and dead ranges."""
+    rng = random.Random(18)
+    for _ in range(60):
+        n = rng.randint(0, 30)
+        b = [rng.randint(0, 50) for _ in range(n)]
+        e = [E if rng.random() < 0.2 else bi + rng.randint(1, 20) for bi in b]
+        d = [rng.choice([0, 1, 2]) for _ in range(n)]
+        tab = RangeTable(np.array(b, np.int64), np.array(e, np.int64), np.array(d, np.int64))
+        live = tab.defaultv > 0
+        lazy = LazyIndex(tab, live, inclusive)
+        rows = [i for i in range(n) if live[i]]
+        for t in list(range(-2, 75)) * 2:  # both sides of LazyIndex.EAGER
+            want = select_bruteforce([b[i] for i in rows], [e[i] for i in rows], t,
+                                     inclusive)
+            assert lazy.find(t) == (None if want is None else rows[want]), (b, e, d, t)

@@ -226,6 +226,7 @@ def test_delete_default_falls_back_to_newest_valid(path):
 # ------------------------------------------------------------------ tombstones
 def test_deletions_leave_tombstones(path, monkeypatch):
     monkeypatch.setenv("PSCALIB_USER", "bob")
+    monkeypatch.setenv("PSCALIB_CREATE_FORMAT", "1")  # the format 1 -> 2 upgrade
     with DCStore(path, mode="a") as cs:
         a = cs.add_constants("pedestals", arr(1), 0, 10)
         b = cs.add_constants("pedestals", arr(2), 0, 10)
@@ -268,7 +269,8 @@ def test_recreated_range_does_not_reuse_version_numbers(path):
         assert v.version() == 4
 
 
-def test_unused_features_keep_format_1(path):
+def test_unused_features_keep_format_1(path, monkeypatch):
+    monkeypatch.setenv("PSCALIB_CREATE_FORMAT", "1")  # a store made for older readers
     with DCStore(path, mode="a") as cs:
         v = cs.add_constants("pedestals", arr(1), 0)
         cs.add_constants("pedestals", arr(2), 0)

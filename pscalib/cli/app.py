@@ -24,7 +24,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 COMMAND_MODULES: Dict[str, str] = {
     "alias": "cmd_alias", "where": "cmd_alias",
     "add": "cmd_change", "delete": "cmd_change", "set-default": "cmd_change",
-    "par": "cmd_change",
+    "par": "cmd_change", "upgrade": "cmd_change",
     "verify": "cmd_exchange", "diff": "cmd_exchange", "copy": "cmd_exchange",
     "merge": "cmd_exchange",
     "web-user": "cmd_gui",

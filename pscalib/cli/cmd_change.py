@@ -1,4 +1,4 @@
-"""``dcs`` commands that change one store: add, delete, set-default, par.
+"""``dcs`` commands that change one store: add, delete, set-default, par, upgrade.
 
 Each change is one DCStore call, so one transaction (see :mod:`.cmd_store` for the
 conventions of STORE, object paths and ``--json``).
@@ -17,6 +17,7 @@ from ..ndarrio import dtype_from_name, parse_shape
 from ..runs import parse_runs
 from ..store import DCBase, DCRange, DCType, DCVersion
 from ..store.layout import h5path, version_name
+from ..store.upgrade import upgrade_store
 from .app import cli
 from .common import OptionalTimeParam, TimeParam, echo_json, open_store
 from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath,
@@ -299,3 +300,30 @@ def par_cmd(store: str, words: Tuple[str, ...], as_json: bool) -> None:
         if not pars:
             click.echo(f"{where} has no pars")
 
+
+
+# ---------------------------------------------------------------- upgrade
+@cli.command("upgrade")
+@click.argument("store", **STORE_ARG)
+@JSON_OPT
+def upgrade_cmd(store: str, as_json: bool) -> None:
+    """Convert STORE to the newest file format (3: one history table per store).
+
+    Everything in the store stays as it is (constants, parameters, history, states, tags,
+    change log); the root history gets a 'format_upgrade' record. Older pscalib releases
+    cannot open the file afterwards. Nothing to do for a store already in the newest format.
+
+    \b
+    Example:
+      dcs upgrade cspad-0001
+    """
+    with open_for_write(store, create=False) as cs:
+        before, after = upgrade_store(cs)
+    if as_json:
+        echo_json({"store": str(cs.path), "format_before": before, "format": after,
+                   "upgraded": after != before})
+        return
+    if after == before:
+        click.echo(f"{cs.path}: already format {after}, nothing to do")
+    else:
+        click.echo(f"{cs.path}: format {before} -> {after}")

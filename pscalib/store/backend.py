@@ -162,6 +162,11 @@ class Backend:
     def version_info(self, key: Key) -> VersionInfo:
         raise NotImplementedError
 
+    def version_sha256(self, key: Key) -> Optional[str]:
+        """The version's ``sha256`` (None if it has none); backends may answer without
+        reading the payload's dataset (the change log asks it for every changed range)."""
+        return self.version_info(key).sha256
+
     def payload(self, key: Key) -> Payload:
         raise NotImplementedError
 
@@ -296,6 +301,10 @@ class WritableBackend(Backend):
     # ------------------------------------------- states and tombstones (format 2)
     def upgrade_format(self) -> bool:
         """Make the file able to hold states and tombstones; True if it changed."""
+        raise NotImplementedError
+
+    def upgrade_to_table(self) -> bool:
+        """Convert the file to the newest format (``dcs upgrade``); True if it was older."""
         raise NotImplementedError
 
     def set_state(self, key: Key, info: StateInfo) -> None:

@@ -138,7 +138,7 @@ def record_changes(be: WritableBackend,
         if last.get(k, (0, ""))[0] != v:
             op = "select" if k in last else "add_range"
             new.append(LogRow(t, op, k[0], k[1], k[2], v,
-                              be.version_info(k + (v,)).sha256 or "", user))
+                              be.version_sha256(k + (v,)) or "", user))
     for k in sorted(set(last) - set(cur)):
         new.append(LogRow(t, "unselect", k[0], k[1], k[2], 0, "", user))
     vnew = _version_rows(be, vstart, vrows, t, user)

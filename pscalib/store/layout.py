@@ -17,11 +17,18 @@ from ..timestamps import OPEN_END, compact_ns
 FORMAT_NAME = "pscalib-dcs"
 #: Root attribute ``format_version``; bumped on incompatible changes. Readers refuse files
 #: with a higher number than they know. This is the highest one pscalib reads and writes.
-FORMAT_VERSION = 2
-#: Format of new files; a file becomes FORMAT_STATES when it first gets a state other than
-#: 'valid' or a tombstone (so stores that never use them stay readable by older releases).
+FORMAT_VERSION = 3
+#: Format 1 files become FORMAT_STATES when they first get a state other than 'valid' or a
+#: tombstone (so stores that never use them stay readable by older releases).
 FORMAT_PLAIN = 1
 FORMAT_STATES = 2
+#: Format 2 plus one history table for the whole store (root ``_history`` with a ``path``
+#: field) instead of a ``_history`` dataset per object; small payloads may be compact.
+#: New files are created in this format (``PSCALIB_CREATE_FORMAT=1`` makes format 1 files
+#: for older readers); ``dcs upgrade`` converts older files.
+FORMAT_TABLE = 3
+#: Environment variable choosing the format of new files (1 or 3).
+ENV_CREATE_FORMAT = "PSCALIB_CREATE_FORMAT"
 
 #: HDF5 library version bounds for every file pscalib writes. Never 'latest': files written
 #: with it cannot be reopened after a killed writer until h5clear is run.
@@ -73,6 +80,11 @@ N_TOMBSTONES = "_tombstones"
 
 INDEX_CHUNK = 1024
 HISTORY_CHUNK = 64
+#: Rows per chunk of the format 3 history table (11 kB chunks: a small store stays small).
+TABLE_CHUNK = 128
+#: Format 3: ndarray payloads up to this many bytes are stored with the compact layout
+#: (inside the dataset's object header: no separate data block).
+COMPACT_MAX = 4096
 
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
 

@@ -1,8 +1,10 @@
 """Backend for the native pscalib format (read and write), see docs/format.rst.
 
-This module is longer than 500 lines because it implements every operation of the
-Backend interface for the native format, one short method each (the formats' details live
-in the modules it imports).
+(This module is longer than 500 lines because it implements every operation of the
+Backend interface for the native format, and the write side keeps a transaction's
+bookkeeping in memory and writes it at commit (``pending``): reading, writing and that flush
+of one format belong together; the table formats themselves live in history.py,
+payindex.py, records.py and tombstones.py.)
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 import h5py
 import numpy as np
 
-from ..errors import (CorruptStoreError, OutArrayError, PscalibError, StoreFormatError,
+from ..config import env_value
+from ..errors import (CorruptStoreError, InvalidInputError, OutArrayError, PscalibError,
+                      StoreFormatError,
                       UnsupportedFormatVersionError)
 from . import layout as L
 from .layout import INDEX_DTYPE, h5path
@@ -24,14 +28,16 @@ from . import payindex
 from .backend import (H5_ERRORS, Key, RangeTable, VersionInfo, WritableBackend, corrupt_guard,
                       describe_key, store_error)
 from .compact import rewrite_file
-from .history import HistoryRecord, append_history, read_history
+from .history import (HistoryRecord, append_history, append_table, make_record, purge_table,
+                      read_history, read_table, read_table_all)
+from .pending import PayRows, RangeRows
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
 from .records import (LogRow, TagRow, VersionRow, append_changelog, append_versionlog,
                       read_changelog, read_tags, read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, raw_fd, read_id, read_into, root_attr
-from .values import decode_par, encode_par
+from .values import decode_par, encode_par, write_ascii_attr, write_int_attr
 from .heapcheck import StringHandle, reads_strings as _strings
 from . import safety
 
@@ -120,6 +126,18 @@ class NativeBackend(WritableBackend):
         self._strings = StringHandle(f, self.filename, self.writable)  # see _sf
         # paths whose links (and datasets) passed the safety checks
         self._safe: set = set() if self.writable else safety.known_safe(f)
+        # writable: bookkeeping held until flush() (pscalib.store.pending)
+        self._ranges: Dict[str, RangeRows] = {}
+        self._rattrs: Dict[Tuple[str, int, int], Dict[str, int]] = {}
+        self._pay: Optional[PayRows] = None
+        self._hist: List[Tuple[str, HistoryRecord]] = []
+        self._hist_all: Optional[Dict[str, List[HistoryRecord]]] = None  # reader's cache
+        self._sha: Dict[Key, str] = {}  # versions created by this transaction
+
+    @property
+    def table_history(self) -> bool:
+        """True if the file keeps its history in one root table (format 3)."""
+        return self.format_version >= L.FORMAT_TABLE
 
     def _path(self, path: str) -> str:
         """``path`` after checking that reaching it follows hard links only (safety)."""
@@ -167,6 +185,11 @@ class NativeBackend(WritableBackend):
 
     @_guard
     def range_table(self, ctype: str) -> RangeTable:
+        if self.writable:
+            return self._rrows(ctype).table()
+        return self._read_range_table(ctype)
+
+    def _read_range_table(self, ctype: str) -> RangeTable:
         dsid = self._dataset(f"{ctype}/{L.N_RANGE_INDEX}")
         # the type pscalib writes is checked in HDF5: turning a compound type into a numpy
         # dtype costs ~50 us, more than reading the index
@@ -209,10 +232,19 @@ class NativeBackend(WritableBackend):
         sha = decode_par(a[L.A_SHA256]) if L.A_SHA256 in a else None
         if kind == L.KIND_TEXT:
             raw = ds[()]
-            return VersionInfo(int(a[L.A_VERSION]), int(a[L.A_TSPROD]), kind, sha, None, None,
+            return VersionInfo(key[3], int(a[L.A_TSPROD]), kind, sha, None, None,
                                len(raw) if isinstance(raw, bytes) else len(str(raw).encode()))
-        return VersionInfo(int(a[L.A_VERSION]), int(a[L.A_TSPROD]), kind, sha, ds.dtype,
+        return VersionInfo(key[3], int(a[L.A_TSPROD]), kind, sha, ds.dtype,
                            tuple(ds.shape), int(ds.dtype.itemsize * int(np.prod(ds.shape))))
+
+    @_guard
+    @_strings
+    def version_sha256(self, key: Key) -> Optional[str]:
+        held = self._sha.get(key)
+        if held is not None:
+            return held
+        a = self._sf()[self._path(h5path(key))].attrs
+        return decode_par(a[L.A_SHA256]) if L.A_SHA256 in a else None
 
     @_guard
     @_strings
@@ -244,6 +276,15 @@ class NativeBackend(WritableBackend):
     @_guard
     @_strings
     def history(self, key: Key) -> List[HistoryRecord]:
+        if self.table_history:
+            self._dataset(L.N_HISTORY)
+            path = h5path(key) if key else ""
+            self._group(key)  # a missing object is an error, as below
+            if self.writable:
+                return read_table(self._sf(), path) + [r for p, r in self._hist if p == path]
+            if self._hist_all is None:  # a reader's file never changes under it: read once
+                self._hist_all = read_table_all(self._sf())
+            return list(self._hist_all.get(path, []))
         g = self._sgroup(key)
         if L.N_HISTORY in g:
             self._dataset(f"{h5path(key)}/{L.N_HISTORY}" if key else L.N_HISTORY)
@@ -267,10 +308,11 @@ class NativeBackend(WritableBackend):
 
     # ---------------------------------------------------------------- whole files
     @staticmethod
-    def init_root(f: h5py.File, dettype: str, detid: str, detname: str, tscfile: int) -> None:
+    def init_root(f: h5py.File, dettype: str, detid: str, detname: str, tscfile: int,
+                  fmt: Optional[int] = None) -> None:
         a = f.attrs
         a[L.A_FORMAT] = L.FORMAT_NAME
-        a[L.A_FORMAT_VERSION] = np.int64(L.FORMAT_PLAIN)  # FORMAT_STATES once they are used
+        a[L.A_FORMAT_VERSION] = np.int64(create_format() if fmt is None else fmt)
         a[L.A_DETTYPE] = dettype
         a[L.A_DETID] = detid
         a[L.A_DETNAME] = detname
@@ -281,7 +323,9 @@ class NativeBackend(WritableBackend):
                     tscfile: int) -> None:
         with h5py.File(path, "x", libver=L.LIBVER, locking=False) as f:
             cls.init_root(f, dettype, detid, detname, tscfile)
-            cls(f).append_history((), "create_store", f"created store for {detname}")
+            be = cls(f)
+            be.append_history((), "create_store", f"created store for {detname}")
+            be.flush()
             append_changelog(f, [], start=tscfile)  # complete from the creation on
             append_versionlog(f, [], start=tscfile)
 
@@ -312,21 +356,79 @@ class NativeBackend(WritableBackend):
         safety.check_file(self.f, name)
 
     def finish(self) -> None:
+        self.flush()
         self.f.flush()
         self.f.close()
 
+    @_guard_write
+    def flush(self) -> None:
+        """Write the bookkeeping held in memory (pscalib.store.pending): each changed
+        range index, the range attributes, the payload index and the history table, once."""
+        for ctype, rr in self._ranges.items():
+            if rr.changed():
+                ds = self.f[ctype][L.N_RANGE_INDEX]
+                cur = rr.current()
+                ds.resize((rr.n,))
+                for a, b in rr.to_write():
+                    ds[a:b] = cur[a:b]
+                rr.written()
+        for rkey, attrs in self._rattrs.items():
+            gid = h5py.h5o.open(self.f.id, h5path(rkey).encode())
+            for name, value in attrs.items():
+                write_int_attr(gid, name, value)
+        self._rattrs.clear()
+        if self._pay is not None and self._pay.changed():
+            payindex.store(self.f, self._pay.rows, self._pay.n_disk, self._pay.rewrite)
+            self._pay.written()
+        if self._hist:
+            append_table(self.f, self._hist)
+            self._hist = []
+
+    def _rrows(self, ctype: str) -> RangeRows:
+        rr = self._ranges.get(ctype)
+        if rr is None:
+            tab = self._read_range_table(ctype)
+            rows = np.zeros(len(tab.tsbegin), dtype=INDEX_DTYPE)
+            rows["tsbegin"], rows["tsend"], rows["defaultv"] = tab
+            rr = self._ranges[ctype] = RangeRows(rows)
+        return rr
+
+    def _range_attrs(self, ctype: str, tsbegin: int, tsend: int) -> Dict[str, int]:
+        return self._rattrs.setdefault((ctype, tsbegin, tsend), {})
+
+    def _forget_pending(self, path: str) -> None:
+        """A deleted object takes its bookkeeping along (range attributes, history)."""
+        self._rattrs = {k: v for k, v in self._rattrs.items()
+                        if not _under(h5path(k), path)}
+        if self.table_history:
+            self._hist = [(p, r) for p, r in self._hist if not _under(p, path)]
+            purge_table(self.f, path)
+
     # ----------------------------------------------------- payload deduplication
+    def _payrows(self) -> PayRows:
+        if self._pay is None:
+            rows, on_disk = payindex.load(self.f)
+            self._pay = PayRows(rows, on_disk)
+        return self._pay
+
     def find_identical(self, sha256: str, payload: Payload) -> Optional[Key]:
-        return payindex.find_identical(self.f, sha256, payload)
+        if not self.writable:
+            return payindex.find_identical(self.f, sha256, payload)
+        for row in self._payrows().candidates(sha256.encode()):
+            key = row[1:]
+            if payindex.holds(self.f, key, sha256, payload):
+                return key
+        return None
 
     def index_payload(self, sha256: str, key: Key) -> None:
-        payindex.add_row(self.f, sha256, key)
+        self._payrows().add((sha256.encode(),) + tuple(key))
 
     def forget_payloads(self, ctype: str, tsbegin: Optional[int] = None,
                         tsend: Optional[int] = None, version: Optional[int] = None) -> None:
-        payindex.forget(self.f, ctype, tsbegin, tsend, version)
+        self._payrows().forget(ctype, tsbegin, tsend, version)
 
     def rebuild_payload_index(self) -> None:
+        self._pay = None
         payindex.rebuild(self.f)
 
     # ---------------------------------------------------------------- writing
@@ -344,57 +446,54 @@ class NativeBackend(WritableBackend):
         g = self.f.create_group(ctype)
         g.create_dataset(L.N_RANGE_INDEX, shape=(0,), maxshape=(None,),
                          chunks=(L.INDEX_CHUNK,), dtype=INDEX_DTYPE)
-
+        self._ranges[ctype] = RangeRows(np.zeros(0, dtype=INDEX_DTYPE))
 
     @_guard_write
     def delete_ctype(self, ctype: str) -> None:
         self.touched.add((ctype,))
         del self.f[ctype]
+        self._ranges.pop(ctype, None)
+        self._forget_pending(ctype)
 
     def _index_row(self, ctype: str, tsbegin: int, tsend: int) -> int:
-        self._dataset(f"{ctype}/{L.N_RANGE_INDEX}")
-        ds = self.f[ctype][L.N_RANGE_INDEX]
-        rows = ds[...]
-        hit = np.nonzero((rows["tsbegin"] == tsbegin) & (rows["tsend"] == tsend))[0]
+        hit = self._rrows(ctype).find(tsbegin, tsend)
         if len(hit) != 1:
             raise CorruptStoreError(f"{self.filename}: range index of {ctype!r} has "
                                     f"{len(hit)} rows for range {L.range_name(tsbegin, tsend)}")
-        return int(hit[0])
+        return hit[0]
 
     @_guard_write
     def create_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
-        g = self.f[ctype].create_group(L.range_name(tsbegin, tsend))
-        g.attrs[L.A_TSBEGIN] = np.int64(tsbegin)
-        g.attrs[L.A_TSEND] = np.int64(tsend)
-        g.attrs[L.A_DEFAULTV] = np.int64(0)
-        g.attrs[L.A_LASTV] = np.int64(0)
-        ds = self.f[ctype][L.N_RANGE_INDEX]
-        n = ds.shape[0]
-        ds.resize((n + 1,))
-        ds[n] = (tsbegin, tsend, 0)
+        gid = h5py.h5g.create(self.f.id, h5path((ctype, tsbegin, tsend)).encode())
+        write_int_attr(gid, L.A_TSBEGIN, tsbegin)
+        write_int_attr(gid, L.A_TSEND, tsend)
+        # lastv (and defaultv before format 3) change with the versions added next: written
+        # once, at flush; format 3 keeps the default in the range index only
+        self._range_attrs(ctype, tsbegin, tsend).update(
+            {L.A_LASTV: 0} if self.table_history else {L.A_DEFAULTV: 0, L.A_LASTV: 0})
+        self._rrows(ctype).append(tsbegin, tsend)
 
     @_guard_write
     def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
         self.touched.add((ctype, tsbegin, tsend))
         i = self._index_row(ctype, tsbegin, tsend)
-        ds = self.f[ctype][L.N_RANGE_INDEX]
-        n = ds.shape[0]
-        if i != n - 1:  # move the last row into the hole: the index is unordered
-            ds[i] = ds[n - 1]
-        ds.resize((n - 1,))
+        self._rrows(ctype).remove(i)
         del self.f[ctype][L.range_name(tsbegin, tsend)]
+        self._forget_pending(h5path((ctype, tsbegin, tsend)))
 
     @_guard_write
     def set_default(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
-        self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_DEFAULTV] = np.int64(version)
-        ds = self.f[ctype][L.N_RANGE_INDEX]
+        self._path(h5path((ctype, tsbegin, tsend)))
         i = self._index_row(ctype, tsbegin, tsend)
-        row = ds[i]
-        row["defaultv"] = version
-        ds[i] = row
+        self._rrows(ctype).set_default(i, version)
+        if not self.table_history:
+            self._range_attrs(ctype, tsbegin, tsend)[L.A_DEFAULTV] = version
 
     @_guard
     def last_version(self, ctype: str, tsbegin: int, tsend: int) -> int:
+        held = self._rattrs.get((ctype, tsbegin, tsend), {}).get(L.A_LASTV)
+        if held is not None:
+            return held
         return int(self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_LASTV])
 
     @_guard_write
@@ -402,24 +501,32 @@ class NativeBackend(WritableBackend):
                        link_to: Optional[Key] = None) -> None:
         ctype, tsbegin, tsend, version = key
         self.touched.add((ctype, tsbegin, tsend))
-        rg = self.f[h5path((ctype, tsbegin, tsend))]
-        g = rg.create_group(L.version_name(version))
-        a = g.attrs
-        a[L.A_VERSION] = np.int64(version)
-        a[L.A_TSPROD] = np.int64(tsprod)
-        a[L.A_KIND] = L.KIND_TEXT if isinstance(data, str) else L.KIND_NDARRAY
-        a[L.A_SHA256] = sha256
+        gid = h5py.h5g.create(self.f.id, h5path(key).encode())  # low-level: a hot path
+        if not self.table_history:  # format 3: the group name says the number
+            write_int_attr(gid, L.A_VERSION, version)
+        write_int_attr(gid, L.A_TSPROD, tsprod)
+        kind = L.KIND_TEXT if isinstance(data, str) else L.KIND_NDARRAY
+        g = h5py.Group(gid)
+        if self.table_history:  # fixed-length ASCII: no global heap object per version
+            write_ascii_attr(gid, L.A_KIND, kind)
+            write_ascii_attr(gid, L.A_SHA256, sha256)
+        else:
+            g.attrs[L.A_KIND] = kind
+            g.attrs[L.A_SHA256] = sha256
         if link_to is not None:  # identical payload stored once: HDF5 hard link
             g[L.N_DATA] = self.f[h5path(link_to) + "/" + L.N_DATA]
         else:
-            write_payload(g, data)
-        if version > int(rg.attrs[L.A_LASTV]):
-            rg.attrs[L.A_LASTV] = np.int64(version)
+            write_payload(g, data, compact=self.table_history)
+        self._sha[key] = sha256
+        if version > self.last_version(ctype, tsbegin, tsend):
+            self._range_attrs(ctype, tsbegin, tsend)[L.A_LASTV] = version
 
     @_guard_write
     def delete_version(self, key: Key) -> None:
         self.touched.add(key[:3])
         del self.f[h5path(key)]
+        self._sha.pop(key, None)
+        self._forget_pending(h5path(key))
 
     @_guard_write
     def set_par(self, key: Key, name: str, value: Any) -> None:
@@ -443,6 +550,11 @@ class NativeBackend(WritableBackend):
     def append_history(self, key: Key, action: str, record: str, *,
                        tsns: Optional[int] = None, user: Optional[str] = None,
                        host: Optional[str] = None) -> HistoryRecord:
+        if self.table_history:  # one table, written at flush
+            self._group(key)  # the object must exist
+            rec = make_record(action, record, tsns, user, host)
+            self._hist.append((h5path(key) if key else "", rec))
+            return rec
         return append_history(self._group(key), action, record, tsns=tsns, user=user,
                               host=host)
 
@@ -466,6 +578,27 @@ class NativeBackend(WritableBackend):
         if self.format_version >= L.FORMAT_STATES:
             return False
         self._write_format(L.FORMAT_STATES)
+        return True
+
+    @_guard_write
+    def upgrade_to_table(self) -> bool:
+        """Convert a format 1 or 2 file to format 3 (``dcs upgrade``); True if it was older.
+
+        Every per-object ``_history`` dataset becomes rows of the root table, object by
+        object (root, then each type, its ranges and their versions, by name) and in each
+        object in its own order, so every object reads back exactly the records it had."""
+        if self.table_history:
+            return False
+        self.flush()
+        rows: List[Tuple[str, HistoryRecord]] = []
+        for path, g in _objects(self.f):
+            if L.N_HISTORY in g:
+                self._dataset(f"{path}/{L.N_HISTORY}" if path else L.N_HISTORY)
+                rows += [(path, r) for r in read_history(g)]
+                del g[L.N_HISTORY]
+        self._write_format(L.FORMAT_TABLE)
+        self._hist = rows + self._hist
+        self.flush()
         return True
 
     @_guard_write
@@ -512,7 +645,37 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def set_last_version(self, ctype: str, tsbegin: int, tsend: int, version: int) -> None:
-        self.f[h5path((ctype, tsbegin, tsend))].attrs[L.A_LASTV] = np.int64(version)
+        self._path(h5path((ctype, tsbegin, tsend)))
+        self._range_attrs(ctype, tsbegin, tsend)[L.A_LASTV] = version
+
+
+def _objects(f: h5py.File):
+    """``(path, group)`` of the store and of every type, range and version in it."""
+    yield "", f
+    for c in sorted(k for k in f.keys() if not k.startswith("_")):
+        cg = f[c]
+        yield c, cg
+        for r in sorted(k for k in cg.keys() if not k.startswith("_")):
+            rg = cg[r]
+            yield f"{c}/{r}", rg
+            for v in sorted(k for k in rg.keys() if L.parse_version_name(k) is not None):
+                yield f"{c}/{r}/{v}", rg[v]
+
+
+def create_format() -> int:
+    """Format of new files: 3, or 1 when ``PSCALIB_CREATE_FORMAT=1`` (for older readers)."""
+    want = (env_value(L.ENV_CREATE_FORMAT) or "").strip()
+    if not want:
+        return L.FORMAT_TABLE
+    if want not in ("1", "3"):
+        raise InvalidInputError(f"{L.ENV_CREATE_FORMAT}={want!r}: new stores can be created "
+                                f"in format 1 (readable by older pscalib) or 3 (the default)")
+    return int(want)
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
+
 
 
 _LIBVER_CODES = {"earliest": h5py.h5f.LIBVER_EARLIEST, "v108": h5py.h5f.LIBVER_V18,

@@ -21,7 +21,7 @@ from . import safety
 from .layout import INDEX_DTYPE
 from .fastread import open_readonly
 from .heapcheck import check_file
-from .history import HISTORY_DTYPE, read_history
+from .history import HISTORY_DTYPE, TABLE_DTYPE, read_history
 from .payindex import PAYINDEX_DTYPE, keys_of
 from .payload import checksum, read_payload
 from .states import VALID, read_state
@@ -124,9 +124,15 @@ class _Checker:
         ds = g.get(L.N_HISTORY)
         if ds is None:
             return
-        if not isinstance(ds, h5py.Dataset) or ds.dtype.names != HISTORY_DTYPE.names:
+        table = self.format_version >= L.FORMAT_TABLE
+        if table and g.name != "/":
+            self.rep.add(ds.name, "format 3 keeps history in the root table: this per-object "
+                         "dataset is ignored", WARNING)
+            return
+        want = TABLE_DTYPE.names if table else HISTORY_DTYPE.names
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.names != want:
             self.rep.add(f"{g.name.rstrip('/')}/{L.N_HISTORY}",
-                         f"history must be a dataset with fields {HISTORY_DTYPE.names}")
+                         f"history must be a dataset with fields {want}")
             return
         try:
             recs = read_history(g)
@@ -256,9 +262,12 @@ class _Checker:
             self.rep.add(path, "a range must be a group")
             return
         a = rg.attrs
+        # format 3 keeps the default in the range index only
+        table = self.format_version >= L.FORMAT_TABLE and L.A_DEFAULTV not in a
         try:
             b, e = int(a[L.A_TSBEGIN]), int(a[L.A_TSEND])
-            dflt, lastv = int(a[L.A_DEFAULTV]), int(a[L.A_LASTV])
+            lastv = int(a[L.A_LASTV])
+            dflt = (indexed or {}).get(rname, 0) if table else int(a[L.A_DEFAULTV])
         except (KeyError, TypeError, ValueError) as exc:
             self.rep.add(path, f"range attributes tsbegin/tsend/defaultv/lastv missing or "
                          f"not integers ({exc})")
@@ -272,7 +281,7 @@ class _Checker:
             if rname not in indexed:
                 self.rep.add(path, f"range is not in {cg.name}/{L.N_RANGE_INDEX}: get "
                              f"cannot find it")
-            elif indexed[rname] != dflt:
+            elif not table and indexed[rname] != dflt:
                 self.rep.add(path, f"defaultv attribute {dflt} differs from the range "
                              f"index ({indexed[rname]})")
         self.dictpars(rg)
@@ -310,10 +319,11 @@ class _Checker:
             self.rep.add(path, "a version must be a group")
             return
         a = g.attrs
-        try:
-            if int(a[L.A_VERSION]) != key[3]:
-                self.rep.add(path, f"version attribute {int(a[L.A_VERSION])} does not match "
-                             f"the group name")
+        try:  # format 3: the group name is the number (no version attribute)
+            if L.A_VERSION in a or self.format_version < L.FORMAT_TABLE:
+                if int(a[L.A_VERSION]) != key[3]:
+                    self.rep.add(path, f"version attribute {int(a[L.A_VERSION])} does not "
+                                 f"match the group name")
             int(a[L.A_TSPROD])
         except (KeyError, TypeError, ValueError) as exc:
             self.rep.add(path, f"version/tsprod attributes missing or not integers ({exc})")

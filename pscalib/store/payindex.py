@@ -27,7 +27,7 @@ from .layout import h5path
 from .payload import Payload, payloads_equal, read_payload
 
 __all__ = ["PAYINDEX_DTYPE", "N_PAYLOAD_INDEX", "ensure_index", "add_row", "find_identical",
-           "forget", "rebuild", "read_rows", "iter_versions"]
+           "forget", "rebuild", "read_rows", "iter_versions", "holds", "load", "store"]
 
 N_PAYLOAD_INDEX = L.N_PAYLOAD_INDEX
 _STR = h5py.string_dtype("utf-8")
@@ -36,6 +36,8 @@ PAYINDEX_DTYPE = np.dtype([("sha256", "S64"), ("ctype", _STR), ("tsbegin", "<i8"
 _CHUNK = 1024
 
 Key = Tuple[str, int, int, int]
+#: One row: (sha256 as bytes, ctype, tsbegin, tsend, version).
+PayRow = Tuple[bytes, str, int, int, int]
 
 
 def iter_versions(f: h5py.File) -> Iterator[Tuple[Key, h5py.Group]]:
@@ -165,20 +167,55 @@ def find_identical(f: h5py.File, sha256: str, payload: Payload) -> Optional[Key]
         row = ds[int(i)]
         ctype = row["ctype"].decode() if isinstance(row["ctype"], bytes) else str(row["ctype"])
         key = (ctype, int(row["tsbegin"]), int(row["tsend"]), int(row["version"]))
-        if not _exists(f, h5path(key) + "/" + L.N_DATA):
-            continue
-        g = f[h5path(key)]
-        if _sha_of(g) != sha256:
-            continue
-        ds_data = g[L.N_DATA]
-        safety.check_dataset(ds_data.id, f.filename, ds_data.name)
-        kind = L.KIND_TEXT if h5py.check_string_dtype(ds_data.dtype) else L.KIND_NDARRAY
-        try:
-            if payloads_equal(read_payload(ds_data, kind), payload):
-                return key
-        except (OSError, ValueError):  # a damaged copy is simply not reused
-            continue
+        if holds(f, key, sha256, payload):
+            return key
     return None
+
+
+def holds(f: h5py.File, key: Key, sha256: str, payload: Payload) -> bool:
+    """True if version ``key`` exists with checksum ``sha256`` and exactly ``payload``
+    (an index hit is confirmed this way before a hard link is made to it)."""
+    if not _exists(f, h5path(key) + "/" + L.N_DATA):
+        return False
+    g = f[h5path(key)]
+    if _sha_of(g) != sha256:
+        return False
+    ds_data = g[L.N_DATA]
+    safety.check_dataset(ds_data.id, f.filename, ds_data.name)
+    kind = L.KIND_TEXT if h5py.check_string_dtype(ds_data.dtype) else L.KIND_NDARRAY
+    try:
+        return payloads_equal(read_payload(ds_data, kind), payload)
+    except (OSError, ValueError):  # a damaged copy is simply not reused
+        return False
+
+
+def load(f: h5py.File) -> Tuple[List[PayRow], bool]:
+    """All rows as tuples, and whether the file has an index (without one the rows come
+    from a walk over the version groups, as :func:`rebuild` makes them)."""
+    ds = _checked(f)
+    if ds is None:
+        return [(sha.encode(), key[0], key[1], key[2], key[3])
+                for key, g in iter_versions(f) if (sha := _sha_of(g))], False
+    rows = ds[...]
+    return [(bytes(r["sha256"]), _str(r["ctype"]), int(r["tsbegin"]), int(r["tsend"]),
+             int(r["version"])) for r in rows], True
+
+
+def store(f: h5py.File, rows: List[PayRow], n_disk: int, rewrite: bool) -> None:
+    """Write the rows kept in memory: all of them (``rewrite``) or those after ``n_disk``."""
+    ds = f.get(N_PAYLOAD_INDEX)
+    if ds is None:
+        ds = f.create_dataset(N_PAYLOAD_INDEX, shape=(0,), maxshape=(None,),
+                              chunks=(_CHUNK,), dtype=PAYINDEX_DTYPE)
+        rewrite = True
+    start = 0 if rewrite else n_disk
+    ds.resize((len(rows),))
+    if len(rows) > start:
+        ds[start:] = np.array(rows[start:], dtype=PAYINDEX_DTYPE)
+
+
+def _str(x) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
 
 
 def keys_of(rows: np.ndarray) -> List[Key]:

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from ..errors import InvalidPayloadError
-from .layout import KIND_NDARRAY, KIND_TEXT, N_DATA
+from .layout import COMPACT_MAX, KIND_NDARRAY, KIND_TEXT, N_DATA
 
 __all__ = ["Payload", "normalize_payload", "payload_kind", "checksum", "write_payload",
            "read_payload", "payloads_equal"]
@@ -100,10 +100,17 @@ def checksum(data: Payload) -> str:
     return h.hexdigest()
 
 
-def write_payload(group: h5py.Group, data: Payload) -> h5py.Dataset:
-    """Create ``group/data`` holding a normalized payload."""
+def write_payload(group: h5py.Group, data: Payload, compact: bool = False) -> h5py.Dataset:
+    """Create ``group/data`` holding a normalized payload; ``compact`` (format 3) stores an
+    array of 1 to ``COMPACT_MAX`` bytes inside the dataset's object header."""
     if isinstance(data, str):
         return group.create_dataset(N_DATA, data=data, dtype=_STR)
+    if compact and 0 < data.nbytes <= COMPACT_MAX and data.ndim > 0:
+        # no separate data block to allocate, align and find: a small payload costs its
+        # bytes plus the header it needs anyway
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        return group.create_dataset(N_DATA, data=data, dtype=data.dtype, dcpl=dcpl)
     # contiguous, no filters: any HDF5 reader, and reads as fast as raw h5py
     return group.create_dataset(N_DATA, data=data, dtype=data.dtype)
 

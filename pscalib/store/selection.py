@@ -29,7 +29,8 @@ from .stateops import effective_version
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
 
-__all__ = ["RangeIndex", "select_bruteforce", "SelectionCache"]
+__all__ = ["RangeIndex", "LazyIndex", "select_bruteforce", "select_vectorized",
+           "SelectionCache"]
 
 
 class RangeIndex:
@@ -94,6 +95,55 @@ def select_bruteforce(begins: Sequence[int], ends: Sequence[int], t: int,
     return best
 
 
+def select_vectorized(begins: np.ndarray, ends: np.ndarray, t: int,
+                      end_inclusive: bool = False) -> Optional[int]:
+    """The rule in one numpy pass (O(n), no index to build): the first lookups of an open
+    store use it, so opening a store of 10,000 ranges for one ``get`` does not pay the
+    O(n log n) Python sweep of :class:`RangeIndex`."""
+    cov = (begins <= t) & ((t <= ends) if end_inclusive else (t < ends))
+    idx = np.nonzero(cov)[0]
+    if not len(idx):
+        return None
+    b = begins[idx]
+    idx = idx[b == b.max()]       # latest begin
+    e = ends[idx]
+    return int(idx[e == e.min()][0])  # then earliest end, then lowest row (stable)
+
+
+class LazyIndex:
+    """The selection of one range table: vectorised for the first ``EAGER`` lookups,
+    then a :class:`RangeIndex` (built once) for the rest. Rows with ``live`` False (no
+    valid version) are never selected."""
+
+    __slots__ = ("_b", "_e", "_live", "_incl", "_n", "_idx", "_rows")
+    #: Lookups answered by :func:`select_vectorized` before the sweep index is built.
+    EAGER = 8
+
+    def __init__(self, tab: RangeTable, live: np.ndarray, end_inclusive: bool):
+        self._live = live
+        self._b = tab.tsbegin[live] if not live.all() else tab.tsbegin
+        self._e = tab.tsend[live] if not live.all() else tab.tsend
+        self._incl = end_inclusive
+        self._n = 0
+        self._idx: Optional["RangeIndex | _LiveIndex"] = None
+        if not live.all():
+            self._rows = np.nonzero(live)[0]
+
+    def find(self, t: int) -> Optional[int]:
+        if self._idx is None and self._n < self.EAGER:
+            self._n += 1
+            i = select_vectorized(self._b, self._e, t, self._incl)
+            if i is None or self._live.all():
+                return i
+            return int(self._rows[i])
+        if self._idx is None:
+            self._idx = RangeIndex(self._b.tolist(), self._e.tolist(), self._incl)
+        i = self._idx.find(t)
+        if i is None or self._live.all():
+            return i
+        return int(self._rows[i])
+
+
 class _LiveIndex:
     """RangeIndex over the subset of ranges that have versions (maps back to table rows)."""
 
@@ -140,7 +190,7 @@ class SelectionCache:
     def table(self, ctype: str) -> RangeTable:
         return self.indexed(ctype)[0]
 
-    def indexed(self, ctype: str) -> Tuple[RangeTable, "RangeIndex | _LiveIndex"]:
+    def indexed(self, ctype: str) -> Tuple[RangeTable, "LazyIndex"]:
         hit = self._tables.get(ctype)
         if hit is None:
             be = self._store.backend
@@ -151,8 +201,7 @@ class SelectionCache:
                 raise
             # empty ranges (defaultv 0) are not candidates of the selection rule
             live = tab.defaultv > 0
-            idx = (RangeIndex(tab.tsbegin.tolist(), tab.tsend.tolist(), be.end_inclusive)
-                   if live.all() else _LiveIndex(tab, live, be.end_inclusive))
+            idx = LazyIndex(tab, live, be.end_inclusive)
             hit = (tab, idx)
             self._tables[ctype] = hit
         return hit  # type: ignore[return-value]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 
-__all__ = ["encode_par", "decode_par", "pars_equal"]
+__all__ = ["write_int_attr", "write_ascii_attr", "encode_par", "decode_par", "pars_equal"]
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -134,3 +134,28 @@ def pars_equal(a: Any, b: Any) -> bool:
         return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
                 and a.dtype == b.dtype and a.shape == b.shape and bool(np.all(a == b)))
     return type(a) is type(b) and a == b
+
+
+_SCALAR = h5py.h5s.create(h5py.h5s.SCALAR)
+
+
+def write_int_attr(oid: h5py.h5o.ObjectID, name: str, value: int) -> None:
+    """Set the scalar int64 attribute ``name`` of ``oid`` through the low-level API (half
+    the cost of ``attrs[name] = np.int64(value)``: a version's bookkeeping is a handful of
+    these). An existing attribute of that type is overwritten in place."""
+    bname = name.encode()
+    data = np.array(value, dtype="<i8")
+    if h5py.h5a.exists(oid, bname):
+        aid = h5py.h5a.open(oid, bname)
+        if aid.dtype == data.dtype and aid.shape == ():
+            aid.write(data)
+            return
+        h5py.h5a.delete(oid, bname)
+    h5py.h5a.create(oid, bname, h5py.h5t.STD_I64LE, _SCALAR).write(data)
+
+
+def write_ascii_attr(oid: h5py.h5o.ObjectID, name: str, text: str) -> None:
+    """Create the scalar fixed-length ASCII string attribute ``name`` (format 3 ``kind``
+    and ``sha256``: no global heap object, unlike a variable-length string)."""
+    data = np.array(text.encode("ascii"))
+    h5py.h5a.create(oid, name.encode(), h5py.h5t.py_create(data.dtype), _SCALAR).write(data)
