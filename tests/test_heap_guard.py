@@ -88,13 +88,21 @@ def test_dcs_print_history_verify_and_add_on_heap_bytes(gcol_store, tmp_path):
         assert np.array_equal(cs.get("pixel_rms", "2024-02-01"), _payload(77))
 
 
-def _damaged(tmp_path: Path) -> Path:
-    """A store whose last heap collection (history and comment strings) HDF5 would spin on."""
+def _damaged(tmp_path: Path, fmt: int = 3) -> Path:
+    """A store whose last heap collection (history and comment strings) HDF5 would spin on.
+
+    ``fmt=1``: a format 1 file, whose version attributes (``kind``, ``sha256``) are
+    variable-length strings too, so ``info()`` reads heap collections (format 3 stores them
+    fixed-length: ``info()`` reads no heap at all)."""
     src = tmp_path / "src" / "epix10ka-0002.h5"
-    with DCStore(src, mode="x") as cs:
-        for i in range(40):
-            cs.add_constants("pedestals", np.full((2, 2), float(i)), f"2024-01-{1 + i % 28:02d}",
-                             comment="x" * 200)
+    os.environ["PSCALIB_CREATE_FORMAT"] = str(fmt)
+    try:
+        with DCStore(src, mode="x") as cs:
+            for i in range(40):
+                cs.add_constants("pedestals", np.full((2, 2), float(i)),
+                                 f"2024-01-{1 + i % 28:02d}", comment="x" * 200)
+    finally:
+        del os.environ["PSCALIB_CREATE_FORMAT"]
     buf = bytearray(src.read_bytes())
     pos = buf.rfind(b"GCOL\x01")
     assert pos > HEAD_BYTES
@@ -135,7 +143,7 @@ cs.close()
 
 @pytest.mark.parametrize("what", ["history", "info"])
 def test_damaged_heap_is_refused_quickly(tmp_path, what):
-    bad = _damaged(tmp_path)
+    bad = _damaged(tmp_path, fmt=1 if what == "info" else 3)
     before = file_digest(bad)
     r = subprocess.run([sys.executable, "-c", _READS, str(bad), what], capture_output=True,
                        text=True, timeout=60)
@@ -146,7 +154,8 @@ def test_damaged_heap_is_refused_quickly(tmp_path, what):
 
 
 def test_dcs_refuses_damaged_heap(tmp_path):
-    bad = _damaged(tmp_path)
+    # format 1: per-object history datasets (in format 3 one root table holds them all)
+    bad = _damaged(tmp_path, fmt=1)
     # the store's own history lives in an older collection: it still reads
     assert _dcs(["history", str(bad)], bad.parent).returncode == 0
     for args in (["history", str(bad), "-r"], ["verify", str(bad)]):
