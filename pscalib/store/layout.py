@@ -17,11 +17,14 @@ from ..timestamps import OPEN_END, compact_ns
 FORMAT_NAME = "pscalib-dcs"
 #: Root attribute ``format_version``; bumped on incompatible changes. Readers refuse files
 #: with a higher number than they know. This is the highest one pscalib reads and writes.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Format of new files; a file becomes FORMAT_STATES when it first gets a state other than
 #: 'valid' or a tombstone (so stores that never use them stay readable by older releases).
 FORMAT_PLAIN = 1
 FORMAT_STATES = 2
+#: Format 3 = format 2 plus the in-place engine block in a 512-byte HDF5 user block
+#: (pscalib.txn.engineblock): changed in place with a journal, read under the commit lock.
+FORMAT_INPLACE = 3
 
 #: HDF5 library version bounds for every file pscalib writes. Never 'latest': files written
 #: with it cannot be reopened after a killed writer until h5clear is run.

@@ -281,6 +281,32 @@ class NativeBackend(WritableBackend):
             f.close()
             raise
 
+    @classmethod
+    def open_fileobj(cls, fileobj: Any, name: Path, write: bool) -> "NativeBackend":
+        """Open a store through a Python file object (h5py's ``fileobj`` driver): the
+        in-place engine's :class:`~pscalib.txn.overlay.OverlayFile` (``write``) or a
+        reader's :class:`~pscalib.txn.overlay.JournalView`. ``name`` names the store in
+        messages. No sieve buffer, for the reason given in :meth:`open_for_write`."""
+        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        fapl.set_libver_bounds(*(_LIBVER_CODES[v] for v in L.LIBVER))
+        fapl.set_sieve_buf_size(0)
+        fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, fileobj)
+        mode = h5py.h5f.ACC_RDWR if write else h5py.h5f.ACC_RDONLY
+        fid = h5py.h5f.open(os.fsencode(str(name)), mode, fapl=fapl)
+        f = h5py.File(fid)
+        try:
+            be = cls(f)
+        except BaseException:
+            f.close()
+            raise
+        be.filename = str(name)
+        return be
+
+    def set_format_inplace(self) -> None:
+        """Mark the file format 3 (it is about to be rewritten with an engine block)."""
+        if self.format_version < L.FORMAT_INPLACE:
+            self._write_format(L.FORMAT_INPLACE)
+
     rewrite_file = staticmethod(rewrite_file)
     verify_file = staticmethod(check_native_file)
 

@@ -11,6 +11,7 @@ from typing import Callable, Optional, Union
 from ..errors import StoreIOError, StorePermissionError
 from .atomic import (atomic_replace, cleanup_leftovers, copy_file, os_error, tmp_path_for,
                      umask_file_mode)
+from .engineblock import read_block, stamp
 from .leftovers import remove_dead_tmp
 from .lock import StoreLock
 
@@ -138,6 +139,9 @@ class FileTransaction:
                     raise
                 self.tmp.unlink()
                 self.tmp = src = packed
+            blk = read_block(src)
+            if blk is not None:  # an in-place store committed by copy: a new sequence number
+                stamp(src, blk.seq + 2)
             os.chmod(src, self._final_mode())
             self._keep_group(src)
             atomic_replace(src, self.path)
