@@ -498,7 +498,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "one, removed afterwards)")
     ap.add_argument("--engine", choices=("copy", "inplace"), default="copy",
                     help="'inplace': every store is changed in place with a journal "
-                         "(PSCALIB_INPLACE_MIN_BYTES=0 for the writers and the checks); "
+                         "(PSCALIB_INPLACE_SIZE=0 for the writers and the checks); "
                          "'copy' (default): the settings of the environment")
     ap.add_argument("--control", choices=CONTROLS, default="none",
                     help="break the writer on purpose; the test must then report failures "
@@ -507,7 +507,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.engine == "inplace":
-        os.environ["PSCALIB_INPLACE_MIN_BYTES"] = "0"  # inherited by the writers
+        os.environ["PSCALIB_INPLACE_SIZE"] = "0"  # inherited by the writers
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)

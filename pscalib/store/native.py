@@ -269,44 +269,38 @@ class NativeBackend(WritableBackend):
         made it; with one, it fails later in a dataset close, which leaves HDF5 in a state
         that crashes the process at exit (HDF5 2.0, seen under RLIMIT_FSIZE).
         """
+        return cls._open(os.fsencode(path), h5py.h5f.ACC_RDWR, None)
+
+    @classmethod
+    def open_fileobj(cls, fileobj: Any, name: Path, write: bool) -> "NativeBackend":
+        """Open a store through a Python file object (h5py's ``fileobj`` driver): the
+        in-place engine's OverlayFile (``write``) or a reader's JournalView/ReadView
+        (:mod:`pscalib.txn.overlay`); ``name`` names the store in messages."""
+        be = cls._open(os.fsencode(str(name)), h5py.h5f.ACC_RDWR if write else
+                       h5py.h5f.ACC_RDONLY, fileobj)
+        be.filename = str(name)
+        return be
+
+    @classmethod
+    def _open(cls, name: bytes, mode: int, fileobj: Any) -> "NativeBackend":
         fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
         fapl.set_libver_bounds(*(_LIBVER_CODES[v] for v in L.LIBVER))
-        fapl.set_sieve_buf_size(0)
-        fapl.set_file_locking(False, True)
-        fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR, fapl=fapl)
-        f = h5py.File(fid)
+        fapl.set_sieve_buf_size(0)  # see open_for_write
+        if fileobj is None:
+            fapl.set_file_locking(False, True)
+        else:
+            fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, fileobj)
+        f = h5py.File(h5py.h5f.open(name, mode, fapl=fapl))
         try:
             return cls(f)
         except BaseException:
             f.close()
             raise
 
-    @classmethod
-    def open_fileobj(cls, fileobj: Any, name: Path, write: bool) -> "NativeBackend":
-        """Open a store through a Python file object (h5py's ``fileobj`` driver): the
-        in-place engine's :class:`~pscalib.txn.overlay.OverlayFile` (``write``) or a
-        reader's :class:`~pscalib.txn.overlay.JournalView`. ``name`` names the store in
-        messages. No sieve buffer, for the reason given in :meth:`open_for_write`."""
-        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-        fapl.set_libver_bounds(*(_LIBVER_CODES[v] for v in L.LIBVER))
-        fapl.set_sieve_buf_size(0)
-        fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, fileobj)
-        mode = h5py.h5f.ACC_RDWR if write else h5py.h5f.ACC_RDONLY
-        fid = h5py.h5f.open(os.fsencode(str(name)), mode, fapl=fapl)
-        f = h5py.File(fid)
-        try:
-            be = cls(f)
-        except BaseException:
-            f.close()
-            raise
-        be.filename = str(name)
-        return be
-
     def set_format_inplace(self) -> None:
-        """Mark the file format 3 (it is about to be rewritten with an engine block)."""
+        """Mark the file format 3 (before its rewrite with an engine block)."""
         if self.format_version < L.FORMAT_INPLACE:
             self._write_format(L.FORMAT_INPLACE)
-
     rewrite_file = staticmethod(rewrite_file)
     verify_file = staticmethod(check_native_file)
 

@@ -151,7 +151,7 @@ def _file_transaction(store: "StoreFile") -> Tuple[AnyTransaction, bool]:
     """The file transaction for a change of ``store`` and whether it converts the file.
 
     A store with an engine block is changed in place (journaled). A native store of an
-    older format whose size reached ``PSCALIB_INPLACE_MIN_BYTES`` is copied once more and
+    older format whose size reached ``PSCALIB_INPLACE_SIZE`` is copied once more and
     rewritten as format 3 with an engine block (the conversion); smaller ones are copied.
     """
     if read_block(store.path) is not None:
