@@ -121,7 +121,7 @@ def observe(cs: DCStore, rng: random.Random, size: int, seen: dict) -> List[str]
     """One round of reads; adds what was seen to ``seen``; returns errors found at once."""
     errors = []
     seen["n"].add(cs.dictpars().get("n"))
-    if not (CTYPE in cs.ctypes()):
+    if CTYPE not in cs.ctypes():
         return errors
     t = rng.choice(BEGINS) + rng.randrange(0, 5_000_000)
     try:

@@ -4,7 +4,6 @@ Real files, real processes: a writer killed in the middle of writing pages (os._
 inside the commit, like a SIGKILL there), readers in the same and in other processes, the
 crash test and the reader torture script in small versions.
 """
-import os
 import re
 import subprocess
 import sys

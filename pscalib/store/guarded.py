@@ -20,7 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Optional, Tuple
 
-from ..errors import CorruptStoreError, StoreNotFoundError, StorePermissionError
+from ..errors import (CorruptStoreError, LockTimeoutError, StoreNotFoundError,
+                      StorePermissionError)
 from ..txn.engineblock import CommitLock, pread_block
 from ..txn.journal import is_hot, read_journal
 from ..txn.lock import default_lock_timeout
@@ -34,6 +35,8 @@ __all__ = ["GuardedBackend", "Opener"]
 Opener = Callable[[Path, JournalView], Backend]
 
 #: Backend attributes that are data, read from the inner backend without a lock.
+_RETRIES = 20
+
 _PLAIN = ("end_inclusive", "writable_format", "writable", "format_description",
           "format_version", "filename", "f")
 
@@ -123,11 +126,28 @@ class GuardedBackend(Backend):
         return stat_identity(os.fstat(self.fd))
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        inner = self._enter()
-        try:
-            return getattr(inner, name)(*args, **kwargs)
-        finally:
-            self._leave()
+        for _ in range(_RETRIES):
+            inner = self._enter()
+            try:
+                result = getattr(inner, name)(*args, **kwargs)
+            except Exception:
+                if not self._moved():
+                    raise
+                continue  # no locks here and a commit happened meanwhile: read again
+            finally:
+                self._leave()
+            if not self._moved():
+                return result
+        raise LockTimeoutError(f"{self.path} changed during each of {_RETRIES} reads (no "
+                             f"byte-range locks on this filesystem); try again")
+
+    def _moved(self) -> bool:
+        """Without byte-range locks (rare filesystems), whether a commit happened since the
+        inner backend was opened (the read may have met it)."""
+        if not self._lock.unsupported:
+            return False
+        blk = pread_block(self.fd)
+        return blk is None or blk.seq != self._seq
 
     # ---------------------------------------------------- the backend interface
     def __getattr__(self, name: str) -> Any:

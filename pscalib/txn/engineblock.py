@@ -55,6 +55,8 @@ NOTE = b"\npscalib in-place engine block; see docs/format.rst\n"
 TURNSTILE = 1 << 62
 COMMIT = TURNSTILE + 1
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on 64-bit Linux: type, whence, start, len, pid
+#: errno values of a filesystem without byte-range locks (Lustre without -o flock, ...).
+_NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 class Block(NamedTuple):
@@ -142,6 +144,10 @@ class CommitLock:
         self.fd = fd
         self.name = name
         self.timeout = timeout
+        #: Set when a reader found that the filesystem has no byte-range locks: it then
+        #: reads unlocked and checks the sequence number after each read (a writer cannot
+        #: commit in place there: it needs the exclusive lock).
+        self.unsupported = False
 
     def _set(self, kind: int, where: int) -> bool:
         try:
@@ -150,6 +156,9 @@ class CommitLock:
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 return False
+            if kind == fcntl.F_RDLCK and exc.errno in _NO_LOCKS:
+                self.unsupported = True
+                return True
             raise LockUnavailableError(
                 f"cannot take the commit lock of {self.name}: {exc.strerror}; the filesystem "
                 f"does not support byte-range locks (see docs/design/engine.rst)") from None
