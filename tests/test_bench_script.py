@@ -24,6 +24,8 @@ FIGURES = [
     r"get\(asof=\) / get",
     r"get cspad pedestals / load the same array from NDArrIO text",
     r"resolve an alias, file of \d+ records / of \d+ records",
+    r"add one \d+ MB version to a .* GB store \(in place\) / write \d+ MB \+ fsync",
+    r"extra disk while committing one \d+ MB version .* / the change",
 ]
 
 
