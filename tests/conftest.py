@@ -1,4 +1,6 @@
+import compileall
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -9,6 +11,35 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 GEOMETRY_DIR = SHARED / "geometry"
 LEGACY_DIR = SHARED / "legacy-dcs"
+
+
+def pytest_configure(config):
+    """Compile pscalib's bytecode once, before any test runs.
+
+    Where PYTHONDONTWRITEBYTECODE is set, Python never caches bytecode, so each of the
+    hundreds of real ``dcs`` processes the tests start would recompile every pscalib module
+    (about half a second each on a loaded 2-core machine). Python still *reads* bytecode
+    that exists, so one compile here makes every later start-up cheap.
+    """
+    if not hasattr(config, "workerinput"):  # the pytest-xdist controller (or a plain run)
+        compileall.compile_dir(str(ROOT / "pscalib"), quiet=2)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: at least 3 workers. Most tests wait on real subprocesses (``dcs``,
+    servers, browsers, mpirun), so even a 2-core machine keeps 3 workers busy."""
+    return min(8, max(3, os.cpu_count() or 1))
+
+
+def stable_id(val, width: int = 60) -> str:
+    """``repr(val)`` without memory addresses (cut to ``width``), so that every pytest-xdist
+    worker collects the same test ids."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(val))[:width]
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    text = repr(val)
+    return stable_id(val) if " at 0x" in text else None
 
 
 @pytest.fixture(autouse=True)

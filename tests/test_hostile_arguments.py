@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import stable_id
 
 from pscalib import DCStore, errors as E
 
@@ -56,7 +57,7 @@ def test_missing_store(tmp_path):
 
 @pytest.mark.parametrize("bad", [123, 4.5, b"/tmp/x.h5", ["x.h5"], object(), "x" * 5000,
                                  "calib/" + "y" * 300 + ".h5"],
-                         ids=lambda v: repr(v)[:30])
+                         ids=lambda v: stable_id(v, 30))
 def test_bad_store_path_type(tmp_path, bad):
     check_rejected(tmp_path, lambda: DCStore(bad, mode="a"), E.InvalidInputError)
 
@@ -67,7 +68,7 @@ def test_bad_mode(store, mode):
 
 
 @pytest.mark.parametrize("timeout", [-1, float("nan"), "abc", True, [1]],
-                         ids=lambda v: repr(v))
+                         ids=stable_id)
 def test_bad_lock_timeout(store, timeout):
     check_rejected(store.parent, lambda: DCStore(store, mode="a", lock_timeout=timeout),
                    E.InvalidInputError)
@@ -93,7 +94,7 @@ def test_closed_store(store):
 
 
 @pytest.mark.parametrize("fmt", ["{nope}", "{", "{0}", "{time.x}", 5],
-                         ids=lambda v: repr(v))
+                         ids=stable_id)
 def test_bad_history_format(store, fmt):
     on_store(store, lambda cs: cs.history(fmt), E.InvalidInputError)
 
@@ -115,7 +116,7 @@ BAD_PAYLOADS = [
 ]
 
 
-@pytest.mark.parametrize("bad", BAD_PAYLOADS, ids=lambda v: repr(v)[:30])
+@pytest.mark.parametrize("bad", BAD_PAYLOADS, ids=lambda v: stable_id(v, 30))
 def test_bad_payload(store, bad):
     on_store(store, lambda cs: cs.add_constants("pedestals", bad, T0), E.InvalidPayloadError)
     on_store(store, lambda cs: cs["pedestals"].ranges()[0].add_version(bad),
@@ -137,7 +138,7 @@ BAD_PARS = [None, {"a": 1}, {1, 2}, 1 + 2j, b"bytes", 2**70, -2**64, [], (), [1,
             ["ok", "NUL \x00"], np.complex128(1), Path("/tmp"), dt.datetime(2024, 1, 1)]
 
 
-@pytest.mark.parametrize("bad", BAD_PARS, ids=lambda v: repr(v)[:30])
+@pytest.mark.parametrize("bad", BAD_PARS, ids=lambda v: stable_id(v, 30))
 def test_bad_dictpars_value(store, bad):
     on_store(store, lambda cs: cs.set_par("k", bad), E.InvalidParameterError)
     on_store(store, lambda cs: cs.set_pars({"good": 1, "k": bad}), E.InvalidParameterError)
@@ -147,7 +148,7 @@ def test_bad_dictpars_value(store, bad):
                                                 dictpars={"k": bad}), E.InvalidParameterError)
 
 
-@pytest.mark.parametrize("bad", [[("a", 1)], "ab", 5, ("a", 1)], ids=repr)
+@pytest.mark.parametrize("bad", [[("a", 1)], "ab", 5, ("a", 1)], ids=stable_id)
 def test_dictpars_not_a_dict(store, bad):
     on_store(store, lambda cs: cs.set_pars(bad), E.InvalidParameterError)
     on_store(store, lambda cs: cs.add_constants("pedestals", np.ones(3), T0, dictpars=bad),
@@ -155,7 +156,7 @@ def test_dictpars_not_a_dict(store, bad):
 
 # ----------------------------------------------------------------------------- versions
 @pytest.mark.parametrize("bad", [0, -1, -2**70, 1.5, "x", "v", "v-001", "", True, 2**70,
-                                 10**9, None.__class__, [1]], ids=repr)
+                                 10**9, None.__class__, [1]], ids=stable_id)
 def test_bad_version_number(store, bad):
     on_store(store, lambda cs: cs.add_constants("pedestals", np.ones(3), T0, T1, version=bad),
              E.InvalidInputError)

@@ -11,6 +11,7 @@ import fractions
 
 import numpy as np
 import pytest
+from conftest import stable_id
 
 from pscalib import errors as E
 from pscalib.timestamps import to_ns, to_ns_or_none
@@ -35,13 +36,13 @@ BAD_TIMES = [
 ]
 
 
-@pytest.mark.parametrize("bad", BAD_TIMES, ids=lambda v: repr(v)[:40])
+@pytest.mark.parametrize("bad", BAD_TIMES, ids=lambda v: stable_id(v, 40))
 def test_to_ns_rejects(bad):
     with pytest.raises(E.InvalidTimeError):
         to_ns(bad)
 
 
-@pytest.mark.parametrize("bad", BAD_TIMES, ids=lambda v: repr(v)[:40])
+@pytest.mark.parametrize("bad", BAD_TIMES, ids=lambda v: stable_id(v, 40))
 def test_get_with_bad_time(store, bad):
     on_store(store, lambda cs: cs.get("pedestals", bad), E.InvalidTimeError)
 

@@ -1,4 +1,4 @@
-"""``dcs`` entry point: imports every command module and maps errors to exit codes.
+"""``dcs`` entry point: runs the command group (:mod:`.app`) and maps errors to exit codes.
 
 Exit status: 0 success, 1 user/data error (any :class:`pscalib.errors.PscalibError`,
 "different" for comparison commands), 2 usage error. Errors print one line to stderr and
@@ -16,21 +16,6 @@ from ..errors import PscalibError
 from ..txn.atomic import copy_progress
 from .app import cli
 from .common import CopyProgressBar
-
-# Each module registers its commands on `cli` when imported.
-# (command modules are listed here, one import per module)
-from . import cmd_exchange  # noqa: E402,F401
-from . import cmd_import  # noqa: E402,F401
-from . import cmd_alias  # noqa: E402,F401
-from . import cmd_store  # noqa: E402,F401
-from . import cmd_states  # noqa: E402,F401
-from . import cmd_runs  # noqa: E402,F401
-from . import cmd_tags  # noqa: E402,F401
-from . import cmd_manifest  # noqa: E402,F401
-from . import cmd_change  # noqa: E402,F401
-from . import cmd_plot  # noqa: E402,F401
-from . import cmd_serve  # noqa: E402,F401
-from . import cmd_gui  # noqa: E402,F401
 
 __all__ = ["main", "cli"]
 
