@@ -33,7 +33,7 @@ from .journal import recover, write_journal, write_pages
 from .leftovers import remove_dead_tmp
 from .lock import StoreLock
 from .overlay import OverlayFile
-from .transaction import check_free_space
+from .transaction import check_free_space, check_size_limit
 
 __all__ = ["InPlaceTransaction"]
 
@@ -97,8 +97,10 @@ class InPlaceTransaction:
         return self.fileobj
 
     def check_space(self, nbytes: int) -> None:
-        """Free space for the appended bytes and the journal (no copy is made)."""
+        """Free space for the appended bytes and the journal (no copy is made), and the
+        process's file size limit."""
         check_free_space(self.path, nbytes)
+        check_size_limit(self.path, self.path, nbytes)
 
     def commit(self, compact: bool = False) -> None:
         """Make the change durable in place (see module docstring), then release the lock."""
@@ -119,9 +121,8 @@ class InPlaceTransaction:
         pages = list(fo.changed_pages())
         size = fo.final_size()
         try:
-            mode = stat.S_IMODE(os.fstat(self.fd).st_mode) & 0o666 | 0o600
             write_journal(self.path, self.block, fo.base_size,
-                          [(off, orig) for off, orig, _ in pages], mode)
+                          [(off, orig) for off, orig, _ in pages], os.fstat(self.fd))
         except BaseException:
             self._truncate_back()
             raise

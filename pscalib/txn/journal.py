@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
@@ -92,15 +93,21 @@ def is_hot(jr: Optional[Journal], blk: Optional[Block]) -> bool:
 
 
 def write_journal(path: Path, blk: Block, base_size: int, pages: List[Tuple[int, bytes]],
-                  mode: int) -> Path:
-    """Write and fsync the journal of the store ``path`` (fsync the directory when the
-    journal file is new). The file is reused by later commits."""
+                  st: os.stat_result) -> Path:
+    """Write and fsync the journal of the store ``path`` (``st``: its stat; fsync the
+    directory when the journal file is new). The file is reused by later commits."""
     jpath = journal_path_for(path)
     data = encode(base_size, blk.seq, blk.fileid, pages)
     fresh = not os.path.lexists(jpath)
     fd = os.open(jpath, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
-        os.fchmod(fd, mode)  # readers of the store must be able to read its journal
+        # whoever may read the store must be able to read its journal: its mode and group
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o666 | 0o600)
+        try:
+            if os.fstat(fd).st_gid != st.st_gid:
+                os.fchown(fd, -1, st.st_gid)
+        except OSError:
+            pass  # not a member of that group: the journal gets the writer's group
         view = memoryview(data)
         pos = 0
         while view:
