@@ -93,7 +93,14 @@ class _PagedFile:
             if page is not None:
                 out[:n] = page[off:off + n]
                 return n
-            return os.preadv(self.fd, [out[:n]], at)
+            # a run of pages not overlaid: one read up to the next overlaid page
+            end = min(at + len(out), self.base_size)
+            if self.pages:
+                i = index + 1
+                while i * PAGE < end and i not in self.pages:
+                    i += 1
+                end = min(end, i * PAGE)
+            return os.preadv(self.fd, [out[:end - at]], at)
         return self._read_tail(at, out)
 
     def _read_tail(self, at: int, out: memoryview) -> int:
