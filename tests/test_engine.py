@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT
 from pscalib.config import inplace_min_bytes
-from pscalib.errors import InvalidInputError
+from pscalib.errors import InvalidInputError, StoreIOError
 from pscalib.exchange.verify import verify
 from pscalib.store import DCStore
 from pscalib.txn.engineblock import read_block
@@ -221,3 +221,21 @@ def test_torture_readers_small(tmp_path):
     m = re.search(r"opening readers: (\d+) reads; 1 long-lived readers: (\d+) reads", r.stdout)
     assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, r.stdout
     assert "errors: 0" in r.stdout
+
+
+def test_a_journal_that_is_a_symlink_is_never_read(tmp_path, inplace):
+    path = _store(tmp_path)
+    with DCStore(path, mode="a") as cs:
+        cs.set_par("n", 1)
+    jpath = journal_path_for(path)
+    jpath.unlink()
+    secret = tmp_path / "elsewhere"
+    secret.write_bytes(b"not a journal")
+    jpath.symlink_to(secret)
+    assert read_journal(path) is None
+    with pytest.raises(StoreIOError):  # the writer refuses to write through the link
+        with DCStore(path, mode="a") as cs:
+            cs.set_par("n", 2)
+    assert secret.read_bytes() == b"not a journal"
+    with DCStore(path) as cs:
+        assert cs.dictpars()["n"] == 1

@@ -124,12 +124,26 @@ def write_journal(path: Path, blk: Block, base_size: int, pages: List[Tuple[int,
 
 
 def read_journal(path: Union[str, Path]) -> Optional[Journal]:
-    """The valid journal of the store ``path``, or None (absent, incomplete, unreadable)."""
+    """The valid journal of the store ``path``, or None (absent, incomplete, unreadable).
+
+    A journal that is a symbolic link or not a regular file, or bigger than the store could
+    need, is never read (a crafted one must not make a reader read other files).
+    """
     try:
-        with open(journal_path_for(path), "rb") as fh:
+        fd = os.open(journal_path_for(path), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        limit = os.stat(path).st_size * 1.01 + (1 << 20)  # pages + headers of every page
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as fh:
             return decode(fh.read())
     except OSError:
         return None
+    finally:
+        os.close(fd)
 
 
 def write_pages(fd: int, pages: List[Tuple[int, bytes]]) -> None:
