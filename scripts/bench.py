@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 
 from pscalib.store.dcstore import DCStore
+from pscalib.store.heapcheck import check_file
 from pscalib.store.native import h5path
 
 T0 = 1_700_000_000  # Unix seconds of the first range (Nov 2023)
@@ -422,6 +423,13 @@ class Bench:
                                      f"{arr.nbytes / MB:.0f} MB + fsync", fmt_t(o), fmt_t(b),
                                      o / b, 2))
                 peak, change = _peak_extra_disk(path.parent, ours), arr.nbytes
+            scan = median_time(lambda: check_file(path), 1, warmup=0)
+            rest = (f"; the rest of the addition / the baseline is about "
+                    f"{(o - scan) / b:.2f}" if scan < o else
+                    " (longer than the whole addition: the machine's load varies)")
+            self.notes.append(
+                f"every transaction first scans the whole file for damaged string heaps "
+                f"(heapcheck.check_file): {fmt_t(scan)} alone, timed once in this run{rest}")
             self.rows.append(Row(f"extra disk while committing one {arr.nbytes / MB:.0f} MB "
                                  f"version (peak of all files beside the store) / the change",
                                  f"{peak / MB:.1f} MB", f"{change / MB:.1f} MB",
