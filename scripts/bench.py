@@ -554,7 +554,8 @@ class Bench:
 
     # -- get(tag=...) and get(asof=...) (issue 17)
     def frozen(self) -> None:
-        """get(ctype, t, tag=NAME) and get(ctype, t, asof=T0) against get(ctype, t).
+        """get(ctype, t, tag=NAME) and get(ctype, t, asof=T0) against get(ctype, t), and
+        get(ctype, t, vers=1, asof=T0) (the version log too) against get(ctype, t, vers=1).
 
         NCT ctypes of 4x4 arrays in 50 ranges, each with 3 versions added one by one (so
         the change log holds 150 rows per ctype); the tag and T0 are taken after the
@@ -580,7 +581,8 @@ class Bench:
             assert cs.get(ctypes[0], times[3], tag="bench")[0, 0] == 31
             assert cs.get(ctypes[0], times[3], asof=t0)[0, 0] == 31
             assert cs.get(ctypes[0], times[3])[0, 0] == 32
-            it = {"p": 0, "t": 0, "a": 0}
+            assert cs.get(ctypes[0], times[3], vers=1, asof=t0)[0, 0] == 30
+            it = {"p": 0, "t": 0, "a": 0, "v": 0, "w": 0}
 
             def plain():
                 it["p"] = (it["p"] + 1) % nr
@@ -594,12 +596,23 @@ class Bench:
                 it["a"] = (it["a"] + 1) % nr
                 return cs.get(ctypes[it["a"] % nct], times[it["a"]], asof=t0)
 
+            def vers():
+                it["v"] = (it["v"] + 1) % nr
+                return cs.get(ctypes[it["v"] % nct], times[it["v"]], vers=1)
+
+            def vers_asof():
+                it["w"] = (it["w"] + 1) % nr
+                return cs.get(ctypes[it["w"] % nct], times[it["w"]], vers=1, asof=t0)
+
             n = self.a.repeat * 100
-            o_tag, o_asof, b = interleaved_n([tagged, asof, plain], n, warmup=2 * nr)
+            o_tag, o_asof, b, o_va, b_v = interleaved_n([tagged, asof, plain, vers_asof, vers],
+                                                         n, warmup=2 * nr)
         self.rows.append(Row("get(tag=) / get (store open, 4x4 float64, 5 ctypes x 50 "
                              "ranges x 3 versions)", fmt_t(o_tag), fmt_t(b), o_tag / b, 1.5))
         self.rows.append(Row("get(asof=) / get (same store, 750 change-log rows)",
                              fmt_t(o_asof), fmt_t(b), o_asof / b, 1.5))
+        self.rows.append(Row("get(vers=1, asof=) / get(vers=1) (same store, 750 version-log "
+                             "rows)", fmt_t(o_va), fmt_t(b_v), o_va / b_v, 1.5))
 
 
 def _alias_calib(folder: Path, n: int) -> Path:

@@ -16,6 +16,7 @@ def gui_screenshots(out: Path, calib: Path) -> List[Path]:
     """Start ``dcs serve`` over ``calib`` (writes allowed for a demo user), log in and take
     screenshots of the main pages with headless Chromium."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from pscalib.gui.auth import hash_password, set_user
     from pscalib.gui.browser import headless_chromium
@@ -30,12 +31,18 @@ def gui_screenshots(out: Path, calib: Path) -> List[Path]:
         srv = Served(calib, ["--gui-config", str(cfg)])
         try:
             with headless_chromium(1200, 900) as d:
+                def until(cond) -> None:
+                    WebDriverWait(d, 30).until(cond)
+
                 def shot(name: str, path: str, full: bool = False) -> None:
                     d.get(srv.base + path)
                     d.execute_script("return document.readyState")
                     if full:  # whole page height (capped) for long pages
                         h = min(d.execute_script("return document.body.scrollHeight"), 2400)
                         d.set_window_size(1200, h)
+                        # the window is taller than the page's viewport: add the difference
+                        inner = d.execute_script("return window.innerHeight")
+                        d.set_window_size(1200, min(2 * h - inner, 2600))
                     d.save_screenshot(str(out / name))
                     d.set_window_size(1200, 900)
                     shrink(out / name)
@@ -50,6 +57,18 @@ def gui_screenshots(out: Path, calib: Path) -> List[Path]:
                 shot("gui-diff.png", f"/gui/d/epix10ka-0001/diff/pedestals/{R1}?a=1&b=2",
                      full=True)
                 shot("gui-upload.png", "/gui/d/epix10ka-0001/upload")
+                # a tag over the calib directory, made and published through the GUI
+                d.get(srv.base + "/gui/tags")
+                d.find_element(By.ID, "tagname").send_keys("run17-prod")
+                d.find_element(By.ID, "tagnote").send_keys("constants of the run 17 "
+                                                           "reprocessing")
+                d.find_element(By.CSS_SELECTOR, "form.tag-create button").click()
+                until(lambda d: d.find_elements(By.CSS_SELECTOR, "form.tag-publish"))
+                d.find_element(By.CSS_SELECTOR, "form.tag-publish button").click()
+                d.switch_to.alert.accept()
+                until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tagstate") and
+                      d.find_element(By.ID, "tagstate").text == "published")
+                shot("gui-tags.png", "/gui/tags/run17-prod", full=True)
         finally:
             srv.stop()
     return made

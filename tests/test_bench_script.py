@@ -22,6 +22,7 @@ FIGURES = [
     r"get_all by run \(5 ctypes\) / one get by time",
     r"get\(tag=\) / get",
     r"get\(asof=\) / get",
+    r"get\(vers=1, asof=\) / get\(vers=1\)",
     r"get cspad pedestals / load the same array from NDArrIO text",
     r"resolve an alias, file of \d+ records / of \d+ records",
     r"add one \d+ MB version to a .* GB store \(in place\) / write \d+ MB \+ fsync",

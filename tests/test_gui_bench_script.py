@@ -17,6 +17,7 @@ def test_bench_gui_tiny():
                          capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
     out = res.stdout
-    for label in ("health (baseline)", "api tree", "store page, cold", "store page, warm"):
+    for label in ("health (baseline)", "api tree", "store page, cold", "store page, warm",
+                  "tag page"):
         assert label in out
     assert "target: store page under 1 s" in out

@@ -20,6 +20,7 @@ if _missing:
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from conftest import file_digest  # noqa: E402
 from gui_helpers import PASSWORDS, gui_config  # noqa: E402
 from pscalib import DCStore  # noqa: E402
 from pscalib.demo import build_demo  # noqa: E402
@@ -160,4 +161,41 @@ def test_log_in_change_and_see_it_in_history(site):
         assert rec.user == "alice" and rec.action == action
         if action == "deprecate":
             assert rng.versobj(2).state() == "deprecated"
+    log_out(d)
+
+
+def test_create_publish_tag_and_refused_delete(site):
+    srv, info, d = site
+    log_in(d, srv.base, "alice")
+    d.find_element(By.LINK_TEXT, "tags of the calib directory").click()
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "form.tag-create"))
+    d.find_element(By.ID, "tagname").send_keys("browser-1")
+    d.find_element(By.ID, "tagnote").send_keys("made in Chromium")
+    assert d.find_element(By.ID, "tagall").is_selected()  # the whole calib directory
+    d.find_element(By.CSS_SELECTOR, "form.tag-create button").click()
+    wait(d, lambda d: d.find_elements(By.ID, "message"))
+    assert "created in 2 stores" in d.find_element(By.ID, "message").text
+    assert d.find_element(By.ID, "tagstate").text == "open"
+    assert d.find_elements(By.CSS_SELECTOR, "table.tagrows tbody tr")
+    d.find_element(By.CSS_SELECTOR, "form.tag-publish button").click()
+    d.switch_to.alert.accept()  # publishing asks first: it cannot be undone
+    wait(d, lambda d: d.find_elements(By.ID, "message"))
+    assert "published in 2 stores" in d.find_element(By.ID, "message").text
+    assert d.find_element(By.ID, "tagstate").text == "published"
+    assert not d.find_elements(By.CSS_SELECTOR, "form.tag-delete")  # no button any more
+    d.find_element(By.LINK_TEXT, "tags").click()
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "table.tags"))
+    row = [r for r in d.find_elements(By.CSS_SELECTOR, "table.tags tbody tr")
+           if r.find_element(By.CSS_SELECTOR, "a.tag").text == "browser-1"][0]
+    assert row.find_element(By.CSS_SELECTOR, "span.state").text.startswith("published ")
+    # a delete anyway (a form built in the page, with this session's token) is refused
+    before = {n: file_digest(p) for n, p in info.stores.items()}
+    post_via_page(d, "/gui/tags/browser-1/delete", {})
+    assert d.title.startswith("Error 409")
+    assert "cannot be deleted" in d.find_element(By.ID, "error").text
+    assert {n: file_digest(p) for n, p in info.stores.items()} == before
+    for p in info.stores.values():
+        with DCStore(p) as cs:
+            rows = [r for r in cs.backend.tag_rows() if r.name == "browser-1"]
+            assert rows and all(r.published and r.user == "alice" for r in rows)
     log_out(d)

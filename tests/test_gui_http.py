@@ -280,3 +280,41 @@ def test_bad_config_is_one_line(tmp_path):
     res = dcs("serve", tmp_path, "--port", "0", "--gui-config", tmp_path / "bad.ini")
     assert res.returncode == 1 and "galaxy" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_validate_and_deprecate_over_http(site):
+    """A candidate (added by the library) is validated through the GUI's state form, then
+    deprecated; both are recorded on the version with the web user; a bad transition gets
+    the library's message with 400 and changes nothing."""
+    srv, info = site
+    store = info.stores["jungfrau-0001"]
+    with DCStore(store, mode="a") as cs:
+        v = cs.add_constants("pixel_status", np.zeros((8, 512, 1024), np.uint8),
+                             "2025-01-01", state="candidate")
+        key = {"ctype": "pixel_status", "range": v.rangeobj().range(),
+               "version": str(v.version())}
+    cookie, csrf = login(srv.base, "alice")
+    st, _, body = get(srv, "/gui/d/jungfrau-0001", Cookie=cookie)
+    assert b"act-validate" in body
+    st, h, _ = post_form(srv.base, "/gui/d/jungfrau-0001/state",
+                         dict(key, op="validate", reason="checked by eye", csrf=csrf), cookie)
+    assert st == 303 and "validated" in h["location"]
+    with DCStore(store) as cs:
+        v = cs["pixel_status"].rangeobj(key["range"]).versobj(int(key["version"]))
+        rec = v.history_records()[-1]
+        assert v.state() == "valid" and (rec.user, rec.action) == ("alice", "validate")
+        assert "checked by eye" in rec.record
+    before = file_digest(store)
+    st, _, body = post_form(srv.base, "/gui/d/jungfrau-0001/state",
+                            dict(key, op="validate", csrf=csrf), cookie)
+    assert st == 400 and error_text(body) and file_digest(store) == before
+    st, _, body = post_form(srv.base, "/gui/d/jungfrau-0001/state",
+                            dict(key, op="explode", csrf=csrf), cookie)
+    assert st == 400 and "deprecate or validate" in error_text(body)
+    assert file_digest(store) == before
+    st, h, _ = post_form(srv.base, "/gui/d/jungfrau-0001/state",
+                         dict(key, op="deprecate", reason="bad mask", csrf=csrf), cookie)
+    assert st == 303
+    with DCStore(store) as cs:
+        v = cs["pixel_status"].rangeobj(key["range"]).versobj(int(key["version"]))
+        assert v.state() == "deprecated" and v.history_records()[-1].user == "alice"

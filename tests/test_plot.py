@@ -149,6 +149,45 @@ def test_diff_figure_and_geometry_and_timeline(demo, tmp_path):
     ok(dcs("timeline", epix, "--ctype", "pedestals", "-o", tmp_path / "tp.png"))
 
 
+def test_dcs_diff_plot_draws_the_difference(demo, tmp_path):
+    """``dcs diff --versions N M --plot`` draws the picture ``dcs plot --diff-version``
+    draws (same range, same geometry), and still prints the difference (exit 1)."""
+    info, _ = demo
+    epix = info.stores["epix10ka-0001"]
+    res = dcs("diff", epix, "--ctype", "pedestals", "--range", "2025-01-01", "--versions",
+              "1", "2", "--plot", tmp_path / "d.png")
+    assert res.returncode == 1 and "differ" in res.stdout, res.stderr
+    assert f"wrote {tmp_path / 'd.png'}" in res.stderr
+    ok(dcs("plot", epix, "pedestals", "-t", T, "--version", "1", "--diff-version", "2",
+           "-o", tmp_path / "p.png"))
+    assert np.array_equal(_read(tmp_path / "d.png"), _read(tmp_path / "p.png"))
+    res = dcs("diff", epix, epix, "--plot", tmp_path / "x.png")
+    assert res.returncode == 2 and "--plot is only used with --versions" in res.stderr
+    res = dcs("diff", epix, "--ctype", "pedestals", "--range", "2025-01-01", "--versions",
+              "1", "9", "--plot", tmp_path / "y.png")
+    assert_one_line_error(res, 1, "9")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_timelines_show_tags(demo, tmp_path):
+    import shutil
+    from pscalib.plot.model import timeline_rows
+    from pscalib.plot.svg import timeline_svg
+    from pscalib.store.tags import create_tag
+    info, _ = demo
+    epix = tmp_path / "epix10ka-0001.h5"
+    shutil.copy(info.stores["epix10ka-0001"], epix)
+    with DCStore(epix, mode="a") as cs:
+        create_tag(cs, "prod-7")
+        v = cs.version_at("pedestals", T)
+        assert v.tags() == ["prod-7"]
+        assert v.rangeobj().versobj(2).tags() == []  # not the default: not selected
+        rows = timeline_rows(cs, ["pedestals"])
+    marks = {(b.name, m.version): m.tags for b in rows["pedestals"] for m in b.versions}
+    assert marks[(v.rangeobj().range(), v.version())] == ["prod-7"]
+    assert "tags prod-7" in timeline_svg(rows)
+
+
 def test_plot_errors_are_one_line(demo, tmp_path):
     info, _ = demo
     epix = info.stores["epix10ka-0001"]
@@ -216,3 +255,36 @@ def test_versions_by_range_matches_versions(demo):
                 want = {(b, e): be.versions(ct, b, e)
                         for b, e in zip(tab.tsbegin.tolist(), tab.tsend.tolist())}
                 assert be.versions_by_range(ct) == want
+
+
+def test_4d_mosaic_block_lands_exactly(tmp_path):
+    """A 4-D array (2 gain modes x 3 segments) is a mosaic of its 6 flattened segments
+    (2 x 3 panels, 4 empty pixels between, one colour scale): a block of segment [1, 1]
+    (flattened 4: row 1, column 1) lands exactly there in the real ``dcs plot --raw``."""
+    arr = np.zeros((2, 3, 16, 20), np.float32)
+    arr[1, 1, 2:5, 3:9] = 1000.0
+    np.save(tmp_path / "a.npy", arr)
+    store = tmp_path / "jungfrau-0007.h5"
+    ok(dcs("add", store, "pedestals", tmp_path / "a.npy", "--begin", "2024-01-01",
+           "--create"))
+    out = tmp_path / "m.png"
+    ok(dcs("plot", store, "pedestals", "-t", "2024-02-01", "--raw", "-o", out))
+    img = _read(out)
+    assert img.shape[:2] == (2 * 16 + 4, 3 * 20 + 2 * 4)
+    bright = np.all(np.abs(img[..., :3] - YELLOW) < 0.01, axis=2)
+    assert _box(bright) == (16 + 4 + 2, 16 + 4 + 4, 20 + 4 + 3, 20 + 4 + 8, 3 * 6)
+
+
+def test_2d_image_block_lands_exactly(tmp_path):
+    """A 2-D array is drawn as one image, one pixel per element (row 0 at the top)."""
+    arr = np.zeros((30, 40), np.float32)
+    arr[5:9, 30:37] = 1000.0
+    np.save(tmp_path / "b.npy", arr)
+    store = tmp_path / "epix100a-0003.h5"
+    ok(dcs("add", store, "pixel_gain", tmp_path / "b.npy", "--begin", "2024-01-01",
+           "--create"))
+    ok(dcs("plot", store, "pixel_gain", "-t", "2024-02-01", "--raw", "-o", tmp_path / "i.png"))
+    img = _read(tmp_path / "i.png")
+    assert img.shape[:2] == (30, 40)
+    bright = np.all(np.abs(img[..., :3] - YELLOW) < 0.01, axis=2)
+    assert _box(bright) == (5, 8, 30, 36, 4 * 7)

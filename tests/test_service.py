@@ -145,6 +145,28 @@ def test_library_parameters_run_tag_asof(served):
             assert st in (200, 400, 404), doc
 
 
+def test_asof_forms_answer_like_the_library(served):
+    """asof= with vers=/tsprod= over HTTP: the library's answer (tsprod is not dropped)."""
+    from pscalib.timestamps import now_ns
+    t0 = f"{now_ns() / 1e9:.9f}"
+    with DCStore(served.calib, "cspad-0001") as cs:
+        tp = cs["pedestals"].ranges()[0].versobj(2).tsprod()  # not the default
+        for q in ({}, {"vers": "2"}, {"tsprod": str(np.datetime64(tp, "ns"))}):
+            st, _, doc = lookup(served, "cspad-0001", "pedestals", t="2024-02-01", asof=t0,
+                                **q)
+            ver = cs.version_at("pedestals", "2024-02-01", q.get("vers"), asof=t0,
+                                tsprod=q.get("tsprod"))
+            assert st == 200, doc
+            assert (doc["version"], doc["sha256"]) == (ver.version(), ver.info().sha256)
+        assert [ver.version() for ver in (
+            cs.version_at("pedestals", "2024-02-01", asof=t0),
+            cs.version_at("pedestals", "2024-02-01", asof=t0,
+                          tsprod=np.datetime64(tp, "ns")))] == [1, 2]
+        st, _, doc = lookup(served, "cspad-0001", "pedestals", t="2024-02-01", asof=t0,
+                            vers="9")
+        assert st == 404 and doc["error"] == "VersionNotFoundError", doc
+
+
 def test_payloads_npy_and_text(served):
     with DCStore(served.calib, "cspad-0001") as cs:
         infos = {c: cs.version_at(c, "2024-02-01").info() for c in cs.ctypes()}

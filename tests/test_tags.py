@@ -20,7 +20,8 @@ from pscalib.errors import (AsOfUnavailableError, ManifestError, ProtectedByTagE
                             PurgedVersionError, TagError, TagNotFoundError)
 from pscalib.exchange import copy_store, merge_stores, verify
 from pscalib.store.purge import purge
-from pscalib.store.tags import create_tag, delete_tag, publish_tag, tag_names
+from pscalib.store.tags import (check_create_tag, check_delete_tag, create_tag, delete_tag,
+                                publish_tag, tag_names)
 from pscalib.timestamps import now_ns
 
 DCS = shutil.which("dcs") or str(Path(sys.executable).with_name("dcs"))
@@ -279,3 +280,156 @@ def test_purge_deprecated_refused_by_tag_then_logged(store_path):
     with DCStore(store_path) as cs:
         assert [v.version() for v in cs["pedestals"].rangeobj(
             "20240101T000000Z_end").versions()] == [1, 2, 3]
+
+
+def test_merge_of_tags_alone_carries_them(tagged, tmp_path):
+    """A merge whose only news is a tag carries it (published, protected); merging again
+    writes nothing; a same-name tag of another selection is not carried."""
+    ws = tmp_path / "ws" / "cspad-0001.h5"
+    copy_store(tagged, ws)
+    with DCStore(ws, mode="a") as cs:
+        create_tag(cs, "W")
+        publish_tag(cs, "W")
+    rep = merge_stores(ws, tagged, dry_run=True)
+    assert rep.tags_carried == ["W"] and not rep.applied
+    rep = merge_stores(ws, tagged)
+    assert rep.applied and rep.changes == [] and rep.tags_carried == ["W"]
+    assert "tags carried: W" in rep.format()
+    before = file_digest(tagged)
+    with DCStore(tagged, mode="a") as cs:
+        assert cs.get("pedestals", "2024-02-01", tag="W")[0] == 7.0
+        assert [r.published > 0 for r in cs.backend.tag_rows() if r.name == "W"][0]
+        with pytest.raises(ProtectedByTagError, match="W"):
+            cs["pedestals"].rangeobj("20240101T000000Z_end").del_version(2)
+    assert file_digest(tagged) == before
+    again = merge_stores(ws, tagged)
+    assert not again.applied and again.tags_carried == [] and file_digest(tagged) == before
+    r = dcs("merge", ws, tagged)
+    assert r.returncode == 0 and "Traceback" not in r.stderr and file_digest(tagged) == before
+    other = tmp_path / "other" / "cspad-0001.h5"
+    copy_store(tagged, other)
+    with DCStore(other, mode="a") as cs:
+        cs.add_constants("pedestals", np.full(4, 3.0), "2024-01-01")
+        create_tag(cs, "X")
+    with DCStore(tagged, mode="a") as cs:
+        create_tag(cs, "X")  # same name, another selection (v2 instead of v3)
+    rep = merge_stores(other, tagged)
+    assert rep.applied and "X" in rep.tags_not_carried
+    with DCStore(tagged) as cs:
+        assert cs.get("pedestals", "2024-02-01", tag="X")[0] == 7.0
+
+
+def test_what_a_published_tag_references(tagged):
+    """A published tag references versions (ctype, range, number, sha256, parameters): what
+    changes them is refused, byte-identical; set-default and deprecate change what plain
+    get answers, not the tag, and are allowed."""
+    with DCStore(tagged, mode="a") as cs:
+        cs["pedestals"].rangeobj("20240101T000000Z_end").versobj(2).set_par("gain", 1)
+        create_tag(cs, "Q")
+        publish_tag(cs, "Q")
+    before = file_digest(tagged)
+    with DCStore(tagged, mode="a") as cs:
+        r1 = cs["pedestals"].rangeobj("20240101T000000Z_end")
+        for attempt in (lambda: r1.versobj(2).del_par("gain"),
+                        lambda: r1.versobj(1).set_par("gain", 3)):
+            with pytest.raises(ProtectedByTagError, match="nothing was changed"):
+                attempt()
+            assert file_digest(tagged) == before
+        assert not publish_tag(cs, "P") and file_digest(tagged) == before  # already
+        r1.set_versdef(1)
+        r1.versobj(1).deprecate("bad after all")
+        assert cs.get("pedestals", "2024-02-01")[0] == 7.0  # v2: newest valid
+        data, info = cs.get("pedestals", "2024-02-01", tag="P", with_info=True)
+        assert data[0] == 0.0 and info["version"] == 1 and info["state"] == "deprecated"
+    assert verify(tagged).ok
+
+
+def test_cli_tag_at_show_diff_two_tags_many_detectors(tmp_path):
+    from pscalib.runs import add_runs
+    calib = tmp_path / "XPP" / "xpptest" / "calib"
+    stores = {}
+    for det in ("cspad-0001", "epix10ka-0001"):
+        stores[det] = calib / det.split("-")[0] / f"{det}.h5"
+        with DCStore(stores[det], mode="a") as cs:
+            cs.add_constants("pedestals", np.zeros(3), "2024-01-01")
+            cs.add_constants("pixel_status", np.zeros(3), "2024-01-01")
+    add_runs(calib / "runs.txt", [(1, "2024-01-20", None), (2, "2024-02-03", None),
+                                  (3, "2024-02-10", "2024-02-11"), (4, "2024-03-01", None)])
+    assert dcs("tag", "create", "T1", calib).returncode == 0
+    with DCStore(stores["cspad-0001"], mode="a") as cs:
+        cs.add_constants("pedestals", np.ones(3), "2024-02-01", "2024-02-15")
+    with DCStore(stores["epix10ka-0001"], mode="a") as cs:
+        cs.add_constants("pixel_status", np.ones(3), "2024-02-10T12:00:00")
+    t_mid = now_ns()
+    with DCStore(stores["cspad-0001"], mode="a") as cs:  # after --at: not in T2
+        cs.add_constants("pedestals", np.full(3, 2.0), "2024-06-01")
+    r = dcs("tag", "create", "T2", calib, "--at", f"{t_mid / S:.9f}")
+    assert r.returncode == 0, r.stderr
+    r = dcs("tag", "show", "T2", calib, "--json")
+    shown = {(d["detname"], d["ctype"], d["range"]): d["version"] for d in json.loads(r.stdout)}
+    assert shown[("cspad-0001", "pedestals", "20240201T000000Z_20240215T000000Z")] == 1
+    assert ("cspad-0001", "pedestals", "20240601T000000Z_end") not in shown
+    assert len(shown) == 6
+    r = dcs("tag", "diff", "T1", "T2", calib, "--json")  # the workspace's run table
+    assert r.returncode == 0, r.stderr
+    got = [(w["detname"], w["ctype"], w["begin"][:10], w["end"][:10], w["runs"],
+            w["runs_partly"]) for w in json.loads(r.stdout)["windows"]]
+    assert got == [("cspad-0001", "pedestals", "2024-02-01", "2024-02-15", [2, 3], [1]),
+                   ("epix10ka-0001", "pixel_status", "2024-02-10", "end", [4], [3])]
+    r = dcs("tag", "diff", "T1", "T2", calib)
+    assert "cspad-0001  pedestals" in r.stdout and "partly: runs 1" in r.stdout
+    r = dcs("tag", "diff", "T2", "now", calib, "--json")
+    assert [(w["detname"], w["begin"][:10]) for w in json.loads(r.stdout)["windows"]] == [
+        ("cspad-0001", "2024-06-01")]
+    r = dcs("tag", "diff", "T1", "T1", calib)
+    assert r.returncode == 0 and "answer the same everywhere" in r.stdout
+    r = dcs("tag", "diff", "T1", "NOPE", calib)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "NOPE" in r.stderr
+
+
+def test_merge_cannot_change_a_published_reference(tagged, tmp_path):
+    """A merge bringing a new parameter for a version a published tag references is
+    refused as a whole; the destination stays byte-identical (API and dcs merge)."""
+    ws = tmp_path / "ws" / "cspad-0001.h5"
+    copy_store(tagged, ws)
+    with h5py.File(ws, "r+") as f:  # a source where the version is not protected
+        del f["_tags"]
+    with DCStore(ws, mode="a") as cs:
+        cs["pedestals"].rangeobj("20240101T000000Z_end").versobj(1).set_par("gain", 2)
+    before = file_digest(tagged)
+    with pytest.raises(ProtectedByTagError, match="published tag"):
+        merge_stores(ws, tagged)
+    assert file_digest(tagged) == before
+    r = dcs("merge", ws, tagged)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "published" in r.stderr
+    assert r.stderr.count("\n") == 1 and file_digest(tagged) == before
+
+
+def test_cli_tag_over_many_stores_checks_every_store_first(tmp_path):
+    """A tag create or delete refused in one store changes no store (dcs and the GUI check
+    them all first: check_create_tag / check_delete_tag)."""
+    calib = tmp_path / "calib"
+    paths = []
+    for det in ("cspad-0001", "epix10ka-0001"):
+        paths.append(calib / det.split("-")[0] / f"{det}.h5")
+        with DCStore(paths[-1], mode="a") as cs:
+            cs.add_constants("pedestals", np.zeros(3), "2024-01-01")
+    assert dcs("tag", "create", "T", paths[1]).returncode == 0  # the second store only
+    before = [file_digest(p) for p in paths]
+    r = dcs("tag", "create", "T", calib)
+    assert r.returncode == 1 and "already has a tag 'T'" in r.stderr
+    assert r.stderr.count("\n") == 1 and [file_digest(p) for p in paths] == before
+    assert dcs("tag", "create", "P", paths[0]).returncode == 0
+    assert dcs("tag", "publish", "P", paths[0]).returncode == 0
+    assert dcs("tag", "create", "P", paths[1]).returncode == 0  # open in the second
+    before = [file_digest(p) for p in paths]
+    r = dcs("tag", "delete", "P", calib)
+    assert r.returncode == 1 and "cannot be deleted" in r.stderr
+    assert [file_digest(p) for p in paths] == before
+    with DCStore(paths[0]) as cs:
+        with pytest.raises(TagError):
+            check_create_tag(cs, "P")
+        with pytest.raises(ProtectedByTagError):
+            check_delete_tag(cs, "P")
+        assert check_create_tag(cs, "new") == 1 and cs.version_at(
+            "pedestals", "2024-02-01").tags() == ["P"]

@@ -17,8 +17,10 @@ import click
 from ..exchange.copy import copy_store
 from ..exchange.diff import diff_stores, jsonable
 from ..exchange.merge import merge_stores
-from ..exchange.vdiff import diff_store_versions
+from ..exchange.vdiff import diff_store_versions, versions_to_compare
 from ..exchange.verify import verify
+from ..plot import arrays as plot_arrays  # matplotlib only when a picture is drawn
+from ..plot import output as plot_output
 from .app import cli
 from .common import (OptionalTimeParam, TimeParam, echo_json, lock_timeout, open_store,
                      progress)
@@ -56,6 +58,19 @@ def verify_cmd(stores: Tuple[str, ...], as_json: bool, no_checksums: bool) -> in
     return 0 if all(r.ok for r in reports) else 1
 
 
+def _plot_versions(st, ctype: str, versions: Tuple[str, str], rng: Optional[str],
+                   out: str) -> None:
+    """The picture of ``dcs diff --versions N M --plot FILE`` (like ``dcs plot
+    --diff-version``: placed by the store's geometry at the range's begin when it fits)."""
+    va, vb = versions_to_compare(st, ctype, versions[0], versions[1], rng)
+    geo = plot_arrays.geometry_for(st, va.rangeobj().begin()) if ctype != "geometry" \
+        else None
+    fig = plot_arrays.plot_diff(va.calib(), vb.calib(), (f"v{va.version()}",
+                                                         f"v{vb.version()}"), geo)
+    plot_output.save_figure(fig, out)
+    click.echo(f"wrote {out}", err=True)  # stdout stays the difference (or its JSON)
+
+
 @cli.command("diff")
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="[B]", required=False)
@@ -68,8 +83,12 @@ def verify_cmd(stores: Tuple[str, ...], as_json: bool, no_checksums: bool) -> in
               help="With --versions: the range (name, or a begin time that identifies it); "
                    "default the one range that has both versions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="With --versions: also draw the difference v(M) - v(N) "
+                                   "into FILE (.png, .svg or .pdf; needs pscalib[plot]).")
 def diff_cmd(a: str, b: Optional[str], ctypes: Tuple[str, ...],
-             versions: Optional[Tuple[str, str]], rng: Optional[str], as_json: bool) -> int:
+             versions: Optional[Tuple[str, str]], rng: Optional[str], as_json: bool,
+             plot_out: Optional[str]) -> int:
     """Show what differs between stores A and B, or between two versions of store A.
 
     Exit 0 same, 1 different.
@@ -78,6 +97,7 @@ def diff_cmd(a: str, b: Optional[str], ctypes: Tuple[str, ...],
     Examples:
       dcs diff repo/cspad/cspad-0001.h5 exp/calib/cspad/cspad-0001.h5 --ctype pedestals
       dcs diff cspad-0001 --ctype pedestals --range 20240501T000000Z_end --versions 1 2
+      dcs diff epix10ka-0001 --ctype pedestals --versions 1 2 --plot d.png
     """
     if versions is not None:
         if b is not None:
@@ -87,13 +107,16 @@ def diff_cmd(a: str, b: Optional[str], ctypes: Tuple[str, ...],
             raise click.UsageError("--versions needs exactly one --ctype")
         with open_store(a) as st:
             vd = diff_store_versions(st, ctypes[0], versions[0], versions[1], rng)
+            if plot_out is not None:
+                _plot_versions(st, ctypes[0], versions, rng, plot_out)
         if as_json:
             echo_json(vd.to_dict())
         else:
             click.echo(vd.format())
         return 0 if vd.same else 1
-    if rng is not None:
-        raise click.UsageError("--range is only used with --versions")
+    if rng is not None or plot_out is not None:
+        raise click.UsageError(f"{'--range' if rng is not None else '--plot'} is only used "
+                               f"with --versions")
     if b is None:
         raise click.UsageError("give two stores A B, or one store with --ctype C "
                                "--versions N M")

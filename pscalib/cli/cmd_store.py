@@ -30,6 +30,7 @@ from ..resolver import LOOKUP_MISSES, alias_at, as_pair, lookup_ctypes
 from ..runs import RUN_PARS, parse_run, run_time
 from ..store import DCBase, DCRange, DCStore, DCType, DCVersion
 from ..store.layout import version_name
+from ..store.lookups import provenance
 from .app import cli
 from .common import TimeParam, echo_json, open_store, progress
 from .storecommon import (JSON_OPT, STORE_ARG, complete_ctype, complete_objpath, fmt_pars,
@@ -187,6 +188,8 @@ def _print_summary(s: Dict[str, Any], payload: Any) -> None:
     echo(f"  version   {version_name(s['version'])}"
          f"{' (default)' if s['default'] else ' (not the default)'}{state}; versions: {others}")
     echo(f"  produced  {s['tsprod']}")
+    if s.get("asof"):
+        echo(f"  as of     {s['asof']} (then {s['state_asof']})")
     if s["kind"] == "text":
         first = next((ln for ln in payload.splitlines() if ln.strip()), "")
         echo(f"  data      text, {s['lines']} lines, {human_bytes(s['nbytes'])}")
@@ -345,6 +348,9 @@ def get_cmd(store: str, ctype: Optional[str], tsp: Any, run: Optional[str],
                             asof=None if asof is None else as_pair(int(asof)), tag=tag)
         payload = ver.calib()
         summary = _summary(ver, t, payload)
+        if asof is not None:  # the state it had then (it may be deprecated since)
+            summary.update(asof=show_ns(int(asof)),
+                           state_asof=provenance(ver, asof=int(asof))["state"])
         if r is not None:
             summary["run"] = r
     if out is not None:

@@ -9,12 +9,14 @@ from typing import Any, Dict, List, Optional, Tuple
 import click
 
 from ..errors import TagNotFoundError
-from ..exchange.impact import NOW, changed_windows, runs_in, selection_of
+from ..exchange.impact import NOW, changed_windows, runs_in, selection_of, workspace_runs
 from ..runs import RunTable
 from ..store.dcstore import DCStore
 from ..store.layout import h5path, range_name
-from ..store.purge import deprecated_versions, describe_windows, purge, selected_windows
-from ..store.tags import create_tag, delete_tag, publish_tag, rows_of, tag_names
+from ..store.purge import (deprecated_versions, describe_losses, purge, reachable_windows,
+                           selected_windows)
+from ..store.tags import (check_create_tag, check_delete_tag, create_tag, delete_tag,
+                          publish_tag, rows_of, tag_names)
 from ..timestamps import OPEN_END, format_ns
 from .app import cli
 from .common import TimeParam, echo_json, lock_timeout, open_store
@@ -73,7 +75,11 @@ def create_cmd(name: str, targets: Tuple[str, ...], at: Any, note: str) -> None:
       dcs tag create run17-prod calib/ -m "constants of the run 17 reprocessing"
     """
     t = None if at is None else int(at)
-    for p in store_paths(targets):
+    paths = store_paths(targets)
+    for p in paths:  # every store first: a refusal in one changes no file
+        with _open(p) as cs:
+            check_create_tag(cs, name, t)
+    for p in paths:
         with _open(p, "a") as cs:
             n = create_tag(cs, name, t, note)
         click.echo(f"{p}: tag {name} created ({n} ranges)")
@@ -95,7 +101,11 @@ def publish_cmd(name: str, targets: Tuple[str, ...]) -> None:
 @_TARGETS
 def delete_cmd(name: str, targets: Tuple[str, ...]) -> None:
     """Delete the unpublished tag NAME (a published tag is refused)."""
-    for p in _with_tag(store_paths(targets), name):
+    paths = _with_tag(store_paths(targets), name)
+    for p in paths:  # a published tag in one store refuses them all
+        with _open(p) as cs:
+            check_delete_tag(cs, name)
+    for p in paths:
         with _open(p, "a") as cs:
             delete_tag(cs, name)
         click.echo(f"{p}: tag {name} deleted")
@@ -162,12 +172,15 @@ def show_cmd(name: str, targets: Tuple[str, ...], as_json: bool) -> None:
 @click.argument("b")
 @_TARGETS
 @click.option("--run-table", "run_table", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Name the runs beginning in each changed window.")
+              default=None, help="Name the runs in each changed window (default: the run "
+                                 "table of each store's workspace, if it has one).")
 @_JSON
 def diff_cmd(a: str, b: str, targets: Tuple[str, ...], run_table: Optional[str],
              as_json: bool) -> None:
     """Impact: per detector and ctype, the time windows whose get answer differs between
-    tag A and tag B ('now': what get answers now). Exit 0 also when windows differ.
+    tag A and tag B ('now': what get answers now), with the runs of a run table beginning
+    in each window (get(run=R) differs) and those running into it. Exit 0 also when
+    windows differ.
 
     \b
     Example:
@@ -180,9 +193,10 @@ def diff_cmd(a: str, b: str, targets: Tuple[str, ...], run_table: Optional[str],
             names = tag_names(cs.backend)
             if (a != NOW and a not in names) and (b != NOW and b not in names):
                 continue
+            known = table if table is not None else workspace_runs(p)
             for w in changed_windows(selection_of(cs, a), selection_of(cs, b)):
-                if table is not None:
-                    w.runs = runs_in(table, w)
+                if known is not None:
+                    runs_in(known, w)
                 out.append(dict(w.to_dict(), detname=cs.detname(), store=str(p)))
     if as_json:
         echo_json({"a": a, "b": b, "windows": out})
@@ -192,6 +206,8 @@ def diff_cmd(a: str, b: str, targets: Tuple[str, ...], run_table: Optional[str],
     for d in out:
         end = "end" if d["end_ns"] == OPEN_END else d["end"]
         runs = f"  runs {d['runs'][0]}..{d['runs'][-1]} ({len(d['runs'])})" if d["runs"] else ""
+        if d["runs_partly"]:
+            runs += f"  (partly: runs {', '.join(map(str, d['runs_partly']))})"
         click.echo(f"{d['detname']}  {d['ctype']}  {d['begin']} .. {end}: "
                    f"{d['a'] or 'none'} -> {d['b'] or 'none'}{runs}")
 
@@ -216,8 +232,9 @@ def purge_cmd(store: str, deprecated: bool, dry_run: bool) -> None:
                    for k in deprecated_versions(cs.backend)]
         else:
             out = purge(cs)
+        reach = reachable_windows(cs.backend.versionlog()[1])
     verb = "would purge" if dry_run else "purged"
     for k, ws in out:
-        click.echo(f"{verb} {h5path(k)}" + (f"; as-of answers lost for "
-                                            f"{describe_windows(ws)}" if ws else ""))
+        lost = describe_losses(ws, reach.get(k, []))
+        click.echo(f"{verb} {h5path(k)}" + (f"; as-of answers lost for {lost}" if lost else ""))
     click.echo(f"{len(out)} deprecated versions {verb}")

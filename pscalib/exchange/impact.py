@@ -4,17 +4,18 @@ windows of each ctype whose ``get`` answer differs -- what must be reprocessed
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import PscalibError
-from ..runs import RunTable
+from ..runs import RunTable, run_table_path
 from ..store.changelog import Selection, current_selection, index_of
 from ..store.dcstore import DCStore
 from ..store.layout import range_name
 from ..store.tags import rows_of
 from ..timestamps import OPEN_END, format_ns
 
-__all__ = ["Window", "selection_of", "changed_windows", "runs_in"]
+__all__ = ["Window", "selection_of", "changed_windows", "runs_in", "workspace_runs"]
 
 NOW = "now"
 
@@ -28,12 +29,17 @@ class Window:
     end: int
     a: Optional[str]
     b: Optional[str]
+    #: runs beginning inside the window: ``get(run=R)`` answers differ
     runs: List[int] = field(default_factory=list)
+    #: runs beginning before the window and lasting into it: lookups by event time differ
+    #: for their events inside the window
+    runs_partly: List[int] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"ctype": self.ctype, "begin": format_ns(self.begin), "begin_ns": self.begin,
                 "end": "end" if self.end == OPEN_END else format_ns(self.end),
-                "end_ns": self.end, "a": self.a, "b": self.b, "runs": self.runs}
+                "end_ns": self.end, "a": self.a, "b": self.b, "runs": self.runs,
+                "runs_partly": self.runs_partly}
 
 
 def selection_of(cs: DCStore, name: str) -> Selection:
@@ -73,10 +79,22 @@ def changed_windows(a: Selection, b: Selection) -> List[Window]:
     return out
 
 
+def workspace_runs(store_path: Path) -> Optional[RunTable]:
+    """The run table of the store's workspace (``<calib>/runs.txt`` next to its
+    ``<dettype>/`` directory), or None."""
+    f = run_table_path(Path(store_path).absolute().parent.parent)
+    return RunTable.load(f, None) if f.is_file() else None
+
+
 def runs_in(table: RunTable, w: Window) -> List[int]:
-    """Runs of ``table`` beginning inside the window ``w``."""
+    """Runs of ``table`` beginning inside the window ``w``; also sets ``w.runs`` and
+    ``w.runs_partly`` (a run without a known end lasts until the next run begins)."""
     try:
-        recs = table.records.values()
+        recs = sorted(table.records.values(), key=lambda r: r.begin)
     except PscalibError:  # pragma: no cover - a table that failed to load
         return []
-    return sorted(r.run for r in recs if w.begin <= r.begin < w.end)
+    w.runs = [r.run for r in recs if w.begin <= r.begin < w.end]
+    nxt = [r.begin for r in recs[1:]] + [OPEN_END]
+    w.runs_partly = [r.run for r, n in zip(recs, nxt)
+                     if r.begin < w.begin and (r.end if r.end is not None else n) > w.begin]
+    return w.runs

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import ConflictError, IntegrityError, InvalidInputError, StoreNotFoundError
 from ..names import validate_ctype
@@ -29,7 +29,7 @@ from ..store import DCStore
 from ..store import layout as L
 from ..store.backend import Backend
 from ..store.payload import checksum
-from ..store.tags import carry_tags
+from ..store.tags import carry_tags, tags_to_carry
 from ..store.tombstones import TombstoneIndex
 from ..store.writer import StoreWriter
 from ..timestamps import format_ns
@@ -53,7 +53,10 @@ class MergeReport:
     dry_run: bool
     steps: List[Step] = field(default_factory=list)
     applied: bool = False
-    #: Tags of the source whose versions are not all in the destination (not carried).
+    #: Tags of the source added to the destination (or, in a dry run, that would be).
+    tags_carried: List[str] = field(default_factory=list)
+    #: Tags of the source whose versions are not all in the destination, or whose name
+    #: the destination uses for another selection (not carried).
     tags_not_carried: List[str] = field(default_factory=list)
 
     @property
@@ -78,7 +81,8 @@ class MergeReport:
         return {"source": self.source, "dest": self.dest, "dry_run": self.dry_run,
                 "applied": self.applied, "counts": self.counts(),
                 "changes": len(self.changes), "conflicts": len(self.conflicts),
-                "unresolved": len(self.unresolved),
+                "unresolved": len(self.unresolved), "tags_carried": self.tags_carried,
+                "tags_not_carried": self.tags_not_carried,
                 "steps": [{"action": s.action, "path": s.path, "detail": s.detail,
                            "resolution": s.resolution, "changes_dest": s.changes_dest}
                           for s in self.steps]}
@@ -107,6 +111,12 @@ class MergeReport:
             lines += [f"    {s}" for s in rest]
         else:
             lines += [f"  {s}" for s in self.steps]
+        if self.tags_carried:
+            lines.append(f"  tags {'to carry' if self.dry_run else 'carried'}: "
+                         f"{', '.join(self.tags_carried)}")
+        if self.tags_not_carried:
+            lines.append(f"  tags not carried (versions missing or name taken): "
+                         f"{', '.join(self.tags_not_carried)}")
         return "\n".join(lines)
 
 
@@ -249,15 +259,20 @@ def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore]
             # planned on the read-only handle first: a blocked merge never writes (the
             # destination stays byte-identical) and a dry run is exactly this plan
             rep.steps = plan()
-            if dry_run or rep.unresolved or not rep.changes:
+            if not rep.changes:  # the tags alone: a merge of a copy carries its new tags
+                rep.tags_carried, rep.tags_not_carried = _tag_names(s.backend, d.backend)
+            if dry_run or rep.unresolved or not (rep.changes or rep.tags_carried):
                 return rep
             try:
                 with d.transaction():
                     rep.steps = plan()  # again under the lock: another writer may have won
-                    if rep.unresolved or not rep.changes:
+                    if not rep.changes:
+                        rep.tags_carried = _tag_names(s.backend, d.backend)[0]
+                    if rep.unresolved or not (rep.changes or rep.tags_carried):
                         raise _NothingToDo()
                     _apply(d, s.backend, rep.steps, origin)
-                    rep.tags_not_carried = carry_tags(s.backend, d.writer())
+                    rep.tags_carried, rep.tags_not_carried = carry_tags(s.backend,
+                                                                        d.writer())
                     d.writer().append_history((), "merge", _summary(rep, origin))
             except _NothingToDo:
                 return rep
@@ -271,6 +286,12 @@ def merge_stores(src: Union[str, Path, DCStore], dest: Union[str, Path, DCStore]
             s.close()
 
 
+def _tag_names(src: Any, dest: Any) -> Tuple[List[str], List[str]]:
+    """Names of the tags a merge would carry and not carry (the destination as it is)."""
+    add, skipped = tags_to_carry(src, dest)
+    return list(dict.fromkeys(r.name for r in add)), skipped
+
+
 class _NothingToDo(Exception):
     """Internal: aborts the transaction of a merge that changes nothing (file untouched)."""
 
@@ -281,5 +302,8 @@ def _summary(rep: MergeReport, origin: str) -> str:
             f"({c.get('add_version', 0)} versions added, {c.get('set_state', 0)} state "
             f"changes, {c.get('add_tombstone', 0)} tombstones), {c.get('skip_identical', 0)} "
             f"identical and {c.get('skip_deleted', 0)} deleted skipped, "
-            f"{len(rep.conflicts)} conflicts resolved")
+            f"{len(rep.conflicts)} conflicts resolved"
+            + (f"; tags carried: {', '.join(rep.tags_carried)}" if rep.tags_carried else "")
+            + (f"; tags not carried: {', '.join(rep.tags_not_carried)}"
+               if rep.tags_not_carried else ""))
 

@@ -22,7 +22,7 @@ Arrays are compared element by element when their shapes agree (dtypes may diffe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..store import DCStore, DCVersion
 
 __all__ = ["VersionDiff", "array_stats", "diff_payloads", "diff_versions",
-           "diff_store_versions", "segment_axis"]
+           "diff_store_versions", "versions_to_compare", "segment_axis"]
 
 
 @dataclass
@@ -205,6 +205,13 @@ def diff_store_versions(store: "DCStore", ctype: str, va: Any, vb: Any,
         accepts). None: the one range of ``ctype`` that has both versions; an error names
         the candidates when there are several or none.
     """
+    a, b = versions_to_compare(store, ctype, va, vb, range_)
+    return diff_versions(a, b, segments=segments)
+
+
+def versions_to_compare(store: "DCStore", ctype: str, va: Any, vb: Any,
+                        range_: Any = None) -> Tuple[Any, Any]:
+    """The two DCVersion objects :func:`diff_store_versions` compares (same arguments)."""
     t = store.ctypeobj(ctype)
     if range_ is not None:
         rng = t.rangeobj(range_)
@@ -224,4 +231,4 @@ def diff_store_versions(store: "DCStore", ctype: str, va: Any, vb: Any,
                 f"{len(hits)} ranges of {ctype!r} have versions {va} and {vb} "
                 f"({', '.join(r.range() for r in hits)}); give the range")
         rng = hits[0]
-    return diff_versions(rng.versobj(va), rng.versobj(vb), segments=segments)
+    return rng.versobj(va), rng.versobj(vb)

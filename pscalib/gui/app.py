@@ -5,9 +5,9 @@ Read pages work from the calib directory's files alone; changes need the configu
 web user recorded in history (:func:`pscalib.identity.acting_user`).
 
 This module is longer than 500 lines because every page handler is a method of one
-:class:`Gui` object that holds the settings, the sessions and the per-store memo; the
-next step is to move the management handlers (set default, states, upload) into a module
-of their own beside the read pages.
+:class:`Gui` object that holds the settings, the sessions and the per-store memo. The tag
+pages live in :mod:`.tagpages` and the request plumbing in :mod:`.web`; the next step is
+to move the other management handlers (set default, states, upload) the same way.
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from ..errors import AccessDeniedError, InvalidInputError, PscalibError
 from ..names import validate_ctype
 from ..ndarrio import format_ndarrio, payload_from_bytes
 from ..service.detectors import detectors_doc
-from ..service.errors import status_of
 from ..store import DCStore, DCVersion
 from ..identity import acting_user
 from ..store.layout import version_name
@@ -39,6 +38,14 @@ from ..plot.svg import timeline_svg
 from . import auth
 from .pages import PREFIX, esc, form, hidden, history_table, layout, link, pars_text, table, url
 from .settings import GuiSettings
+from .tagpages import TagPages
+from .web import Ctx, HttpError
+from .web import as_int as _int
+from .web import bounded_form as _bounded_form
+from .web import one_line as _one_line
+from .web import same_origin as _same_origin
+from .web import small_form as _small_form
+from .web import status_for as _status
 
 __all__ = ["gui_routes", "Gui"]
 
@@ -53,44 +60,6 @@ HAS_STATES = callable(getattr(DCVersion, "deprecate", None))
 RECENT = 15
 #: Ranges per ctype on one store page (the timeline always shows all of them).
 PAGE = 50
-
-
-class HttpError(Exception):
-    """A GUI answer with its own status (413 for a too large upload, 405 ...)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def _status(exc: BaseException, user: Optional[str]) -> int:
-    if isinstance(exc, HttpError):
-        return exc.status
-    if isinstance(exc, AccessDeniedError):
-        return 401 if user is None else 403
-    return status_of(exc)
-
-
-class Ctx:
-    """Who is asking: user (or None), CSRF basis and token, and what they may do."""
-
-    def __init__(self, gui: "Gui", request: Request):
-        self.request = request
-        self.settings = gui.settings
-        self.user, self.basis = gui.identify(request)
-        self.csrf = auth.csrf_token(self.settings, self.basis) if self.basis else None
-        self.can_write, self.why = auth.may_write(self.settings, self.user)
-
-    def page(self, title: str, body: str, crumbs=(), status: int = 200,
-             message: Optional[str] = None) -> HTMLResponse:
-        msg = message or self.request.query_params.get("done")
-        return HTMLResponse(layout(title, body, self.user, self.csrf, crumbs, msg[:300]
-                                   if msg else None), status_code=status,
-                            headers={"Cache-Control": "no-store"})
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:1000] or type(exc).__name__
 
 
 class Gui:
@@ -145,7 +114,7 @@ class Gui:
             Route(f"{g}/upload", self._wrap(self.upload), methods=["POST"]),
             Route(f"{g}/set-default", self._wrap(self.set_default), methods=["POST"]),
             Route(f"{g}/state", self._wrap(self.set_state), methods=["POST"]),
-        ]
+        ] + TagPages(self).routes()
 
     def _wrap(self, handler: Callable, plain: bool = False):
         """Errors -> the library's one-line message on an HTML page (or plain text for
@@ -202,7 +171,8 @@ class Gui:
                   esc(a.get("begin") or a.get("tsbegin") or ""), esc(a.get("end") or ""),
                   esc(a.get("file") or "")) for a in doc["aliases"]]
         body = (search + f'<p>{len(rows)} of {len(doc["detectors"])} detectors in '
-                f'<code>{esc(reg.calib.name)}</code></p>'
+                f'<code>{esc(reg.calib.name)}</code> &middot; '
+                f'{link(url("tags"), "tags of the calib directory")}</p>'
                 + table(("detector", "type", "aliases"), rows, cls="detectors")
                 + "<h2>Aliases</h2>"
                 + table(("alias", "detector", "from", "until", "alias file"), arows,
@@ -225,7 +195,8 @@ class Gui:
                       if ctx.can_write else "")
             parts = [f'<p class="meta">file <code>{esc(cs.path.name)}</code> &middot; '
                      f'{esc(pars_text(cs.dictpars()) or "no parameters")} &middot; '
-                     f'{link(url("d", name, "history"), "full history")}{upload}</p>',
+                     f'{link(url("d", name, "history"), "full history")} &middot; '
+                     f'{link(url("d", name, "tags"), "tags")}{upload}</p>',
                      self._manage_hint(ctx)]
             page = _int(request.query_params.get("page", "0"), "page", low=0)
             for ct, bars in rows.items():
@@ -600,17 +571,6 @@ class Gui:
 _state, _tags = state_of, tags_of  # short names for the table builders
 
 
-def _int(text: Any, what: str, low: int = 1) -> int:
-    try:
-        n = int(str(text))
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{what} must be a number such as 1, got {str(text)[:40]!r}") \
-            from None
-    if not low <= n < 10**9:
-        raise InvalidInputError(f"{what} must be a number from {low}, got {n}")
-    return n
-
-
 def _pager(name: str, page: int, n: int) -> str:
     pages = (n + PAGE - 1) // PAGE
     if pages <= 1:
@@ -636,51 +596,6 @@ def _keys(f) -> Tuple[str, str, int]:
     ct = validate_ctype(str(f.get("ctype", "")))
     rng = str(f.get("range", ""))[:200]
     return ct, rng, _int(f.get("version"), "version")
-
-
-def _same_origin(request: Request) -> None:
-    """Refuse a POST whose Origin (sent by browsers) is another site."""
-    origin = request.headers.get("origin")
-    if origin and origin != "null":
-        host = request.headers.get("host", "")
-        if origin.split("://", 1)[-1] != host:
-            raise AccessDeniedError(f"request from another site ({origin[:100]}) refused")
-
-
-async def _small_form(request: Request):
-    """A form without files: at most 64 kB."""
-    return await _bounded_form(request, 64 * 1024)
-
-
-async def _bounded_form(request: Request, limit: int):
-    """The form of a POST whose body is at most ``limit`` bytes (else 413, read no more)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit + 64 * 1024:
-                raise HttpError(413, f"upload of {int(declared):,} bytes is larger than the "
-                                     f"limit of {limit:,} bytes; nothing was changed")
-        except ValueError:
-            raise HttpError(400, "malformed Content-Length") from None
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit + 64 * 1024:
-            raise HttpError(413, f"upload larger than the limit of {limit:,} bytes; nothing "
-                                 f"was changed")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-
-    async def replay():
-        return {"type": "http.request", "body": body, "more_body": False}
-    clone = Request(request.scope, replay)
-    try:
-        return await clone.form(max_files=1, max_fields=50, max_part_size=limit + 1)
-    except Exception as exc:  # malformed multipart/urlencoded bodies
-        if isinstance(exc, (PscalibError, HttpError)):
-            raise
-        raise HttpError(400, f"malformed form data ({_one_line(exc)[:200]}); nothing was "
-                             f"changed") from None
 
 
 def gui_routes(settings: Optional[GuiSettings] = None) -> List[Route]:

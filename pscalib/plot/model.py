@@ -114,12 +114,20 @@ def timeline_rows(store: Any, ctypes: Optional[Iterable[str]] = None,
         probe = ranges[0].versions()[:1] if ranges and with_versions else []
         marks = bool(probe) and (callable(getattr(probe[0], "state", None))
                                  or callable(getattr(probe[0], "tags", None)))
+        # a local store's version handles are (store, key) pairs: made from vmap without
+        # listing every range's group a second time
+        make = type(probe[0]) if marks and getattr(probe[0], "_store", None) is store \
+            else None
         for r in ranges:
             bar = RangeBar(ct, r.range(), r.tsbegin(), None if r.is_open() else r.tsend())
             if with_versions:
                 vdef = r.versdef()
-                objs = {v.version(): v for v in r.versions()} if marks else {}
-                for n in vmap.get((r.tsbegin(), r.tsend()), []):
+                b, e = r.tsbegin(), r.tsend()
+                if make is not None:
+                    objs = {n: make(store, (ct, b, e, n)) for n in vmap.get((b, e), [])}
+                else:
+                    objs = {v.version(): v for v in r.versions()} if marks else {}
+                for n in vmap.get((b, e), []):
                     v = objs.get(n)
                     bar.versions.append(VersionMark(n, n == vdef, state_of(v), tags_of(v)))
             bars.append(bar)

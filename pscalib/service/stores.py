@@ -107,7 +107,7 @@ def lookup_doc(cs: DCStore, ctype: str, q: Mapping[str, str]) -> Dict[str, Any]:
     kw = _library_kwargs(q)
     tns = np.datetime64(t, "ns")  # exact: a bare int would be read as seconds
     if kw or (vers is None and tsprod is None):
-        ver = cs.version_at(ctype, tns, vers, **kw)
+        ver = cs.version_at(ctype, tns, vers, tsprod=tsprod, **kw)
     else:  # the path DCStore.get takes, so that errors carry get's messages
         rng = cs.ctypeobj(ctype).range_at(tns)
         if tsprod is not None:

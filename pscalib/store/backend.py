@@ -23,7 +23,7 @@ import functools
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from ..txn.atomic import TMP_MARK, os_error
 
 from .history import HistoryRecord
 from .payload import Payload
-from .records import LogRow, TagRow
+from .records import LogRow, TagRow, VersionRow
 from .states import StateInfo
 from .tombstones import Tombstone
 
@@ -123,6 +123,10 @@ class Backend:
     format_description: str = ""
     #: The file read (named in error messages).
     filename: str = ""
+    #: Writable backends: the ranges ``(ctype, tsbegin, tsend)`` and whole ctypes
+    #: ``(ctype,)`` whose versions or states this object changed (None: not known; the
+    #: version log then compares every version of the file).
+    touched: Optional[Set[tuple]] = None
 
     def meta(self) -> Dict[str, Any]:
         """Root metadata: dettype, detid, detname, tscfile (ns), predecessor, successor."""
@@ -170,6 +174,10 @@ class Backend:
 
     def changelog(self) -> Tuple[Optional[int], List[LogRow]]:
         """``(start, rows)`` of the change log (``(None, [])``: the format has none)."""
+        return None, []
+
+    def versionlog(self) -> Tuple[Optional[int], List[VersionRow]]:
+        """``(start, rows)`` of the version log (``(None, [])``: the file has none)."""
         return None, []
 
     def tag_rows(self) -> List[TagRow]:
@@ -301,6 +309,10 @@ class WritableBackend(Backend):
 
     def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
         """Append change-log rows (``start``: the start time of a new log)."""
+        raise NotImplementedError
+
+    def append_versionlog(self, rows: List[VersionRow], start: Optional[int] = None) -> int:
+        """Append version-log rows (``start``: the start time of a new log)."""
         raise NotImplementedError
 
     def write_tag_rows(self, rows: List[TagRow]) -> None:

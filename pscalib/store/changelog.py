@@ -7,6 +7,10 @@ valid version left). The rows are derived at commit time by comparing the file w
 log's replay, so every path that changes a store (recorded writer operations, merge, copy,
 the importers' bulk writes) is logged the same way.
 
+The same commit appends to ``/_versionlog`` one row per version that appeared, changed
+state or was deleted (with its production time and sha256), so that the versions of every
+range and their states at a wall time can be replayed too (:mod:`pscalib.store.asof`).
+
 ``get(ctype, t, asof=T0)`` replays the rows with ``tsns <= T0`` and applies the selection
 rule of :mod:`pscalib.store.selection` (the same :class:`RangeIndex`) to the ranges
 selectable then.
@@ -20,11 +24,12 @@ from ..identity import whoami
 from ..timestamps import format_ns, now_ns
 from . import layout as L
 from .backend import Backend, WritableBackend
-from .records import LogRow
+from .records import LogRow, VersionRow
 from .selection import RangeIndex
 
 __all__ = ["Selection", "current_selection", "replay", "record_changes", "check_asof",
-           "index_of", "pick", "payload_key"]
+           "index_of", "pick", "payload_key", "Versions", "replay_versions",
+           "check_versionlog"]
 
 #: Bytes reserved per log row (fixed fields, strings on the global heap) and rows of a chunk.
 ROW_RESERVE = 256
@@ -32,6 +37,10 @@ CHUNK_ROWS = 256
 
 #: ``(ctype, tsbegin, tsend) -> (version, sha256)`` of every selectable range.
 Selection = Dict[Tuple[str, int, int], Tuple[int, str]]
+
+
+#: ``(ctype, tsbegin, tsend, version) -> (state, tsprod, sha256)`` of every version.
+Versions = Dict[Tuple[str, int, int, int], Tuple[str, int, str]]
 
 
 def current_selection(be: Backend, with_sha: bool = True) -> Selection:
@@ -60,18 +69,67 @@ def replay(rows: List[LogRow], t0: Optional[int] = None) -> Selection:
     return sel
 
 
+def replay_versions(rows: List[VersionRow], t0: Optional[int] = None) -> Versions:
+    """The versions (with state) the version log records for wall time ``t0`` (None: now)."""
+    out: Versions = {}
+    for r in rows:
+        if t0 is not None and r.tsns > t0:
+            break  # appended in time order, like the change log
+        if r.state:
+            out[r.key] = (r.state, r.tsprod, r.sha256)
+        else:
+            out.pop(r.key, None)
+    return out
+
+
+def _ranges(be: Backend, ctype: str) -> List[Tuple[int, int]]:
+    tab = be.range_table(ctype)
+    return list(zip(tab.tsbegin.tolist(), tab.tsend.tolist()))
+
+
+def _version_rows(be: WritableBackend, start: Optional[int], rows: List[VersionRow],
+                  t: int, user: str) -> List[VersionRow]:
+    """Rows of what changed in the versions since the version log's end (all of them for a
+    new log). Only the ranges the backend says it changed are compared (reading the state
+    of every version of a big store would cost more than the commit)."""
+    last = replay_versions(rows)
+    ranges = {(c, b, e) for c in be.ctypes() for b, e in _ranges(be, c)}
+    if start is not None and be.touched is not None:
+        whole = {k[0] for k in be.touched if len(k) == 1}
+        mine = {k for k in be.touched if len(k) == 3} | {r for r in ranges if r[0] in whole}
+        ranges &= mine
+        last = {k: x for k, x in last.items() if k[:3] in mine or k[0] in whole}
+    cur = {(c, b, e, v): be.version_state((c, b, e, v)).state
+           for c, b, e in sorted(ranges) for v in be.versions(c, b, e)}
+    new: List[VersionRow] = []
+    for k in sorted(cur):
+        old = last.get(k)
+        if old is None:
+            info = be.version_info(k)
+            new.append(VersionRow(t, *k, cur[k], info.tsprod, info.sha256 or "", user))
+        elif old[0] != cur[k]:
+            new.append(VersionRow(t, *k, cur[k], old[1], old[2], user))
+    for k in sorted(set(last) - set(cur)):
+        new.append(VersionRow(t, *k, "", last[k][1], last[k][2], user))
+    return new
+
+
 def record_changes(be: WritableBackend,
                    reserve: Optional[Callable[[int], None]] = None) -> int:
-    """Append the rows of what this transaction changed in the selection (commit time).
+    """Append the rows of what this transaction changed in the selection and in the
+    versions (commit time).
 
     A file without a log (written before it existed) starts one now with the current
-    selection; as-of lookups before this moment are then refused. Returns the rows written.
+    selection (versions); as-of lookups before this moment are then refused. Returns the
+    rows written.
     """
     start, rows = be.changelog()
+    vstart, vrows = be.versionlog()
     cur = current_selection(be, with_sha=False)
     t = now_ns()
-    if rows:
-        t = max(t, rows[-1].tsns + 1)  # strictly increasing: replay stops at the first later
+    for log in (rows, vrows):  # strictly increasing: replay stops at the first later row
+        if log:
+            t = max(t, log[-1].tsns + 1)
     last: Selection = {} if start is None else replay(rows)
     user = whoami()
     new: List[LogRow] = []
@@ -83,11 +141,15 @@ def record_changes(be: WritableBackend,
                               be.version_info(k + (v,)).sha256 or "", user))
     for k in sorted(set(last) - set(cur)):
         new.append(LogRow(t, "unselect", k[0], k[1], k[2], 0, "", user))
-    if reserve is not None and (new or start is None):
-        reserve(ROW_RESERVE * (len(new) + CHUNK_ROWS))  # raises before anything is written
+    vnew = _version_rows(be, vstart, vrows, t, user)
+    if reserve is not None and (new or vnew or start is None or vstart is None):
+        # raises before anything is written
+        reserve(ROW_RESERVE * (len(new) + len(vnew) + 2 * CHUNK_ROWS))
+    n = be.append_versionlog(vnew, start=t if vstart is None else None) \
+        if vnew or vstart is None else 0
     if start is None:
-        return be.append_changelog(new, start=t)
-    return be.append_changelog(new) if new else 0
+        return n + be.append_changelog(new, start=t)
+    return n + (be.append_changelog(new) if new else 0)
 
 
 def check_asof(be: Backend, t0: int, tscfile: int, what: str) -> Tuple[int, List[LogRow]]:
@@ -109,6 +171,19 @@ def check_asof(be: Backend, t0: int, tscfile: int, what: str) -> Tuple[int, List
             f"the change log of {what} begins at {format_ns(start)} (first change by a "
             f"pscalib keeping the log); it cannot say what get returned at {format_ns(t0)}")
     return start, rows
+
+
+def check_versionlog(be: Backend, t0: int, what: str, why: str) -> List[VersionRow]:
+    """Rows of the version log when it covers ``t0`` (``check_asof`` passed), else the
+    reason: ``why`` names the form of get that needs it."""
+    start, rows = be.versionlog()
+    if start is None or t0 < start:
+        since = ("has no version log (written by a pscalib before it kept one)"
+                 if start is None else f"keeps its version log since {format_ns(start)}")
+        raise AsOfUnavailableError(
+            f"{what} {since}: get with {why} as of {format_ns(t0)} needs the versions and "
+            f"states of then (plain get as of then needs only the change log)")
+    return rows
 
 
 def index_of(sel: Selection, ctype: str) -> Tuple[List[Tuple[int, int, int, str]], RangeIndex]:

@@ -13,6 +13,7 @@ from .dcbase import DCBase
 from .payload import Payload
 from .states import (DEPRECATED, VALID, StateInfo, check_reason, check_state,
                      parse_include)
+from .tags import version_tags
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
@@ -271,6 +272,10 @@ class DCVersion(DCBase):
 
     def is_default(self) -> bool:
         return self._store._default_of(self._key[:3]) == self.version()
+
+    def tags(self) -> List[str]:
+        """Names of the tags that reference this version (sorted; docs/reproducibility.rst)."""
+        return version_tags(self._store, self._key)
 
     # ------------------------------------------------------------ states
     def state(self) -> str:

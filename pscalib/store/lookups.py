@@ -17,11 +17,12 @@ from ..resolver import LOOKUP_MISSES, as_pair, lookup_ctypes, lookup_time, retry
 from ..errors import InvalidInputError
 from ..timestamps import TimeLike, format_ns, to_ns
 from . import layout as L
-from .dcobjects import DCVersion
+from .dcobjects import DCVersion, _parse_vers
 from .lookup import resolve
 from .backend import Backend
 from .payload import Payload
-from .tags import asof_key, tag_key, tags_of_version
+from .asof import asof_version, versions_then
+from .tags import tag_key, tags_of_version
 
 __all__ = ["TimedLookups", "provenance"]
 
@@ -71,13 +72,16 @@ class TimedLookups:
             ``("candidate",)``: candidates may be chosen too (docs/format.rst, "Selection
             rule"); deprecated versions never are.
         asof
-            Wall time: what plain ``get`` returned then, from the store's change log
+            Wall time: what this ``get`` (with the same ``vers``, ``tsprod``, ``include``)
+            returned then, from the store's change and version logs
             (docs/reproducibility.rst).
         tag
-            Name of a tag of this store: what ``get`` returned when the tag was made.
+            Name of a tag of this store: what plain ``get`` returned when the tag was made
+            (with ``vers``, ``tsprod``, ``include`` or ``asof``: InvalidInputError).
         with_info
             Return ``(constants, info)``; ``info`` (dict) says where they came from:
-            detname, ctype, range, tsbegin, tsend, version, state, tags, sha256, store.
+            detname, ctype, range, tsbegin, tsend, version, state, tags, sha256, store
+            (with ``asof``: the state and tags of then, see :func:`provenance`).
 
         Returns
         -------
@@ -107,7 +111,9 @@ class TimedLookups:
             return self._get_at(ctype, t, vers, tsprod, include)  # the hot path
         ver = self._version_at(ctype, t, vers, include, tsprod, asof, tag)
         payload = ver._store._backend_for_read().payload(ver._key)
-        return (payload, provenance(ver)) if with_info else payload
+        if not with_info:
+            return payload
+        return payload, provenance(ver, asof=None if asof is None else to_ns(asof))
 
     def _key_at(self, ctype: str, t: int, vers: Any, tsprod: Optional[TimeLike],
                 include: Any, again: Any) -> Any:
@@ -136,26 +142,32 @@ class TimedLookups:
     def version_at(self, ctype: str, tsp: Optional[TimeLike] = None, vers: Any = None, *,
                    run: Optional[int] = None, experiment: Optional[str] = None,
                    include: Any = (), asof: Optional[TimeLike] = None,
-                   tag: Optional[str] = None) -> DCVersion:
+                   tag: Optional[str] = None, tsprod: Optional[TimeLike] = None
+                   ) -> DCVersion:
         """The :class:`DCVersion` that :meth:`get` would read (maybe of a later place; same
-        ``include``, ``asof`` and ``tag`` rules); ``provenance(ver)`` describes it."""
+        ``vers``, ``tsprod``, ``include``, ``asof`` and ``tag`` rules);
+        ``provenance(ver)`` describes it."""
         validate_ctype(ctype)
         t = lookup_time(self, tsp, run, experiment)
         check_lookup(self.path, ctype, t)
-        return self._version_at(ctype, t, vers, include, None, asof, tag)
+        return self._version_at(ctype, t, vers, include, tsprod, asof, tag)
 
     def _version_at(self, ctype: str, t: int, vers: Any, include: Any = (),
                     tsprod: Optional[TimeLike] = None, asof: Optional[TimeLike] = None,
                     tag: Optional[str] = None) -> DCVersion:
-        if asof is not None or tag is not None:
-            if asof is not None and tag is not None:
-                raise InvalidInputError("give either asof or tag, not both")
+        if tag is not None:
+            if asof is not None:
+                raise InvalidInputError("give either asof or tag, not both (a tag already "
+                                        "is a time: the one it was made at)")
             if vers is not None or tsprod is not None or include:
-                raise InvalidInputError("asof/tag reproduce plain get: they take no vers, "
-                                        "tsprod or include")
-            key = (asof_key(self, ctype, t, to_ns(asof)) if tag is None else  # type: ignore
-                   tag_key(self, ctype, t, tag))  # type: ignore[arg-type]
-            return DCVersion(self._store_self(), key)
+                raise InvalidInputError(
+                    "a tag is a frozen selection of plain get: tag takes no vers, tsprod or "
+                    "include; ask get(..., asof=<the tag's time>) for those forms")
+            return DCVersion(self._store_self(), tag_key(self._store_self(), ctype, t, tag))
+        if asof is not None:
+            me = self._store_self()
+            v = None if vers is None else _parse_vers(vers)
+            return DCVersion(me, asof_version(me, ctype, t, asof, v, tsprod, include))
         key = self._key_at(ctype, t, vers, tsprod, include,
                            lambda cs: cs._version_at(ctype, t, vers, include, tsprod))
         if isinstance(key, DCVersion):
@@ -180,13 +192,27 @@ class TimedLookups:
 
 
 
-def provenance(ver: DCVersion) -> Dict[str, Any]:
-    """Where a version's constants come from (``get(..., with_info=True)``)."""
+def provenance(ver: DCVersion, asof: Optional[int] = None) -> Dict[str, Any]:
+    """Where a version's constants come from (``get(..., with_info=True)``).
+
+    With ``asof`` (wall time, ns): as ``get(..., asof=)`` describes it - ``state`` is the
+    version's state then (from the version log; the default then was valid), ``tags`` the
+    tags made by then that reference it, and ``asof`` is set.
+    """
     st = ver._store
     be = st._backend_for_read()
     c, b, e, v = ver._key
-    return {"detname": st.detname(), "ctype": c, "range": L.range_name(b, e),
-            "tsbegin": b, "tsend": e, "begin": format_ns(b), "end": format_ns(e),
-            "version": v, "state": be.version_state(ver._key).state,
-            "tags": tags_of_version(be, ver._key), "sha256": be.version_info(ver._key).sha256,
-            "store": str(st.path.absolute())}
+    tags = tags_of_version(be, ver._key)
+    state = be.version_state(ver._key).state
+    if asof is not None:
+        then = versions_then(st, asof)
+        state = "valid" if then is None else then[0].get(ver._key, ("valid",))[0]
+        made = {r.name: r.tscreated for r in be.tag_rows() if not r.ctype}
+        tags = [n for n in tags if made.get(n, 0) <= asof]
+    out = {"detname": st.detname(), "ctype": c, "range": L.range_name(b, e),
+           "tsbegin": b, "tsend": e, "begin": format_ns(b), "end": format_ns(e),
+           "version": v, "state": state, "tags": tags,
+           "sha256": be.version_info(ver._key).sha256, "store": str(st.path.absolute())}
+    if asof is not None:
+        out["asof"] = format_ns(asof)
+    return out

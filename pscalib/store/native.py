@@ -5,7 +5,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import h5py
 import numpy as np
@@ -22,7 +22,8 @@ from .compact import rewrite_file
 from .history import HistoryRecord, append_history, read_history
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
-from .records import LogRow, TagRow, append_changelog, read_changelog, read_tags, write_tags
+from .records import (LogRow, TagRow, VersionRow, append_changelog, append_versionlog,
+                      read_changelog, read_tags, read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, read_id, root_attr
 from .values import decode_par, encode_par
@@ -91,6 +92,7 @@ class NativeBackend(WritableBackend):
         self.f = f
         self.filename = f.filename
         self.writable = f.mode == "r+"
+        self.touched: Set[tuple] = set()  # every change goes through its methods
         try:
             fmt = root_attr(f, L.A_FORMAT)  # low-level: opening a store is a hot path
             ver = root_attr(f, L.A_FORMAT_VERSION)
@@ -260,6 +262,7 @@ class NativeBackend(WritableBackend):
             cls.init_root(f, dettype, detid, detname, tscfile)
             cls(f).append_history((), "create_store", f"created store for {detname}")
             append_changelog(f, [], start=tscfile)  # complete from the creation on
+            append_versionlog(f, [], start=tscfile)
 
     @classmethod
     def open_for_write(cls, path: Path) -> "NativeBackend":
@@ -341,8 +344,10 @@ class NativeBackend(WritableBackend):
         g.create_dataset(L.N_RANGE_INDEX, shape=(0,), maxshape=(None,),
                          chunks=(L.INDEX_CHUNK,), dtype=INDEX_DTYPE)
 
+
     @_guard_write
     def delete_ctype(self, ctype: str) -> None:
+        self.touched.add((ctype,))
         del self.f[ctype]
 
     def _index_row(self, ctype: str, tsbegin: int, tsend: int) -> int:
@@ -369,6 +374,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_range(self, ctype: str, tsbegin: int, tsend: int) -> None:
+        self.touched.add((ctype, tsbegin, tsend))
         i = self._index_row(ctype, tsbegin, tsend)
         ds = self.f[ctype][L.N_RANGE_INDEX]
         n = ds.shape[0]
@@ -394,6 +400,7 @@ class NativeBackend(WritableBackend):
     def create_version(self, key: Key, data: Payload, tsprod: int, sha256: str,
                        link_to: Optional[Key] = None) -> None:
         ctype, tsbegin, tsend, version = key
+        self.touched.add((ctype, tsbegin, tsend))
         rg = self.f[h5path((ctype, tsbegin, tsend))]
         g = rg.create_group(L.version_name(version))
         a = g.attrs
@@ -410,6 +417,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def delete_version(self, key: Key) -> None:
+        self.touched.add(key[:3])
         del self.f[h5path(key)]
 
     @_guard_write
@@ -466,6 +474,7 @@ class NativeBackend(WritableBackend):
 
     @_guard_write
     def set_state(self, key: Key, info: StateInfo) -> None:
+        self.touched.add(key[:3])
         write_state(self.f[h5path(key)].attrs, info)
 
     @_guard_write
@@ -479,6 +488,11 @@ class NativeBackend(WritableBackend):
         return read_changelog(self.f)
 
     @_guard
+    def versionlog(self) -> Tuple[Optional[int], List[VersionRow]]:
+        self._check_heaps()
+        return read_versionlog(self.f)
+
+    @_guard
     def tag_rows(self) -> List[TagRow]:
         self._check_heaps()
         return read_tags(self.f)
@@ -486,6 +500,10 @@ class NativeBackend(WritableBackend):
     @_guard_write
     def append_changelog(self, rows: List[LogRow], start: Optional[int] = None) -> int:
         return append_changelog(self.f, rows, start)
+
+    @_guard_write
+    def append_versionlog(self, rows: List[VersionRow], start: Optional[int] = None) -> int:
+        return append_versionlog(self.f, rows, start)
 
     @_guard_write
     def write_tag_rows(self, rows: List[TagRow]) -> None:

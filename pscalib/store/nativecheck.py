@@ -26,7 +26,7 @@ from .payindex import PAYINDEX_DTYPE, keys_of
 from .payload import checksum, read_payload
 from .states import VALID, read_state
 from .tombstones import TOMBSTONE_DTYPE, read_tombstones
-from .records import N_CHANGELOG, N_TAGS
+from .records import N_CHANGELOG, N_TAGS, N_VERSIONLOG
 from .values import decode_par, encode_par
 
 __all__ = ["Problem", "VerifyReport", "check_native_file", "ERROR", "WARNING"]
@@ -187,7 +187,8 @@ class _Checker:
                 self.rep.add("/", f"bad detname: {exc}")
         self.dictpars(self.f)
         self.history(self.f)
-        known = {L.N_DICTPARS, L.N_HISTORY, L.N_PAYLOAD_INDEX, N_CHANGELOG, N_TAGS}
+        known = {L.N_DICTPARS, L.N_HISTORY, L.N_PAYLOAD_INDEX, N_CHANGELOG, N_VERSIONLOG,
+                 N_TAGS}
         if self.format_version >= L.FORMAT_STATES:
             known.add(L.N_TOMBSTONES)
         for cname in self.children(self.f, known):

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Dict, List, Tuple
 from ..timestamps import OPEN_END, format_ns
 from . import layout as L
 from .backend import Backend, Key
-from .records import LogRow
+from .records import LogRow, VersionRow
 from .tags import check_unprotected
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dcstore import DCStore
 
-__all__ = ["deprecated_versions", "selected_windows", "purge", "describe_windows"]
+__all__ = ["deprecated_versions", "selected_windows", "reachable_windows", "purge",
+           "describe_windows", "describe_losses"]
 
 #: key -> wall-time windows ``[(from, to), ...]`` in which get selected that version
 Windows = Dict[Key, List[Tuple[int, int]]]
@@ -47,6 +48,29 @@ def selected_windows(rows: List[LogRow]) -> Windows:
     return out
 
 
+def reachable_windows(rows: List[VersionRow]) -> Windows:
+    """From the version log: when each version was valid or candidate - the wall times in
+    which ``get`` with ``vers=``, ``tsprod=`` or ``include=`` could return it."""
+    out: Windows = {}
+    since: Dict[Key, int] = {}
+    for r in rows:
+        live = r.state in ("valid", "candidate")
+        if live and r.key not in since:
+            since[r.key] = r.tsns
+        elif not live and r.key in since:
+            out.setdefault(r.key, []).append((since.pop(r.key), r.tsns))
+    for k, t in since.items():
+        out.setdefault(k, []).append((t, OPEN_END))
+    return out
+
+
+def describe_losses(plain: List[Tuple[int, int]], other: List[Tuple[int, int]]) -> str:
+    """What purging a version makes unanswerable, from its windows (``""``: nothing)."""
+    parts = ([f"get as of {describe_windows(plain)}"] if plain else []) + \
+        ([f"get with vers/tsprod/include as of {describe_windows(other)}"] if other else [])
+    return "; ".join(parts)
+
+
 def _purge(store: "DCStore", dry_run: bool = False
                      ) -> List[Tuple[Key, List[Tuple[int, int]]]]:
     """Delete every deprecated version (refused, writing nothing, when a published tag
@@ -59,13 +83,14 @@ def _purge(store: "DCStore", dry_run: bool = False
         for k in keys:
             check_unprotected(be, k, "purge")
         wins = selected_windows(be.changelog()[1])
+        reach = reachable_windows(be.versionlog()[1])
         out = [(k, wins.get(k, [])) for k in keys]
         if dry_run or not keys:
             raise _DryRun(out)
         for k in keys:
             w.delete_version(k)
-        lines = [f"{L.h5path(k)} (as of {describe_windows(ws)})" if ws else L.h5path(k)
-                 for k, ws in out]
+        lost = [(k, describe_losses(ws, reach.get(k, []))) for k, ws in out]
+        lines = [f"{L.h5path(k)} ({text})" if text else L.h5path(k) for k, text in lost]
         w.append_history((), "purge", f"{len(keys)} deprecated versions deleted; get "
                          f"as of these times can no longer be answered: " + "; ".join(lines))
     return out

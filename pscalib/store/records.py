@@ -4,6 +4,11 @@
 default version appearing, changing or disappearing), with the dataset attribute ``start``:
 the wall time from which the log is complete.
 
+``/_versionlog``: append-only rows, one per change of a version's existence or state (a
+version appearing, changing state, being deleted), with the dataset attribute ``start``: the
+wall time from which it is complete. It lets ``get(..., asof=T0)`` answer with ``vers``,
+``tsprod`` and ``include`` too.
+
 ``/_tags``: one row per (tag, ctype, range) a tag selected in this store, plus one header row
 per tag (``ctype`` empty) so that a tag selecting nothing here still exists here.
 """
@@ -14,10 +19,13 @@ from typing import Iterable, List, NamedTuple, Optional, Tuple
 import h5py
 import numpy as np
 
-__all__ = ["N_CHANGELOG", "N_TAGS", "CHANGELOG_DTYPE", "TAG_DTYPE", "LogRow", "TagRow",
-           "read_changelog", "append_changelog", "read_tags", "write_tags"]
+__all__ = ["N_CHANGELOG", "N_VERSIONLOG", "N_TAGS", "CHANGELOG_DTYPE", "VERSIONLOG_DTYPE",
+           "TAG_DTYPE", "LogRow", "VersionRow", "TagRow", "read_changelog",
+           "append_changelog", "read_versionlog", "append_versionlog", "read_tags",
+           "write_tags"]
 
 N_CHANGELOG = "_changelog"
+N_VERSIONLOG = "_versionlog"
 N_TAGS = "_tags"
 A_START = "start"
 CHUNK = 256
@@ -26,6 +34,11 @@ _STR = h5py.string_dtype("utf-8")
 CHANGELOG_DTYPE = np.dtype([("tsns", "<i8"), ("op", _STR), ("ctype", _STR),
                             ("tsbegin", "<i8"), ("tsend", "<i8"), ("version", "<i8"),
                             ("sha256", _STR), ("user", _STR)])
+# state and sha256 fixed-length ASCII: fewer objects on the global heap, which every
+# transaction scans (heapcheck)
+VERSIONLOG_DTYPE = np.dtype([("tsns", "<i8"), ("ctype", _STR), ("tsbegin", "<i8"),
+                             ("tsend", "<i8"), ("version", "<i8"), ("state", "S10"),
+                             ("tsprod", "<i8"), ("sha256", "S64"), ("user", _STR)])
 TAG_DTYPE = np.dtype([("name", _STR), ("ctype", _STR), ("tsbegin", "<i8"), ("tsend", "<i8"),
                       ("version", "<i8"), ("sha256", _STR), ("tsat", "<i8"),
                       ("tscreated", "<i8"), ("user", _STR), ("published", "<i8"),
@@ -42,6 +55,25 @@ class LogRow(NamedTuple):
     version: int
     sha256: str
     user: str
+
+
+class VersionRow(NamedTuple):
+    """From ``tsns`` on, version ``(ctype, tsbegin, tsend, version)`` is in ``state``
+    (``valid``, ``candidate``, ``deprecated``; ``''``: deleted), with its production time
+    ``tsprod`` and checksum ``sha256``."""
+    tsns: int
+    ctype: str
+    tsbegin: int
+    tsend: int
+    version: int
+    state: str
+    tsprod: int
+    sha256: str
+    user: str
+
+    @property
+    def key(self) -> Tuple:
+        return (self.ctype, self.tsbegin, self.tsend, self.version)
 
 
 class TagRow(NamedTuple):
@@ -73,35 +105,55 @@ def _rows(ds, cls, dtype) -> list:
     if ds is None or not isinstance(ds, h5py.Dataset) or ds.shape[0] == 0:
         return []
     data = ds[...]
-    str_fields = {n for n in dtype.names if dtype[n].kind == "O"}
-    return [cls(*(_s(r[n]) if n in str_fields else int(r[n]) for n in dtype.names))
-            for r in data]
+    # column by column (tolist converts a whole column at once): long logs and a thousand
+    # tag rows (read on every cold GUI page of a tagged store) decode several times faster
+    cols = [[_s(x) for x in data[n].tolist()] if dtype[n].kind in "OS"
+            else data[n].astype(np.int64).tolist() for n in dtype.names]
+    return [cls(*r) for r in zip(*cols)]
+
+
+def _read_log(f: h5py.File, name: str, cls, dtype) -> Tuple[Optional[int], list]:
+    ds = f.get(name)
+    if ds is None:
+        return None, []
+    return int(ds.attrs[A_START]), _rows(ds, cls, dtype)
+
+
+def _append_log(f: h5py.File, name: str, dtype, rows: list, start: Optional[int]) -> int:
+    ds = f.get(name)
+    if ds is None:
+        if start is None:
+            raise ValueError(f"a new {name} needs its start time")
+        ds = f.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(CHUNK,),
+                              dtype=dtype)
+        ds.attrs[A_START] = np.int64(start)
+    if rows:
+        n = ds.shape[0]
+        ds.resize((n + len(rows),))
+        ds[n:] = np.array([tuple(r) for r in rows], dtype=dtype)
+    return len(rows)
 
 
 def read_changelog(f: h5py.File) -> Tuple[Optional[int], List[LogRow]]:
     """``(start, rows)``; ``(None, [])`` for a file written before the log existed."""
-    ds = f.get(N_CHANGELOG)
-    if ds is None:
-        return None, []
-    return int(ds.attrs[A_START]), _rows(ds, LogRow, CHANGELOG_DTYPE)
+    return _read_log(f, N_CHANGELOG, LogRow, CHANGELOG_DTYPE)
 
 
 def append_changelog(f: h5py.File, rows: Iterable[LogRow], start: Optional[int] = None
                      ) -> int:
     """Append rows, creating the log (with ``start``) on first use."""
-    rows = list(rows)
-    ds = f.get(N_CHANGELOG)
-    if ds is None:
-        if start is None:
-            raise ValueError("a new change log needs its start time")
-        ds = f.create_dataset(N_CHANGELOG, shape=(0,), maxshape=(None,), chunks=(CHUNK,),
-                              dtype=CHANGELOG_DTYPE)
-        ds.attrs[A_START] = np.int64(start)
-    if rows:
-        n = ds.shape[0]
-        ds.resize((n + len(rows),))
-        ds[n:] = np.array([tuple(r) for r in rows], dtype=CHANGELOG_DTYPE)
-    return len(rows)
+    return _append_log(f, N_CHANGELOG, CHANGELOG_DTYPE, list(rows), start)
+
+
+def read_versionlog(f: h5py.File) -> Tuple[Optional[int], List[VersionRow]]:
+    """``(start, rows)`` of ``/_versionlog``; ``(None, [])`` for a file without it."""
+    return _read_log(f, N_VERSIONLOG, VersionRow, VERSIONLOG_DTYPE)
+
+
+def append_versionlog(f: h5py.File, rows: Iterable[VersionRow],
+                      start: Optional[int] = None) -> int:
+    """Append version-log rows, creating the log (with ``start``) on first use."""
+    return _append_log(f, N_VERSIONLOG, VERSIONLOG_DTYPE, list(rows), start)
 
 
 def read_tags(f: h5py.File) -> List[TagRow]:

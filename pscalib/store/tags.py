@@ -18,6 +18,7 @@ from ..identity import whoami
 from ..timestamps import format_ns, now_ns
 from . import layout as L
 from .backend import Backend, Key, WritableBackend
+from .asof import cached, checked
 from .changelog import Selection, check_asof, current_selection, index_of, payload_key, pick
 from .changelog import replay
 from .records import TagRow
@@ -27,8 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .writer import StoreWriter
 
 __all__ = ["validate_tag_name", "tag_names", "rows_of", "create_tag", "publish_tag",
-           "delete_tag", "check_unprotected", "tag_key", "asof_key", "tags_of_version",
-           "carry_tags", "keep_whole_tags"]
+           "delete_tag", "check_create_tag", "check_delete_tag", "check_unprotected",
+           "tag_key", "tags_of_version", "version_tags", "carry_tags", "tags_to_carry",
+           "keep_whole_tags"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -65,6 +67,40 @@ def _selection_at(store: "DCStore", be: Backend, at: Optional[int]) -> Tuple[int
     return at, replay(log, at)
 
 
+def _plan(store: "DCStore", be: Backend, name: str, at: Optional[int]
+          ) -> Tuple[int, Selection]:
+    """``(tsat, selection)`` of a new tag ``name``, or the reason it cannot be made."""
+    validate_tag_name(name)
+    if any(r.name == name for r in be.tag_rows()):
+        raise TagError(f"{store.path} already has a tag {name!r}; choose another name "
+                       f"(tags are never redefined)")
+    tsat, sel = _selection_at(store, be, at)
+    for k, (v, sha) in sel.items():  # a frozen selection must still be readable
+        payload_key(be, k + (v,), sha, f"tag {name!r} at {format_ns(tsat)}")
+    return tsat, sel
+
+
+def check_create_tag(store: "DCStore", name: str, at: Optional[int] = None) -> int:
+    """Raise what :func:`create_tag` would raise, writing nothing (a tag made in many
+    stores is checked in all of them first); returns the number of ranges it would
+    reference now."""
+    return len(_plan(store, store._backend_for_read(), name, at)[1])
+
+
+def check_delete_tag(store: "DCStore", name: str) -> None:
+    """Raise what :func:`delete_tag` would raise (unknown or published tag), writing
+    nothing."""
+    _deletable(store, store._backend_for_read(), name)
+
+
+def _deletable(store: "DCStore", be: Backend, name: str) -> None:
+    mine = rows_of(be, name, str(store.path))
+    if mine[0].published:
+        raise ProtectedByTagError(
+            f"tag {name!r} of {store.path} was published at "
+            f"{format_ns(mine[0].published)} and cannot be deleted; nothing was changed")
+
+
 def create_tag(store: "DCStore", name: str, at: Optional[int] = None, note: str = "") -> int:
     """Freeze what ``get`` selects now (or at wall time ``at``, from the change log) as tag
     ``name`` in this store; returns the number of ranges it references."""
@@ -73,12 +109,7 @@ def create_tag(store: "DCStore", name: str, at: Optional[int] = None, note: str 
         w = store.writer()
         be = w.backend
         rows = be.tag_rows()
-        if any(r.name == name for r in rows):
-            raise TagError(f"{store.path} already has a tag {name!r}; choose another name "
-                           f"(tags are never redefined)")
-        tsat, sel = _selection_at(store, be, at)
-        for k, (v, sha) in sel.items():  # a frozen selection must still be readable
-            payload_key(be, k + (v,), sha, f"tag {name!r} at {format_ns(tsat)}")
+        tsat, sel = _plan(store, be, name, at)
         made, user = now_ns(), whoami()
         new = [TagRow(name, "", 0, 0, 0, "", tsat, made, user, 0, note)]
         new += [TagRow(name, c, b, e, v, sha, tsat, made, user, 0, note)
@@ -110,11 +141,7 @@ def delete_tag(store: "DCStore", name: str) -> None:
     with store.transaction():
         w = store.writer()
         be = w.backend
-        mine = rows_of(be, name, str(store.path))
-        if mine[0].published:
-            raise ProtectedByTagError(
-                f"tag {name!r} of {store.path} was published at "
-                f"{format_ns(mine[0].published)} and cannot be deleted; nothing was changed")
+        _deletable(store, be, name)
         be.write_tag_rows([r for r in be.tag_rows() if r.name != name])
         w.append_history((), "tag_delete", name)
 
@@ -139,12 +166,20 @@ def tags_of_version(be: Backend, key: Key) -> List[str]:
     return sorted({r.name for r in be.tag_rows() if r.ctype and r.key == tuple(key)})
 
 
-def _cached(store: "DCStore", ck: tuple, build):
-    d = store._lookup.derived
-    hit = d.get(ck)
-    if hit is None:
-        hit = d[ck] = build()
-    return hit
+def version_tags(store: "DCStore", key: Key) -> List[str]:
+    """:func:`tags_of_version` from one read of the tag rows per file state (a timeline
+    asks for every version of the store)."""
+    be = store._backend_for_read()
+    if store._txn is not None:  # tag rows may change inside a transaction: read them
+        return tags_of_version(be, key)
+
+    def build() -> Dict[tuple, List[str]]:
+        out: Dict[tuple, set] = {}
+        for r in be.tag_rows():
+            if r.ctype:
+                out.setdefault(r.key, set()).add(r.name)
+        return {k: sorted(v) for k, v in out.items()}
+    return list(cached(store, ("version-tags",), build).get(tuple(key), []))
 
 
 def tag_key(store: "DCStore", ctype: str, t: int, name: str) -> tuple:
@@ -155,58 +190,56 @@ def tag_key(store: "DCStore", ctype: str, t: int, name: str) -> tuple:
         rows = rows_of(be, name, str(store.path))
         return index_of({(r.ctype, r.tsbegin, r.tsend): (r.version, r.sha256)
                          for r in rows if r.ctype}, ctype)
-    ranges, idx = _cached(store, ("tag", name, ctype), build)
+    ranges, idx = cached(store, ("tag", name, ctype), build)
     key, sha = pick(ranges, idx, ctype, t, f"tag {name!r} of {store.path}")
-    return _checked(store, be, key, sha, f"tag {name!r}")
+    return checked(store, be, key, sha, lambda: f"tag {name!r}")
 
 
-def asof_key(store: "DCStore", ctype: str, t: int, t0: int) -> tuple:
-    """Key of the version plain ``get`` returned for ``ctype`` at ``t`` at wall time ``t0``."""
-    be = store._backend_for_read()
+def tags_to_carry(src: Backend, be: Backend) -> Tuple[List[TagRow], List[str]]:
+    """The rule of a merge (docs/reproducibility.rst, "Copy and merge"): the rows of the
+    tags of ``src`` to add to ``be`` and the names of those that cannot be carried.
 
-    def build():
-        _, log = check_asof(be, t0, store.tscfile(), str(store.path))
-        return index_of(replay(log, t0), ctype)
-    ranges, idx = _cached(store, ("asof", t0, ctype), build)
-    key, sha = pick(ranges, idx, ctype, t, f"{store.path} as of {format_ns(t0)}")
-    return _checked(store, be, key, sha, f"get as of {format_ns(t0)}")
-
-
-def _checked(store: "DCStore", be: Backend, key: tuple, sha: str, why: str) -> tuple:
-    """payload_key, remembered while the file is unchanged (the cache is dropped on every
-    change and refresh): repeated lookups cost no metadata reads."""
-    return _cached(store, ("present", key, sha), lambda: payload_key(be, key, sha, why))
-
-
-def carry_tags(src: Backend, w: "StoreWriter") -> List[str]:
-    """Copy the tags of ``src`` to the writer's file (merge): a tag travels when every
-    version it references is there with the same checksum (the version number may differ);
-    returns the names of the tags not carried. Tags the file already has are kept as they
-    are."""
-    be = w.backend
-    have = set(tag_names(be))
-    out = be.tag_rows()
+    A tag travels when ``be`` has no tag of that name and every version it references is
+    in ``be`` with the same checksum (the version number may differ: the rows are
+    renumbered). A tag of the same name and the same selection is there already (nothing to
+    do); one of the same name and another selection is not carried (tags are never
+    redefined). Published tags stay published.
+    """
+    mine: Dict[str, set] = {}
+    for r in be.tag_rows():
+        if r.ctype:
+            mine.setdefault(r.name, set()).add((r.ctype, r.tsbegin, r.tsend, r.sha256))
+        else:
+            mine.setdefault(r.name, set())
+    add: List[TagRow] = []
     skipped: List[str] = []
     for name in tag_names(src):
-        if name in have:
-            continue
         rows = [r for r in src.tag_rows() if r.name == name]
+        if name in mine:
+            if mine[name] != {(r.ctype, r.tsbegin, r.tsend, r.sha256) for r in rows
+                              if r.ctype}:
+                skipped.append(name)
+            continue
         mapped = []
         for r in rows:
-            if not r.ctype:
-                mapped.append(r)
-                continue
-            v = _same_payload(be, r)
+            v = r.version if not r.ctype else _same_payload(be, r)
             if v is None:
+                skipped.append(name)
                 break
             mapped.append(r._replace(version=v))
         else:
-            out += mapped
-            continue
-        skipped.append(name)
-    if len(out) != len(be.tag_rows()):
-        be.write_tag_rows(out)
-    return skipped
+            add += mapped
+    return add, skipped
+
+
+def carry_tags(src: Backend, w: "StoreWriter") -> Tuple[List[str], List[str]]:
+    """Add the tags of ``src`` to the writer's file by the rule of :func:`tags_to_carry`;
+    returns ``(carried, not carried)`` tag names."""
+    be = w.backend
+    add, skipped = tags_to_carry(src, be)
+    if add:
+        be.write_tag_rows(be.tag_rows() + add)
+    return list(dict.fromkeys(r.name for r in add)), skipped
 
 
 def _same_payload(be: Backend, r: TagRow) -> Optional[int]:
