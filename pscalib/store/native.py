@@ -1,4 +1,10 @@
-"""Backend for the native pscalib format (read and write), see docs/format.rst."""
+"""Backend for the native pscalib format (read and write), see docs/format.rst.
+
+This module is longer than 500 lines because it is the one implementation of the whole
+backend interface for the native format (every read and write method, and the ways a file
+is opened: by name, through the in-place engine's file objects); the format's pieces it
+calls live in their own modules.
+"""
 from __future__ import annotations
 
 import functools
