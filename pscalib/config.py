@@ -24,7 +24,8 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 from .errors import InvalidInputError
 
 __all__ = ["Config", "load_config", "ENV_VARS", "PLACES", "parse_mode", "parse_experiment",
-           "env_value", "env_file_mode", "debug_enabled", "RemoteSettings", "remote_settings"]
+           "env_value", "env_file_mode", "inplace_min_bytes", "debug_enabled",
+           "RemoteSettings", "remote_settings"]
 
 PathLike = Union[str, Path]
 
@@ -57,6 +58,9 @@ ENV_VARS: Dict[str, Tuple[str, str]] = {
                              "attempt"),
     "PSCALIB_HTTP_RETRIES": ("3", "attempts of the remote client before "
                              "ServiceUnavailableError"),
+    "PSCALIB_INPLACE_SIZE": ("64M", "stores at least this big are changed in place "
+                                  "(journaled, format 4) instead of copied; e.g. 0, 512k, "
+                                  "1G, or 'never' (docs/design/engine.rst)"),
     "PSCALIB_MANIFEST": ("(unset)", "manifest (dcs manifest -o m.json): lookups refuse store "
                          "files changed since it was written, or outside its coverage"),
 }
@@ -257,6 +261,27 @@ def env_value(name: str, env: Optional[Mapping[str, str]] = None) -> Optional[st
     if name not in ENV_VARS:
         raise InvalidInputError(f"internal error: {name} is not a pscalib setting")
     return (os.environ if env is None else env).get(name)
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*$")
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+#: Default of PSCALIB_INPLACE_SIZE: below it, a copy costs < ~0.2 s (docs/design).
+DEFAULT_INPLACE_MIN_BYTES = 64 * 2**20
+
+
+def inplace_min_bytes(env: Optional[Mapping[str, str]] = None) -> Optional[int]:
+    """``PSCALIB_INPLACE_SIZE`` parsed: the store size from which writers switch to the
+    in-place engine; None for ``never``."""
+    raw = env_value("PSCALIB_INPLACE_SIZE", env)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_INPLACE_MIN_BYTES
+    if raw.strip().lower() == "never":
+        return None
+    m = _SIZE_RE.match(raw)
+    if not m:
+        raise InvalidInputError(f"PSCALIB_INPLACE_SIZE={raw!r} is not a size in bytes "
+                                f"(e.g. 0, 512k, 64M, 1G) or 'never'")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
 
 
 def env_file_mode() -> Optional[int]:

@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -36,6 +37,7 @@ import h5py
 import numpy as np
 
 from pscalib.store.dcstore import DCStore
+from pscalib.store.heapcheck import check_file
 from pscalib.store.native import h5path
 
 T0 = 1_700_000_000  # Unix seconds of the first range (Nov 2023)
@@ -539,6 +541,76 @@ class Bench:
             f"pages for the kernel to write later)")
         path.unlink()
 
+    # -- one 18 MB version added to a big store changed in place (docs/design/engine.rst)
+    def inplace_add(self) -> None:
+        name, _, ctype, _, dtype = CSPAD
+        shape = self.shape(CSPAD)
+        arr = make_array(shape, dtype, 7)
+        path = self.store_path("cspad-0009")
+        prior = os.environ.get("PSCALIB_INPLACE_SIZE")
+        os.environ["PSCALIB_INPLACE_SIZE"] = "0"  # in place from the first commit on
+        try:
+            t = time.perf_counter()
+            with DCStore(path, mode="a") as cs:
+                cs.set_par("bench", 1)  # converts the new, empty store
+                nver = max(1, int(round(self.a.inplace_gb * 1e9 / arr.nbytes)))
+                with cs.transaction():
+                    for i in range(nver):
+                        cs.add_constants(ctype, arr + i, T0 + (i // 4) * 24 * HOUR,
+                                         T0 + (i // 4 + 1) * 24 * HOUR)
+            size = path.stat().st_size
+            self.notes.append(f"in-place figures: building the {size / 1e9:.2f} GB store "
+                              f"({nver} versions of {name} {shape}, in place) took "
+                              f"{fmt_t(time.perf_counter() - t)}")
+            dst = self.tmp / "plain-write.bin"
+            count = [0]
+            with DCStore(path, mode="a") as cs:
+                def ours():
+                    count[0] += 1
+                    cs.add_constants(ctype, arr - count[0], T0 + 10**6 + count[0] * HOUR)
+
+                def write_sync():
+                    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    try:
+                        os.write(fd, memoryview(arr).cast("B"))
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+
+                def before():
+                    dst.unlink(missing_ok=True)
+                    if not self.a.tiny:  # a sync can take seconds on a busy machine
+                        os.sync()
+
+                o, b = interleaved(ours, write_sync, max(3, self.a.repeat), warmup=1,
+                                   before=before)
+                dst.unlink(missing_ok=True)
+                self.rows.append(Row(f"add one {arr.nbytes / MB:.0f} MB version to a "
+                                     f"{size / 1e9:.2f} GB store (in place) / write "
+                                     f"{arr.nbytes / MB:.0f} MB + fsync", fmt_t(o), fmt_t(b),
+                                     o / b, 2))
+                peak, change = _peak_extra_disk(path.parent, ours), arr.nbytes
+            scan = median_time(lambda: check_file(path), 1, warmup=0)
+            rest = (f"; the rest of the addition / the baseline is about "
+                    f"{(o - scan) / b:.2f}" if scan < o else
+                    " (longer than the whole addition: the machine's load varies)")
+            self.notes.append(
+                f"every transaction first scans the whole file for damaged string heaps "
+                f"(heapcheck.check_file): {fmt_t(scan)} alone, timed once in this run{rest}")
+            self.rows.append(Row(f"extra disk while committing one {arr.nbytes / MB:.0f} MB "
+                                 f"version (peak of all files beside the store) / the change",
+                                 f"{peak / MB:.1f} MB", f"{change / MB:.1f} MB",
+                                 peak / change, 2))
+            self.notes.append("the extra disk is sampled every ~0.2 ms in a thread: the sum of "
+                              "the sizes of all files in the store's directory minus their "
+                              "sum before the commit; the change is the payload's bytes")
+        finally:
+            if prior is None:
+                os.environ.pop("PSCALIB_INPLACE_SIZE", None)
+            else:
+                os.environ["PSCALIB_INPLACE_SIZE"] = prior
+            path.unlink(missing_ok=True)
+
     # -- file size overhead
     def size_overhead(self) -> None:
         name, _, ctype, _, dtype = CSPAD
@@ -746,12 +818,42 @@ def _ndarrio_io(txt: Path, arr: np.ndarray) -> Tuple[Callable[[], np.ndarray], s
     return (lambda: load_ndarrio(txt)[0]), "pscalib.ndarrio.load_ndarrio"
 
 
+def _dir_bytes(folder: Path) -> int:
+    total = 0
+    for e in os.scandir(folder):
+        try:
+            total += e.stat(follow_symlinks=False).st_size if e.is_file() else 0
+        except OSError:
+            pass  # a temporary file renamed or removed meanwhile
+    return total
+
+
+def _peak_extra_disk(folder: Path, change: Callable[[], object]) -> int:
+    """Peak bytes of all files in ``folder`` beyond their sum before ``change()``."""
+    start = _dir_bytes(folder)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _dir_bytes(folder) - start)
+            time.sleep(0.0002)
+    th = threading.Thread(target=sample)
+    th.start()
+    try:
+        change()
+    finally:
+        done.set()
+        th.join()
+    return max(peak[0], _dir_bytes(folder) - start)
+
+
 # ---------------------------------------------------------------------------- main
 #: figure name (for --only) -> Bench method, in the order of the table
 STEPS = {"get": "big_get", "out": "get_out", "open": "open_small", "meta": "meta_reads",
          "ranges": "many_ranges", "add": "add_small", "build": "range_cost",
          "change": "big_change", "size": "size_overhead", "runs": "by_run", "frozen": "frozen",
-         "ndarrio": "ndarrio", "aliases": "aliases"}
+         "ndarrio": "ndarrio", "aliases": "aliases", "inplace": "inplace_add"}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -766,6 +868,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, help="timed repeats per figure (default 10)")
     p.add_argument("--gb", type=float, help="size of the big store in GB (default 1)")
     p.add_argument("--ranges", type=int, help="ranges in the big ctype (default 10000)")
+    p.add_argument("--inplace-gb", type=float,
+                   help="size of the store changed in place in GB (default 4)")
     p.add_argument("--versions", type=int,
                    help="versions of the 20 MB array for the size figure (default 100)")
     p.add_argument("--tmpdir", type=Path, help="where to build the stores (default: system "
@@ -773,9 +877,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--only", help=f"comma-separated figures to run, of: {', '.join(STEPS)}")
     p.add_argument("--check", action="store_true", help="exit 1 if a target fails")
     a = p.parse_args(argv)
-    quick = {"repeat": 5, "gb": 0.25, "ranges": 2000, "versions": 20}
-    tiny = {"repeat": 3, "gb": 0.002, "ranges": 100, "versions": 4}
-    full = {"repeat": 10, "gb": 1.0, "ranges": 10000, "versions": 100}
+    quick = {"repeat": 5, "gb": 0.25, "ranges": 2000, "versions": 20, "inplace_gb": 0.5}
+    tiny = {"repeat": 3, "gb": 0.002, "ranges": 100, "versions": 4, "inplace_gb": 0.0005}
+    full = {"repeat": 10, "gb": 1.0, "ranges": 10000, "versions": 100, "inplace_gb": 4.0}
     dflt = tiny if a.tiny else quick if a.quick else full
     for k, v in dflt.items():
         if getattr(a, k) is None:
@@ -794,10 +898,12 @@ def fit_to_disk(a: argparse.Namespace, tmp: Path) -> None:
     free = shutil.disk_usage(tmp).free
     per = 32 * 185 * 388 * 8 if not a.tiny else 2 * 18 * 38 * 8
     # the size figure needs its file plus one transaction copy; the 1 GB figure three copies
-    need = lambda: max(a.versions * per * 2.1, a.gb * 1e9 * 3.2) + 1e9  # noqa: E731
+    need = lambda: max(a.versions * per * 2.1, a.gb * 1e9 * 3.2,  # noqa: E731
+                       a.inplace_gb * 1e9 * 1.1) + 1e9
     while need() > free and (a.versions > 1 or a.gb > 0.01):
         a.versions = max(1, a.versions // 2)
         a.gb = max(0.01, a.gb / 2)
+        a.inplace_gb = max(0.01, a.inplace_gb / 2)
     if need() > free:
         raise SystemExit(f"not enough free space in {tmp}: {free / 1e9:.1f} GB free")
 

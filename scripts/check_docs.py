@@ -40,8 +40,8 @@ def check(path: Path) -> List[str]:
 def main(argv: List[str]) -> int:
     for name in SPHINX_ROLES:
         roles.register_local_role(name, _literal_role)
-    files = [Path(a) for a in argv] or [ROOT / "README.rst",
-                                        *sorted((ROOT / "docs").rglob("*.rst"))]
+    docs = sorted((ROOT / "docs").rglob("*.rst"))  # docs/design/ too
+    files = [Path(a) for a in argv] or [ROOT / "README.rst", *docs]
     problems = [p for f in files for p in check(f)]
     for p in problems:
         print(p)

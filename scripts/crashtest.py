@@ -52,7 +52,9 @@ from pscalib.exchange.copy import copy_store  # noqa: E402
 from pscalib.exchange.merge import merge_stores  # noqa: E402
 from pscalib.exchange.verify import verify  # noqa: E402
 from pscalib.store.dcstore import DCStore  # noqa: E402
+from pscalib.txn import inplace, transaction  # noqa: E402
 from pscalib.txn.atomic import TMP_MARK  # noqa: E402
+from pscalib.txn.engineblock import read_block  # noqa: E402
 
 CTYPE = "pedestals"
 MERGED = "pixel_gain"  # ctype of the versions merged in from side stores
@@ -76,8 +78,46 @@ WRITER = textwrap.dedent("""
     import random, sys
     sys.path.insert(0, {root!r})
     from scripts.crashtest import writer_main
-    writer_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    writer_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+                sys.argv[5])
 """)
+
+#: Deliberately broken writers that the test must catch (see ``--control``).
+CONTROLS = ("none", "copy-over", "no-journal")
+
+
+def break_engine(control: str) -> None:
+    """Break the writer on purpose, for a control run (in the writer process only).
+
+    ``copy-over``: a copy-on-write commit copies the new file's bytes over the store
+    instead of renaming it (the control of docs/transactions.rst). ``no-journal``: an
+    in-place commit writes no journal and never marks the file as being written (a naive
+    in-place writer), and writes its pages slowly so that kills land among them.
+    """
+    if control == "copy-over":
+        def copy_over(tmp, target):
+            with open(tmp, "rb") as src, open(target, "r+b") as dst:
+                dst.truncate(0)
+                while True:
+                    block = src.read(1 << 16)
+                    if not block:
+                        break
+                    dst.write(block)
+                    time.sleep(0.001)
+            os.unlink(tmp)
+        transaction.atomic_replace = copy_over
+        inplace.atomic_replace = copy_over
+    elif control == "no-journal":
+        real_block, real_pages = inplace.write_block, inplace.write_pages
+        inplace.write_journal = lambda *a, **k: None
+        inplace.write_block = (lambda fd, seq, *a: None if seq % 2 else
+                               real_block(fd, seq, *a))
+
+        def slow_pages(fd, pages):
+            for page in pages:
+                real_pages(fd, [page])
+                time.sleep(0.005)
+        inplace.write_pages = slow_pages
 
 
 def _pick(rng: random.Random) -> str:
@@ -89,8 +129,9 @@ def _pick(rng: random.Random) -> str:
     return "add"
 
 
-def writer_main(path: str, rnd: int, seed: int, size: int) -> None:
+def writer_main(path: str, rnd: int, seed: int, size: int, control: str = "none") -> None:
     """Run transactions forever, announcing each (``BEGIN``) and acknowledging it (``ACK``)."""
+    break_engine(control)
     rng = random.Random(seed)
     work = Path(path).parent
     cs = DCStore(path, mode="a", lock_timeout=30)
@@ -264,7 +305,7 @@ def leftovers(path: Path) -> Set[str]:
 
 
 def run(n: int, seed: int, size: int, workdir: Path, max_delay: float,
-        verbose: bool = False, keep_logs: bool = False) -> int:
+        verbose: bool = False, keep_logs: bool = False, control: str = "none") -> int:
     rng = random.Random(seed)
     path = workdir / f"{DETNAME}.h5"
     copies = workdir / "copies"
@@ -282,7 +323,7 @@ def run(n: int, seed: int, size: int, workdir: Path, max_delay: float,
     for rnd in range(1, n + 1):
         code = WRITER.format(root=str(ROOT))
         proc = subprocess.Popen([sys.executable, "-c", code, str(path), str(rnd),
-                                 str(rng.getrandbits(32)), str(size)],
+                                 str(rng.getrandbits(32)), str(size), control],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         ready = _read_line(proc.stdout.fileno())
         if ready.strip() != "READY":
@@ -392,9 +433,10 @@ def run(n: int, seed: int, size: int, workdir: Path, max_delay: float,
         failures.append(f"final state: {problems} missing {sorted(expected - set(state))[:5]} "
                         f"extra {sorted(set(state) - expected)[:5]}")
     elapsed = time.monotonic() - t0
+    engine = "in-place" if read_block(path) is not None else "copy-on-write"
     print(f"crashtest: {stats['kills']} kills in {elapsed:.1f} s (seed {seed}, payload "
           f"{size} bytes, file {path.stat().st_size / 2**20:.1f} MiB at the end, "
-          f"{len(state)} versions)")
+          f"{len(state)} versions, engine {engine}, control {control})")
     rounds_failed = len({f.split(":")[0] for f in failures if f.startswith("round ")})
     print(f"  kills inside a transaction: {stats['mid_txn']} (grouped: {stats['mid_group']}, "
           f"deletion+compaction: {stats['mid_delete']}); transactions acknowledged: "
@@ -454,15 +496,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--dir", type=Path, default=None,
                     help="work directory, kept with each writer's log (default: a temporary "
                          "one, removed afterwards)")
+    ap.add_argument("--engine", choices=("copy", "inplace"), default="copy",
+                    help="'inplace': every store is changed in place with a journal "
+                         "(PSCALIB_INPLACE_SIZE=0 for the writers and the checks); "
+                         "'copy' (default): the settings of the environment")
+    ap.add_argument("--control", choices=CONTROLS, default="none",
+                    help="break the writer on purpose; the test must then report failures "
+                         "(copy-over: no atomic rename; no-journal: in-place without a "
+                         "journal)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
+    if args.engine == "inplace":
+        os.environ["PSCALIB_INPLACE_SIZE"] = "0"  # inherited by the writers
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)
         return run(args.n, seed, args.size, args.dir, args.max_delay, args.verbose,
-                   keep_logs=True)
+                   keep_logs=True, control=args.control)
     with tempfile.TemporaryDirectory(prefix="pscalib-crashtest-") as d:
-        return run(args.n, seed, args.size, Path(d), args.max_delay, args.verbose)
+        return run(args.n, seed, args.size, Path(d), args.max_delay, args.verbose,
+                   control=args.control)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ FIGURES = [
     r"get\(vers=1, asof=\) / get\(vers=1\)",
     r"get cspad pedestals / load the same array from NDArrIO text",
     r"resolve an alias, file of \d+ records / of \d+ records",
+    r"add one \d+ MB version to a .* GB store \(in place\) / write \d+ MB \+ fsync",
+    r"extra disk while committing one \d+ MB version .* / the change",
 ]
 
 

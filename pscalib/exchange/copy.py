@@ -29,7 +29,8 @@ from ..store.heapcheck import check_file
 from ..store.changelog import record_changes
 from ..store.tags import keep_whole_tags
 from ..timestamps import OPEN_END, TimeLike, format_ns, now_ns, to_ns, to_ns_or_none
-from ..txn.atomic import copy_file, os_error
+from ..txn.atomic import os_error
+from ..txn.snapshot import consistent_copy
 from ..txn.transaction import FileTransaction
 from .verify import verify
 
@@ -182,7 +183,7 @@ def copy_store(src: Union[str, Path, DCStore], dest: Union[str, Path], *,
         if txn.existed:
             raise StoreExistsError(f"{out} was created by another process; use 'dcs merge'")
         try:
-            copy_file(src_path, txn.tmp)
+            consistent_copy(src_path, txn.tmp)
         except OSError as exc:
             raise os_error(exc, "copy", src_path) from None
         check_file(txn.tmp, name=src_path)  # HDF5 would hang on a damaged string heap

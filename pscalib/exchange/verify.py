@@ -17,6 +17,7 @@ from ..runs import check_store_runs
 from ..store import DCStore
 from ..store.backends import WRITABLE
 from ..store.nativecheck import ERROR, WARNING, Problem, VerifyReport
+from ..txn.snapshot import frozen
 
 __all__ = ["Problem", "VerifyReport", "verify", "ERROR", "WARNING"]
 
@@ -89,7 +90,8 @@ def verify(store: Union[str, Path, Any], *, checksums: bool = True,
     rep = VerifyReport(str(path))
     if not path.is_file():
         raise StoreNotFoundError(f"store file {path} does not exist")
-    WRITABLE.verify_file(path, rep, checksums)
+    with frozen(path) as snap:  # an in-place commit meanwhile never shows torn pages
+        WRITABLE.verify_file(snap, rep, checksums)
     if aliases:
         _check_aliases(path, rep)
     if runs and rep.ok:

@@ -232,6 +232,16 @@ class WritableBackend(Backend):
         """Open the (private copy) ``path`` for changing."""
         raise NotImplementedError
 
+    @classmethod
+    def open_fileobj(cls, fileobj: Any, name: Path, write: bool) -> "WritableBackend":
+        """Open a store through a Python file object (the in-place engine's
+        :class:`~pscalib.txn.overlay.OverlayFile`, or a reader's journal view)."""
+        raise NotImplementedError
+
+    def set_format_inplace(self) -> None:
+        """Mark the file as the in-place format (before its rewrite with an engine block)."""
+        raise NotImplementedError
+
     @staticmethod
     def rewrite_file(src: Path, dst: Path) -> None:
         """Copy ``src`` compactly into the new file ``dst`` (reclaims deleted space)."""

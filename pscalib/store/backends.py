@@ -16,7 +16,10 @@ from ..errors import (CorruptStoreError, InvalidInputError, LockError, PscalibEr
                       StoreFormatError, StoreNotFoundError, StorePermissionError)
 from . import layout as L
 from .backend import Backend, WritableBackend
+from ..txn.engineblock import read_block
+from ..txn.overlay import JournalView
 from .fastread import is_lock_error, open_readonly
+from .guarded import GuardedBackend
 from .heapcheck import check_head
 from .legacy import LegacyBackend, is_legacy
 from .native import NativeBackend, is_native
@@ -58,7 +61,28 @@ _DAMAGE_WORDS = ("truncated", "checksum", "bad ", "corrupt", "superblock", "obje
 
 
 def open_backend(path: Path) -> Backend:
-    """Open ``path`` read-only and return the backend that understands it."""
+    """Open ``path`` read-only and return the backend that understands it.
+
+    A store with an engine block (format 4, changed in place) is read through a
+    :class:`~pscalib.store.guarded.GuardedBackend` (one ``pread`` tells).
+    """
+    if read_block(path) is not None:
+        return GuardedBackend(Path(path), _open_inplace)
+    return _open_plain(path)
+
+
+def _open_inplace(path: Path, view: JournalView) -> Backend:
+    """The inner backend of a :class:`GuardedBackend` (under its shared commit lock)."""
+    try:
+        check_head(path)  # before HDF5 reads any string: a damaged heap would hang it
+        return NativeBackend.open_fileobj(view, path, write=False)
+    except PscalibError:
+        raise
+    except Exception as exc:  # HDF5 failing on damaged metadata (checksums, heaps)
+        raise CorruptStoreError(f"{path} is damaged: {exc}; restore it from a copy") from None
+
+
+def _open_plain(path: Path) -> Backend:
     try:
         f = open_readonly(path)  # h5py.File(path, "r", locking=False), ~20 us faster
     except FileNotFoundError:

@@ -11,7 +11,8 @@ from typing import Dict, Union
 
 import h5py
 
-from .layout import LIBVER
+from ..txn.engineblock import USERBLOCK, read_block, stamp
+from .layout import A_FORMAT_VERSION, FORMAT_INPLACE, LIBVER
 
 __all__ = ["rewrite_file"]
 
@@ -47,8 +48,20 @@ def _copy_group(s_file, sg: h5py.Group, dg: h5py.Group, seen: Dict[int, str]) ->
 
 
 def rewrite_file(src: Union[str, Path], dst: Union[str, Path]) -> None:
-    """Copy every object of ``src`` into the new file ``dst`` (which must not exist)."""
-    with h5py.File(src, "r", locking=False) as s, \
-            h5py.File(dst, "x", libver=LIBVER, locking=False) as d:
-        _copy_attrs(s, d)
-        _copy_group(s, s, d, {h5py.h5o.get_info(s.id).addr: "/"})
+    """Copy every object of ``src`` into the new file ``dst`` (which must not exist).
+
+    A file of format 4 (in-place engine) gets a user block with the engine block, whose
+    sequence number continues that of ``src``.
+    """
+    with h5py.File(src, "r", locking=False) as s:
+        try:
+            inplace = int(s.attrs.get(A_FORMAT_VERSION, 0)) >= FORMAT_INPLACE
+        except (TypeError, ValueError):
+            inplace = False
+        with h5py.File(dst, "x", libver=LIBVER, locking=False,
+                       userblock_size=USERBLOCK if inplace else 0) as d:
+            _copy_attrs(s, d)
+            _copy_group(s, s, d, {h5py.h5o.get_info(s.id).addr: "/"})
+    if inplace:
+        blk = read_block(src)
+        stamp(dst, (blk.seq if blk is not None else 0) + 2)

@@ -17,7 +17,7 @@ from ..timestamps import OPEN_END, compact_ns
 FORMAT_NAME = "pscalib-dcs"
 #: Root attribute ``format_version``; bumped on incompatible changes. Readers refuse files
 #: with a higher number than they know. This is the highest one pscalib reads and writes.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Format 1 files become FORMAT_STATES when they first get a state other than 'valid' or a
 #: tombstone (so stores that never use them stay readable by older releases).
 FORMAT_PLAIN = 1
@@ -29,6 +29,10 @@ FORMAT_STATES = 2
 FORMAT_TABLE = 3
 #: Environment variable choosing the format of new files (1 or 3).
 ENV_CREATE_FORMAT = "PSCALIB_CREATE_FORMAT"
+#: Format 4 = format 3 plus the in-place engine block in a 512-byte HDF5 user block
+#: (pscalib.txn.engineblock): changed in place with a journal, read under the commit lock.
+#: Only format 3 files are converted to it (older ones: ``dcs upgrade`` first).
+FORMAT_INPLACE = 4
 
 #: HDF5 library version bounds for every file pscalib writes. Never 'latest': files written
 #: with it cannot be reopened after a killed writer until h5clear is run.

@@ -1,10 +1,10 @@
 """Backend for the native pscalib format (read and write), see docs/format.rst.
 
-(This module is longer than 500 lines because it implements every operation of the
-Backend interface for the native format, and the write side keeps a transaction's
-bookkeeping in memory and writes it at commit (``pending``): reading, writing and that flush
-of one format belong together; the table formats themselves live in history.py,
-payindex.py, records.py and tombstones.py.)
+(This module is longer than 500 lines because it is the one implementation of the whole
+Backend interface for the native format: every read and write method, the ways a file is
+opened (by name, through the in-place engine's file objects), and the write side's
+bookkeeping held in memory and written at commit (``pending``); the table formats
+themselves live in history.py, payindex.py, records.py and tombstones.py.)
 """
 from __future__ import annotations
 
@@ -337,17 +337,39 @@ class NativeBackend(WritableBackend):
         made it; with one, it fails later in a dataset close, which leaves HDF5 in a state
         that crashes the process at exit (HDF5 2.0, seen under RLIMIT_FSIZE).
         """
+        return cls._open(os.fsencode(path), h5py.h5f.ACC_RDWR, None)
+
+    @classmethod
+    def open_fileobj(cls, fileobj: Any, name: Path, write: bool) -> "NativeBackend":
+        """Open a store through a Python file object (h5py's ``fileobj`` driver): the
+        in-place engine's OverlayFile (``write``) or a reader's JournalView/ReadView
+        (:mod:`pscalib.txn.overlay`); ``name`` names the store in messages."""
+        be = cls._open(os.fsencode(str(name)), h5py.h5f.ACC_RDWR if write else
+                       h5py.h5f.ACC_RDONLY, fileobj)
+        be.filename = str(name)
+        return be
+
+    @classmethod
+    def _open(cls, name: bytes, mode: int, fileobj: Any) -> "NativeBackend":
         fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
         fapl.set_libver_bounds(*(_LIBVER_CODES[v] for v in L.LIBVER))
-        fapl.set_sieve_buf_size(0)
-        fapl.set_file_locking(False, True)
-        fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR, fapl=fapl)
-        f = h5py.File(fid)
+        fapl.set_sieve_buf_size(0)  # see open_for_write
+        if fileobj is None:
+            fapl.set_file_locking(False, True)
+        else:
+            fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, fileobj)
+        f = h5py.File(h5py.h5f.open(name, mode, fapl=fapl))
         try:
             return cls(f)
         except BaseException:
             f.close()
             raise
+
+    def set_format_inplace(self) -> None:
+        """Mark the file format 4 (before its rewrite with an engine block); only a format 3
+        file is converted (see ``store.transaction._file_transaction``)."""
+        if self.format_version < L.FORMAT_INPLACE:
+            self._write_format(L.FORMAT_INPLACE)
 
     rewrite_file = staticmethod(rewrite_file)
     verify_file = staticmethod(check_native_file)

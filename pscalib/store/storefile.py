@@ -92,10 +92,14 @@ class StoreFile(DCBase):
 
     def _open_reader(self) -> None:
         self._backend = open_backend(self.path)
+        if hasattr(self._backend, "on_reopen"):  # in-place store: moved to a newer commit
+            self._backend.on_reopen = self._lookup.clear
         # the file opened, by its descriptor: a stat of the path after the open may see
         # a newer file renamed over it meanwhile, and refresh() would then miss that commit
+        ident = getattr(self._backend, "identity", None)  # in-place stores: own descriptor
         f = getattr(self._backend, "f", None)
-        self._stat = file_identity(f) if f is not None else None
+        self._stat = ident() if ident is not None else (
+            file_identity(f) if f is not None else None)
         self._lookup.clear()
 
     def _open_reader_or_missing(self) -> None:

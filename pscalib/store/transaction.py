@@ -15,17 +15,21 @@ import contextlib
 import errno
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Iterator, Optional, Tuple, TypeVar, Union, cast
 
-from ..config import load_config
+from ..config import inplace_min_bytes, load_config
 from ..errors import (InvalidInputError, PscalibError, ReadOnlyError, StoreNotFoundError)
 from ..locations import make_dirs
 from ..names import split_detname, validate_detname
 from ..timestamps import now_ns
 from ..txn.atomic import os_error
+from ..txn.engineblock import read_block
+from ..txn.inplace import InPlaceTransaction
 from ..txn.transaction import FileTransaction
+from . import layout as L
 from .backends import WRITABLE
 from .heapcheck import check_file
+from .native import NativeBackend
 from .writer import StoreWriter
 from .changelog import record_changes
 
@@ -37,6 +41,9 @@ __all__ = ["StoreTransaction", "store_transaction", "create_store_file"]
 
 S = TypeVar("S", bound="StoreFile")
 
+#: Either engine's file transaction (same interface).
+AnyTransaction = Union[FileTransaction, InPlaceTransaction]
+
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -45,7 +52,7 @@ class StoreTransaction:
 
     __slots__ = ("file_txn", "writer", "depth", "error")
 
-    def __init__(self, file_txn: FileTransaction, writer: StoreWriter):
+    def __init__(self, file_txn: AnyTransaction, writer: StoreWriter):
         self.file_txn = file_txn
         self.writer = writer
         self.depth = 0
@@ -82,11 +89,13 @@ def store_transaction(store: S) -> Iterator[S]:
     if store.mode == "r":
         raise ReadOnlyError(f"{store.path} is open read-only; open it with mode='a' to "
                             f"change it")
-    txn = FileTransaction(store.path, store._lock_timeout,
-                          rewrite=WRITABLE.rewrite_file)  # may raise: reader stays open
+    txn, convert = _file_transaction(store)  # may raise: reader stays open
     store._close_backend()
     try:
         txn.begin()
+    except StoreNotFoundError:
+        store._open_reader_or_missing()
+        raise
     except BaseException:
         store._open_reader()
         raise
@@ -97,8 +106,12 @@ def store_transaction(store: S) -> Iterator[S]:
     be = None
     try:
         try:
-            check_file(txn.tmp, name=store.path)  # a damaged string heap would hang HDF5
-            be = WRITABLE.open_for_write(txn.tmp)
+            if isinstance(txn, InPlaceTransaction):
+                check_file(store.path)  # the committed file (a damaged heap would hang HDF5)
+                be = WRITABLE.open_fileobj(txn.fileobj, store.path, write=True)
+            else:
+                check_file(txn.tmp, name=store.path)  # a damaged string heap would hang HDF5
+                be = WRITABLE.open_for_write(txn.tmp)
         except OSError as exc:
             raise os_error(exc, "open a copy of", store.path) from None
         state = StoreTransaction(txn, StoreWriter(cast("DCStore", store), be))
@@ -117,11 +130,13 @@ def store_transaction(store: S) -> Iterator[S]:
         # the change log of what get selects (docs/reproducibility.rst); its space is
         # checked first like every other write (a failed HDF5 write can crash at exit)
         record_changes(be, reserve=txn.check_space)
+        if convert:
+            be.set_format_inplace()  # the compacting rewrite adds the engine block
         try:
             be.finish()
         except (OSError, RuntimeError) as exc:  # h5py reports a failed flush as either
             raise os_error(_as_oserror(exc), "write", store.path) from None
-        txn.commit(compact=state.writer.compact)
+        txn.commit(compact=state.writer.compact or convert)
     except BaseException:
         if be is not None:
             be.close()
@@ -131,6 +146,31 @@ def store_transaction(store: S) -> Iterator[S]:
         store._txn = None
         store._backend = None
         store._open_reader_or_missing()
+
+
+def _file_transaction(store: "StoreFile") -> Tuple[AnyTransaction, bool]:
+    """The file transaction for a change of ``store`` and whether it converts the file.
+
+    A store with an engine block is changed in place (journaled). A native format 3 store
+    whose size reached ``PSCALIB_INPLACE_SIZE`` is copied once more and rewritten as format
+    4 with an engine block (the conversion); smaller ones are copied. Formats 1 and 2 stay
+    copy-on-write: format 4 includes format 3's history table, which only ``dcs upgrade``
+    builds (it converts exactly and says so in the history).
+    """
+    if read_block(store.path) is not None:
+        return InPlaceTransaction(store.path, store._lock_timeout,
+                                  rewrite=WRITABLE.rewrite_file), False
+    txn = FileTransaction(store.path, store._lock_timeout, rewrite=WRITABLE.rewrite_file)
+    limit = inplace_min_bytes()
+    be = store._backend
+    convert = False
+    if (limit is not None and be is not None and isinstance(be, NativeBackend)
+            and be.format_version >= L.FORMAT_TABLE):
+        try:
+            convert = store.path.stat().st_size >= limit
+        except OSError:
+            convert = False
+    return txn, convert
 
 
 def create_store_file(path: Path, detname: Optional[str], lock_timeout: Optional[float],

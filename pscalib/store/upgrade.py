@@ -42,7 +42,7 @@ def upgrade_store(store: "DCStore") -> Tuple[int, int]:
                                f"which 'dcs upgrade' does not convert: use 'dcs "
                                f"import-legacy' to make a native store of it")
     before = store.format_version()
-    if before >= L.FORMAT_VERSION:
+    if before >= L.FORMAT_TABLE:  # format 4 (in-place engine) has the table too
         return before, before
     with store.transaction():
         w = store.writer()

@@ -11,10 +11,11 @@ from typing import Callable, Optional, Union
 from ..errors import StoreIOError, StorePermissionError
 from .atomic import (atomic_replace, cleanup_leftovers, copy_file, os_error, tmp_path_for,
                      umask_file_mode)
+from .engineblock import read_block, stamp
 from .leftovers import remove_dead_tmp
 from .lock import StoreLock
 
-__all__ = ["FileTransaction", "check_free_space"]
+__all__ = ["FileTransaction", "check_free_space", "check_size_limit"]
 
 #: Extra free space demanded beyond the copy itself, for HDF5 metadata growth.
 SPACE_MARGIN = 4 * 1024 * 1024
@@ -34,6 +35,23 @@ def check_free_space(path: Union[str, Path], nbytes: int) -> None:
             f"not enough disk space for {path}: need about "
             f"{(nbytes + SPACE_MARGIN) / 2**20:.1f} MiB in {path.parent}, "
             f"{free / 2**20:.1f} MiB free (nothing was changed)")
+
+
+def check_size_limit(path: Path, written: Path, nbytes: int) -> None:
+    """Raise StoreIOError if the file ``written`` (changing the store ``path``) would outgrow
+    the process's file size limit (RLIMIT_FSIZE) by growing ``nbytes``."""
+    try:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        have = written.stat().st_size if written.exists() else 0
+    except (OSError, ValueError):
+        return
+    # checked up front because HDF5 2.0 can crash at process exit after a write
+    # failed with EFBIG in the middle of a dataset
+    if limit != resource.RLIM_INFINITY and have + nbytes + RLIMIT_MARGIN > limit:
+        raise StoreIOError(
+            f"cannot write {path}: it would grow to about "
+            f"{(have + nbytes) / 2**20:.1f} MiB, beyond this process's file size limit of "
+            f"{limit / 2**20:.1f} MiB (ulimit -f); nothing was changed")
 
 
 class FileTransaction:
@@ -103,18 +121,7 @@ class FileTransaction:
         """Raise StoreIOError if the directory has less than ``nbytes`` (+margin) free, or
         the copy would outgrow the process's file size limit (RLIMIT_FSIZE)."""
         check_free_space(self.path, nbytes)
-        try:
-            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-            have = self.tmp.stat().st_size if self.tmp.exists() else 0
-        except (OSError, ValueError):
-            return
-        # checked up front because HDF5 2.0 can crash at process exit after a write
-        # failed with EFBIG in the middle of a dataset
-        if limit != resource.RLIM_INFINITY and have + nbytes + RLIMIT_MARGIN > limit:
-            raise StoreIOError(
-                f"cannot write {self.path}: it would grow to about "
-                f"{(have + nbytes) / 2**20:.1f} MiB, beyond this process's file size limit of "
-                f"{limit / 2**20:.1f} MiB (ulimit -f); nothing was changed")
+        check_size_limit(self.path, self.tmp, nbytes)
 
     def _final_mode(self) -> int:
         if self.existed:
@@ -138,6 +145,9 @@ class FileTransaction:
                     raise
                 self.tmp.unlink()
                 self.tmp = src = packed
+            blk = read_block(src)
+            if blk is not None:  # an in-place store committed by copy: a new sequence number
+                stamp(src, blk.seq + 2)
             os.chmod(src, self._final_mode())
             self._keep_group(src)
             atomic_replace(src, self.path)
