@@ -5,6 +5,7 @@ inside the commit, like a SIGKILL there), readers in the same and in other proce
 crash test and the reader torture script in small versions.
 """
 import re
+import struct
 import subprocess
 import sys
 import textwrap
@@ -262,3 +263,74 @@ def test_a_journal_that_is_a_symlink_is_never_read(tmp_path, inplace):
     assert secret.read_bytes() == b"not a journal"
     with DCStore(path) as cs:
         assert cs.dictpars()["n"] == 1
+
+
+def _whole_state(cs):
+    """Everything a reader can ask of the store, strings included (the heap guard's twin)."""
+    out = [cs.dictpars(), [(r.action, r.record) for r in cs.history_records()]]
+    for ct in cs.ctypes():
+        for rg in cs[ct]:
+            out.append((ct, rg.range(), rg.versdef(),
+                        [(r.action, r.record) for r in rg.history_records()]))
+            for v in rg:
+                info = v.info()
+                out.append((v.version(), info.sha256, info.kind, v.dictpars(),
+                            [(r.action, r.record) for r in v.history_records()],
+                            v.calib().tolist()))
+    return out
+
+
+def test_killed_commit_reads_every_string_as_before(tmp_path, inplace):
+    """A reader of a store left torn by a killed writer reads strings (history, text
+    parameters) through the heap guard's handle on the same journal view as the data."""
+    path = _store(tmp_path)
+    with DCStore(path, mode="a") as cs:
+        cs.set_par("n", 1)
+        cs.set_par("label", "before the kill " * 20)
+    with DCStore(path) as cs:
+        before = _whole_state(cs)
+    script = KILL_MID_COMMIT.replace('cs.set_par("n", 99)',
+                                     'cs.set_par("n", 99); cs.set_par("label", "torn " * 50)')
+    r = subprocess.run([sys.executable, "-c", script.format(root=str(ROOT), b0=B0),
+                        str(path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 9, r.stderr
+    blk = read_block(path)
+    assert blk.seq % 2 == 1 and is_hot(read_journal(path), blk)
+    with DCStore(path) as cs:
+        assert _whole_state(cs) == before
+
+
+def test_damaged_heap_in_place_refused_quickly_and_nothing_changes(tmp_path, inplace):
+    """The in-place writer scans no file: the guard on its file object refuses the heap
+    collection HDF5 would spin on, and the file stays byte-identical."""
+    path = _store(tmp_path, 30)
+    with DCStore(path, mode="a") as cs:
+        cs.set_par("label", "x" * 300)
+    buf = bytearray(path.read_bytes())
+    pos = buf.rfind(b"GCOL\x01")
+    assert pos > 8192
+    struct.pack_into("<HHIQ", buf, pos + 16, 0, 0, 0, 0)  # object 0 of size 0: HDF5 spins
+    path.write_bytes(bytes(buf))
+    before = path.read_bytes()
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pscalib.store import DCStore
+        from pscalib.errors import CorruptStoreError
+        try:
+            with DCStore(sys.argv[1], mode="a") as cs:
+                with cs.transaction():  # the writer's own reads, through the overlay
+                    cs.dictpars()
+                    cs.history_records()
+                    for rg in cs["pedestals"]:
+                        rg.history_records()
+                    cs.set_par("label", "y")
+        except CorruptStoreError as exc:
+            assert "heap" in str(exc), exc
+            print("refused")
+    """)
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "refused", r.stdout + r.stderr
+    assert path.read_bytes() == before

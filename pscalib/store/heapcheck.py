@@ -41,7 +41,7 @@ from h5py import h5f, h5fd, h5p
 from ..errors import CorruptStoreError
 
 __all__ = ["check_head", "check_file", "HEAD_BYTES", "HeapGuard", "GuardedFile",
-           "open_guarded", "StringHandle", "reads_strings"]
+           "open_guarded", "StringHandle", "reads_strings", "WriteGuard"]
 
 #: Bytes read at open: superblock, root group and the first collection (4 KiB at 2 KiB).
 HEAD_BYTES = 8192
@@ -89,11 +89,16 @@ class HeapGuard(io.RawIOBase):
     the guard's own position, so a duplicated descriptor shares nothing with HDF5's.
     """
 
-    def __init__(self, fd: int, name: Any):
+    def __init__(self, fd: int, name: Any, view: Any = None):
         super().__init__()
         self._fd = fd
         self._pos = 0
         self.name = name
+        #: a file object with ``pread_into(buf, at)`` and ``logical_size()`` (an in-place
+        #: store's view, :mod:`pscalib.txn.overlay`) read instead of ``fd``: the guard then
+        #: sees exactly the bytes the store's main handle sees (e.g. a killed commit's
+        #: journaled originals), not the raw file
+        self._view = view
         #: the CorruptStoreError raised inside HDF5 (h5py passes it on; kept to repeat it)
         self.damage: Optional[CorruptStoreError] = None
 
@@ -106,9 +111,17 @@ class HeapGuard(io.RawIOBase):
     def fileno(self) -> int:
         return self._fd
 
+    def _size(self) -> int:
+        return self._view.logical_size() if self._view is not None else os.fstat(self._fd).st_size
+
+    def _pread(self, buf: Any, pos: int) -> int:
+        if self._view is not None:
+            return int(self._view.pread_into(buf, pos))
+        return os.preadv(self._fd, [buf], pos)
+
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_END:
-            offset += os.fstat(self._fd).st_size
+            offset += self._size()
         elif whence == io.SEEK_CUR:
             offset += self._pos
         self._pos = offset
@@ -123,7 +136,7 @@ class HeapGuard(io.RawIOBase):
         pos = self._pos
         if not 0 <= pos <= _MAX_OFF:  # damaged addresses: HDF5 reports the failed read
             raise OSError(errno.EINVAL, f"read at byte {pos} of {self.name}, beyond any file")
-        n = os.preadv(self._fd, [buf], pos)
+        n = self._pread(buf, pos)
         if n >= _HDR and bytes(buf[:5]) == b"GCOL\x01":
             self._check(memoryview(buf)[:n], pos)
         self._pos += n
@@ -142,9 +155,10 @@ class HeapGuard(io.RawIOBase):
         if size <= len(head):
             image: Any = head
         else:
-            if size > os.fstat(self._fd).st_size - pos:
+            if size > self._size() - pos:
                 return  # beyond the end of the file: HDF5's read of the rest fails
-            image = os.pread(self._fd, size, pos)
+            image = bytearray(size)
+            image = image[:self._pread(image, pos)]
         if _spins(image, 0):
             self.damage = _damage(self.name, pos)
             raise self.damage
@@ -156,14 +170,69 @@ class HeapGuard(io.RawIOBase):
         super().close()
 
 
+class WriteGuard:
+    """The in-place writer's file object: an :class:`~pscalib.txn.overlay.OverlayFile`
+    whose reads of heap collections are judged like :class:`HeapGuard`'s.
+
+    The in-place writer's HDF5 reads the committed file (through the overlay); judging the
+    collections it loads replaces a scan of the whole file before every in-place commit
+    (that scan cost most of an addition to a big store). :attr:`damage` holds the refusal.
+    """
+
+    def __init__(self, inner: Any, name: Any):
+        self.inner = inner
+        self.name = name
+        self.damage: Optional[CorruptStoreError] = None
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return int(self.inner.seek(pos, whence))
+
+    def tell(self) -> int:
+        return int(self.inner.tell())
+
+    def readinto(self, buf: Any) -> int:
+        pos = self.inner.tell()
+        n = int(self.inner.readinto(buf))
+        if n >= _HDR and bytes(memoryview(buf)[:5]) == b"GCOL\x01":
+            head = memoryview(buf)[:n]
+            size = struct.unpack_from("<Q", head, 8)[0]
+            if size >= 4096 and size <= self.inner.logical_size() - pos:
+                image: Any = head
+                if size > n:
+                    image = bytearray(size)
+                    image = image[:self.inner.pread_into(image, pos)]
+                if _spins(image, 0):
+                    self.damage = _damage(self.name, pos)
+                    raise self.damage
+        return n
+
+    def write(self, buf: Any) -> int:
+        return int(self.inner.write(buf))
+
+    def truncate(self, size: int) -> int:
+        return int(self.inner.truncate(size))
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+
 class GuardedFile:
     """A read-only h5py file whose reads of heap collections go through a :class:`HeapGuard`.
 
     Close it before dropping it: HDF5 must close its file before the file object goes.
     """
 
-    def __init__(self, fd: int, name: Any):
-        self.guard = HeapGuard(fd, name)
+    def __init__(self, fd: int, name: Any, view: Any = None):
+        self.guard = HeapGuard(fd, name, view)
         try:
             fapl = h5p.create(h5p.FILE_ACCESS)
             fapl.set_fileobj_driver(h5fd.fileobj_driver, self.guard)
@@ -181,12 +250,13 @@ class GuardedFile:
 
 
 def open_guarded(path: Union[str, Path], fd: Optional[int] = None,
-                 name: Optional[Any] = None) -> GuardedFile:
+                 name: Optional[Any] = None, view: Any = None) -> GuardedFile:
     """Open ``path`` (or a duplicate of the open descriptor ``fd``: the same file even if
-    ``path`` was replaced since) read-only through a :class:`HeapGuard`."""
+    ``path`` was replaced since; or the in-place ``view`` on ``fd``) read-only through a
+    :class:`HeapGuard`."""
     own = os.dup(fd) if fd is not None else os.open(path, os.O_RDONLY)
     try:
-        return GuardedFile(own, name if name is not None else path)
+        return GuardedFile(own, name if name is not None else path, view)
     except BaseException:
         try:
             os.close(own)
@@ -205,8 +275,9 @@ class StringHandle:
     began): ``f`` itself.
     """
 
-    def __init__(self, f: h5py.File, name: Any, writable: bool):
+    def __init__(self, f: h5py.File, name: Any, writable: bool, view: Any = None):
         self._f, self._name, self._writable = f, name, writable
+        self._view = view  # the in-place reader's file object that ``f`` reads through
         self.guarded: Optional[GuardedFile] = None
         self._lock = threading.Lock()  # one twin per store, even if threads race to open it
         #: the guard's error once it refused a collection: every later string read repeats it
@@ -221,7 +292,11 @@ class StringHandle:
         if gf is None:
             with self._lock:
                 gf = self.guarded
-                if gf is None:
+                if gf is None and self._view is not None:
+                    # the same bytes as the main handle (a killed commit's journal too)
+                    gf = self.guarded = open_guarded(self._name, fd=self._view.fd,
+                                                     name=self._name, view=self._view)
+                elif gf is None:
                     try:
                         fd: Optional[int] = self._f.id.get_vfd_handle()
                     except Exception:  # not the sec2 driver: open the path

@@ -347,6 +347,8 @@ class NativeBackend(WritableBackend):
         be = cls._open(os.fsencode(str(name)), h5py.h5f.ACC_RDWR if write else
                        h5py.h5f.ACC_RDONLY, fileobj)
         be.filename = str(name)
+        if not write:  # strings through a guard on the same view (not the raw file)
+            be._strings = StringHandle(be.f, be.filename, False, view=fileobj)
         return be
 
     @classmethod

@@ -28,7 +28,7 @@ from ..txn.inplace import InPlaceTransaction
 from ..txn.transaction import FileTransaction
 from . import layout as L
 from .backends import WRITABLE
-from .heapcheck import check_file
+from .heapcheck import WriteGuard, check_file
 from .native import NativeBackend
 from .writer import StoreWriter
 from .changelog import record_changes
@@ -104,11 +104,15 @@ def store_transaction(store: S) -> Iterator[S]:
         store._open_reader_or_missing()
         raise StoreNotFoundError(f"{store.path} was removed by another process")
     be = None
+    guard: Optional[WriteGuard] = None
     try:
         try:
             if isinstance(txn, InPlaceTransaction):
-                check_file(store.path)  # the committed file (a damaged heap would hang HDF5)
-                be = WRITABLE.open_fileobj(txn.fileobj, store.path, write=True)
+                # HDF5 reads the committed file through the overlay: the guard judges each
+                # heap collection it loads (a damaged one would hang HDF5), so no scan of
+                # the whole file is needed (docs/design/engine-reads.rst)
+                guard = WriteGuard(txn.fileobj, store.path)
+                be = WRITABLE.open_fileobj(guard, store.path, write=True)
             else:
                 check_file(txn.tmp, name=store.path)  # a damaged string heap would hang HDF5
                 be = WRITABLE.open_for_write(txn.tmp)
@@ -141,6 +145,8 @@ def store_transaction(store: S) -> Iterator[S]:
         if be is not None:
             be.close()
         txn.abort()
+        if guard is not None and guard.damage is not None:
+            raise guard.damage from None  # whatever HDF5 made of the guard's refusal
         raise
     finally:
         store._txn = None

@@ -73,6 +73,23 @@ class _PagedFile:
         self.pos += done
         return done
 
+    def pread_into(self, buf, at: int) -> int:
+        """Read into ``buf`` at ``at`` without moving :meth:`tell` (for a second reader of
+        the same view, e.g. the heap guard of :mod:`pscalib.store.heapcheck`)."""
+        view = memoryview(buf).cast("B")
+        want = min(len(view), max(0, self.size - at))
+        done = 0
+        while done < want:
+            n = self._read_at(at + done, view[done:want])
+            if n <= 0:
+                break
+            done += n
+        return done
+
+    def logical_size(self) -> int:
+        """The size HDF5 sees (the end of file of this view)."""
+        return self.size
+
     # helpers ------------------------------------------------------------------------
     def _page_bytes(self, index: int) -> bytes:
         """The base file's bytes of page ``index`` (cut at ``base_size``)."""
