@@ -27,7 +27,9 @@ def pytest_configure(config):
 
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: at least 3 workers. Most tests wait on real subprocesses (``dcs``,
-    servers, browsers, mpirun), so even a 2-core machine keeps 3 workers busy."""
+    servers, browsers, mpirun), so even a 2-core machine keeps 3 workers busy.
+    (``--dist loadscope`` in setup.cfg keeps a module's tests on one worker, so a module's
+    fixtures - stores, servers, browsers - are built once, not once per worker.)"""
     return min(8, max(3, os.cpu_count() or 1))
 
 

@@ -208,6 +208,6 @@ class StoreModel(RuleBasedStateMachine):
 
 
 StoreModel.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=10, deadline=None,
+    max_examples=25, stateful_step_count=10, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestStoreModel = StoreModel.TestCase
