@@ -78,6 +78,28 @@ def _damage(name: Any, pos: int) -> CorruptStoreError:
                              f"a copy")
 
 
+def _judge(head: Any, pos: int, file_size: int, pread: Callable[[Any, int], int],
+           name: Any) -> Optional[CorruptStoreError]:
+    """The error for the collection whose first bytes HDF5 just read at ``pos`` if HDF5
+    would spin on it, else None.
+
+    HDF5 2.0 reads a collection in two steps, 4096 bytes at its address (to learn its
+    size) and then the rest, and parses the joined image after the second read; so the
+    whole image is judged at the first (read with ``pread`` if longer than ``head``).
+    """
+    size = struct.unpack_from("<Q", head, 8)[0]
+    if size < 4096:
+        return None  # HDF5 refuses a collection smaller than its minimum itself
+    if size <= len(head):
+        image: Any = head
+    else:
+        if size > file_size - pos:
+            return None  # beyond the end of the file: HDF5's read of the rest fails
+        image = bytearray(size)
+        image = image[:pread(image, pos)]
+    return _damage(name, pos) if _spins(image, 0) else None
+
+
 # ------------------------------------------------------------------ the guarded handle
 class HeapGuard(io.RawIOBase):
     """Read-only file object for h5py's ``fileobj`` driver that checks heap collections.
@@ -143,25 +165,10 @@ class HeapGuard(io.RawIOBase):
         return n
 
     def _check(self, head: Any, pos: int) -> None:
-        """Refuse the collection whose first bytes HDF5 just read at ``pos``.
-
-        HDF5 2.0 reads a collection in two steps, 4096 bytes at its address (to learn its
-        size) and then the rest, and parses the joined image after the second read; so the
-        whole image is judged at the first (read here if it is longer than ``head``).
-        """
-        size = struct.unpack_from("<Q", head, 8)[0]
-        if size < 4096:
-            return  # HDF5 refuses a collection smaller than its minimum itself
-        if size <= len(head):
-            image: Any = head
-        else:
-            if size > self._size() - pos:
-                return  # beyond the end of the file: HDF5's read of the rest fails
-            image = bytearray(size)
-            image = image[:self._pread(image, pos)]
-        if _spins(image, 0):
-            self.damage = _damage(self.name, pos)
-            raise self.damage
+        err = _judge(head, pos, self._size(), self._pread, self.name)
+        if err is not None:
+            self.damage = err
+            raise err
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -194,16 +201,11 @@ class WriteGuard:
         pos = self.inner.tell()
         n = int(self.inner.readinto(buf))
         if n >= _HDR and bytes(memoryview(buf)[:5]) == b"GCOL\x01":
-            head = memoryview(buf)[:n]
-            size = struct.unpack_from("<Q", head, 8)[0]
-            if size >= 4096 and size <= self.inner.logical_size() - pos:
-                image: Any = head
-                if size > n:
-                    image = bytearray(size)
-                    image = image[:self.inner.pread_into(image, pos)]
-                if _spins(image, 0):
-                    self.damage = _damage(self.name, pos)
-                    raise self.damage
+            err = _judge(memoryview(buf)[:n], pos, self.inner.logical_size(),
+                         self.inner.pread_into, self.name)
+            if err is not None:
+                self.damage = err
+                raise err
         return n
 
     def write(self, buf: Any) -> int:
