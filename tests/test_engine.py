@@ -334,3 +334,27 @@ def test_damaged_heap_in_place_refused_quickly_and_nothing_changes(tmp_path, inp
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == "refused", r.stdout + r.stderr
     assert path.read_bytes() == before
+
+
+def test_in_place_readers_answer_every_backend_method_from_the_file(tmp_path, inplace):
+    """A reader of a format-4 store goes through GuardedBackend: a Backend method it did
+    not forward would answer with Backend's default (no version log, a copying get(out=))."""
+    from pscalib.store.backend import Backend
+    from pscalib.store.guarded import GuardedBackend
+    missing = [n for n, v in vars(Backend).items()
+               if callable(v) and not n.startswith("_") and n not in vars(GuardedBackend)]
+    assert missing == [], f"GuardedBackend does not forward {missing}"
+    path = _store(tmp_path, 3)
+    with DCStore(path, mode="a") as cs:  # in place from the second commit on
+        cs.add_constants("pedestals", np.full((4, 4), 7.0), B0 + 50)
+    assert read_block(path) is not None
+    import time
+    t = time.time_ns()
+    with DCStore(path) as cs:
+        assert type(cs._backend).__name__ == "GuardedBackend"
+        # as-of with vers= needs the version log
+        v = cs.get("pedestals", B0 + 60, vers=1, asof=divmod(t, 10**9))
+        np.testing.assert_array_equal(v, np.full((4, 4), 7.0))
+        out = np.empty((4, 4))
+        assert cs.get("pedestals", B0 + 250, out=out) is out
+        np.testing.assert_array_equal(out, np.full((4, 4), 2.0))

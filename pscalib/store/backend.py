@@ -34,7 +34,7 @@ from . import layout as L
 from .history import HistoryRecord
 from .outarray import copy_into
 from .payload import Payload
-from .records import LogRow, TagRow, VersionRow
+from .records import LogRow, LogTail, TagRow, VersionRow
 from .states import StateInfo
 from .tombstones import Tombstone
 
@@ -197,6 +197,11 @@ class Backend:
     def versionlog(self) -> Tuple[Optional[int], List[VersionRow]]:
         """``(start, rows)`` of the version log (``(None, [])``: the file has none)."""
         return None, []
+
+    def log_tails(self) -> Tuple[LogTail, LogTail]:
+        """``(start, rows, last row)`` of the change log and of the version log, without
+        reading them whole (``(None, 0, None)``: no such log)."""
+        return (None, 0, None), (None, 0, None)
 
     def tag_rows(self) -> List[TagRow]:
         """Rows of the tags stored in the file (none for formats without tags)."""

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+
 from ..errors import AsOfUnavailableError, NoValidConstantsError, PurgedVersionError
 from ..identity import whoami
 from ..timestamps import format_ns, now_ns
 from . import layout as L
 from .backend import Backend, WritableBackend
-from .records import LogRow, VersionRow
+from .records import (CHANGELOG_DTYPE, VERSIONLOG_DTYPE, LogRow, LogTail, VersionRow,
+                      tail_of)
 from .selection import RangeIndex
 
 __all__ = ["Selection", "current_selection", "replay", "record_changes", "check_asof",
@@ -55,9 +58,11 @@ def current_selection(be: Backend, with_sha: bool = True) -> Selection:
     return out
 
 
-def replay(rows: List[LogRow], t0: Optional[int] = None) -> Selection:
-    """The selection the log records for wall time ``t0`` (None: its end)."""
-    sel: Selection = {}
+def replay(rows: List[LogRow], t0: Optional[int] = None,
+           base: Optional[Selection] = None) -> Selection:
+    """The selection the log records for wall time ``t0`` (None: its end); ``base``: the
+    replay of the rows before ``rows`` (default: none)."""
+    sel: Selection = dict(base) if base else {}
     for r in rows:
         if t0 is not None and r.tsns > t0:
             break  # rows are appended in time order (record_changes keeps tsns increasing)
@@ -69,9 +74,11 @@ def replay(rows: List[LogRow], t0: Optional[int] = None) -> Selection:
     return sel
 
 
-def replay_versions(rows: List[VersionRow], t0: Optional[int] = None) -> Versions:
-    """The versions (with state) the version log records for wall time ``t0`` (None: now)."""
-    out: Versions = {}
+def replay_versions(rows: List[VersionRow], t0: Optional[int] = None,
+                    base: Optional[Versions] = None) -> Versions:
+    """The versions (with state) the version log records for wall time ``t0`` (None: now);
+    ``base``: the replay of the rows before ``rows``."""
+    out: Versions = dict(base) if base else {}
     for r in rows:
         if t0 is not None and r.tsns > t0:
             break  # appended in time order, like the change log
@@ -82,19 +89,45 @@ def replay_versions(rows: List[VersionRow], t0: Optional[int] = None) -> Version
     return out
 
 
+#: store path -> (tails of its two logs, their replays) after this process's last commit
+#: to it: the next commit compares the tails (one row read per log) instead of reading and
+#: replaying both logs whole, so a commit's cost does not grow with the store's history.
+_REPLAYS: Dict[str, Tuple[Tuple[LogTail, LogTail], Selection, Versions]] = {}
+_REPLAYS_MAX = 64
+
+
+def _replays(be: WritableBackend, key: Optional[str]
+             ) -> Tuple[Tuple[LogTail, LogTail], Selection, Versions]:
+    """The tails and replays of both logs: cached when the tails match, else read."""
+    tails = be.log_tails()
+    hit = _REPLAYS.get(key) if key is not None else None
+    if hit is not None and hit[0] == tails:
+        return hit
+    (start, rows), (vstart, vrows) = be.changelog(), be.versionlog()
+    return (tails, {} if start is None else replay(rows),
+            {} if vstart is None else replay_versions(vrows))
+
+
+def _after(tail: LogTail, rows: list, start: Optional[int], dtype: np.dtype) -> LogTail:
+    """A log's tail once ``rows`` are appended (and the log created with ``start``)."""
+    s0, n, last = tail
+    return (start if s0 is None else s0, n + len(rows),
+            tail_of(rows[-1], dtype) if rows else last)
+
+
 def _ranges(be: Backend, ctype: str) -> List[Tuple[int, int]]:
     tab = be.range_table(ctype)
     return list(zip(tab.tsbegin.tolist(), tab.tsend.tolist()))
 
 
-def _version_rows(be: WritableBackend, start: Optional[int], rows: List[VersionRow],
-                  t: int, user: str) -> List[VersionRow]:
-    """Rows of what changed in the versions since the version log's end (all of them for a
-    new log). Only the ranges the backend says it changed are compared (reading the state
-    of every version of a big store would cost more than the commit)."""
-    last = replay_versions(rows)
+def _version_rows(be: WritableBackend, new_log: bool, last: Versions, t: int,
+                  user: str) -> List[VersionRow]:
+    """Rows of what changed in the versions since the version log's end (``last``: its
+    replay; all versions for a new log). Only the ranges the backend says it changed are
+    compared (reading the state of every version of a big store would cost more than the
+    commit)."""
     ranges = {(c, b, e) for c in be.ctypes() for b, e in _ranges(be, c)}
-    if start is not None and be.touched is not None:
+    if not new_log and be.touched is not None:
         whole = {k[0] for k in be.touched if len(k) == 1}
         mine = {k for k in be.touched if len(k) == 3} | {r for r in ranges if r[0] in whole}
         ranges &= mine
@@ -115,22 +148,24 @@ def _version_rows(be: WritableBackend, start: Optional[int], rows: List[VersionR
 
 
 def record_changes(be: WritableBackend,
-                   reserve: Optional[Callable[[int], None]] = None) -> int:
+                   reserve: Optional[Callable[[int], None]] = None,
+                   cache: Optional[str] = None) -> int:
     """Append the rows of what this transaction changed in the selection and in the
     versions (commit time).
 
     A file without a log (written before it existed) starts one now with the current
-    selection (versions); as-of lookups before this moment are then refused. Returns the
-    rows written.
+    selection (versions); as-of lookups before this moment are then refused. ``cache``
+    (the store's path) keeps the replays of both logs for the next commit of this process
+    (checked against the logs' tails, so another writer's commit is never missed). Returns
+    the rows written.
     """
-    start, rows = be.changelog()
-    vstart, vrows = be.versionlog()
+    (tail, vtail), last, lastv = _replays(be, cache)
+    start, vstart = tail[0], vtail[0]
     cur = current_selection(be, with_sha=False)
     t = now_ns()
-    for log in (rows, vrows):  # strictly increasing: replay stops at the first later row
-        if log:
-            t = max(t, log[-1].tsns + 1)
-    last: Selection = {} if start is None else replay(rows)
+    for lt in (tail, vtail):  # strictly increasing: replay stops at the first later row
+        if lt[2] is not None:
+            t = max(t, int(lt[2][0]) + 1)
     user = whoami()
     new: List[LogRow] = []
     for k in sorted(cur):
@@ -141,15 +176,23 @@ def record_changes(be: WritableBackend,
                               be.version_sha256(k + (v,)) or "", user))
     for k in sorted(set(last) - set(cur)):
         new.append(LogRow(t, "unselect", k[0], k[1], k[2], 0, "", user))
-    vnew = _version_rows(be, vstart, vrows, t, user)
+    vnew = _version_rows(be, vstart is None, lastv, t, user)
     if reserve is not None and (new or vnew or start is None or vstart is None):
         # raises before anything is written
         reserve(ROW_RESERVE * (len(new) + len(vnew) + 2 * CHUNK_ROWS))
     n = be.append_versionlog(vnew, start=t if vstart is None else None) \
         if vnew or vstart is None else 0
-    if start is None:
-        return n + be.append_changelog(new, start=t)
-    return n + (be.append_changelog(new) if new else 0)
+    n += be.append_changelog(new, start=t) if start is None else \
+        (be.append_changelog(new) if new else 0)
+    if cache is not None:
+        # what the logs hold once this commit lands; if it does not (rolled back), the
+        # tails on disk differ and the next commit reads the logs again
+        if len(_REPLAYS) >= _REPLAYS_MAX:
+            _REPLAYS.clear()
+        _REPLAYS[cache] = ((_after(tail, new, t, CHANGELOG_DTYPE),
+                            _after(vtail, vnew, t, VERSIONLOG_DTYPE)),
+                           replay(new, base=last), replay_versions(vnew, base=lastv))
+    return n
 
 
 def check_asof(be: Backend, t0: int, tscfile: int, what: str) -> Tuple[int, List[LogRow]]:

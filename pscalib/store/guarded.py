@@ -211,6 +211,20 @@ class GuardedBackend(Backend):
     def tag_rows(self, *a: Any, **k: Any) -> Any:
         return self._call("tag_rows", *a, **k)
 
+    # every public method of Backend is forwarded explicitly: one inherited from Backend
+    # would answer with its default, not from the file (tests/test_engine.py checks)
+    def versionlog(self, *a: Any, **k: Any) -> Any:
+        return self._call("versionlog", *a, **k)
+
+    def log_tails(self, *a: Any, **k: Any) -> Any:
+        return self._call("log_tails", *a, **k)
+
+    def version_sha256(self, *a: Any, **k: Any) -> Any:
+        return self._call("version_sha256", *a, **k)
+
+    def payload_into(self, *a: Any, **k: Any) -> Any:
+        return self._call("payload_into", *a, **k)
+
     def close(self) -> None:
         if self._inner is not None:
             self._inner.close()

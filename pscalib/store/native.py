@@ -33,8 +33,9 @@ from .history import (HistoryRecord, append_history, append_table, make_record, 
 from .pending import PayRows, RangeRows
 from .states import StateInfo, read_state, write_state
 from .tombstones import Tombstone, append_tombstones, read_tombstones
-from .records import (LogRow, TagRow, VersionRow, append_changelog, append_versionlog,
-                      read_changelog, read_tags, read_versionlog, write_tags)
+from .records import (LogRow, LogTail, TagRow, VersionRow, append_changelog,
+                      append_versionlog, read_changelog, read_log_tails, read_tags,
+                      read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
 from .fastread import is_string_dataset, raw_fd, read_id, read_into, root_attr
 from .values import decode_par, encode_par, write_ascii_attr, write_int_attr
@@ -402,7 +403,8 @@ class NativeBackend(WritableBackend):
                 write_int_attr(gid, name, value)
         self._rattrs.clear()
         if self._pay is not None and self._pay.changed():
-            payindex.store(self.f, self._pay.rows, self._pay.n_disk, self._pay.rewrite)
+            rows, start = self._pay.to_write()
+            payindex.store(self.f, rows, start, len(self._pay))
             self._pay.written()
         if self._hist:
             append_table(self.f, self._hist)
@@ -431,8 +433,12 @@ class NativeBackend(WritableBackend):
     # ----------------------------------------------------- payload deduplication
     def _payrows(self) -> PayRows:
         if self._pay is None:
-            rows, on_disk = payindex.load(self.f)
-            self._pay = PayRows(rows, on_disk)
+            lazy = payindex.load_lazy(self.f)
+            if lazy is not None:  # rows read on demand (an add costs O(1), not O(index))
+                self._pay = PayRows([], True, disk_sha=lazy[0], fetch=lazy[1])
+            else:
+                rows, on_disk = payindex.load(self.f)
+                self._pay = PayRows(rows, on_disk)
         return self._pay
 
     def find_identical(self, sha256: str, payload: Payload) -> Optional[Key]:
@@ -649,6 +655,11 @@ class NativeBackend(WritableBackend):
     @_strings
     def versionlog(self) -> Tuple[Optional[int], List[VersionRow]]:
         return read_versionlog(self._sf())
+
+    @_guard
+    @_strings
+    def log_tails(self) -> Tuple[LogTail, LogTail]:
+        return read_log_tails(self._sf())
 
     @_guard
     @_strings

@@ -16,7 +16,7 @@ is made. ``dcs verify`` reports rows that point to missing versions or disagree 
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import h5py
 import numpy as np
@@ -201,17 +201,33 @@ def load(f: h5py.File) -> Tuple[List[PayRow], bool]:
              int(r["version"])) for r in rows], True
 
 
-def store(f: h5py.File, rows: List[PayRow], n_disk: int, rewrite: bool) -> None:
-    """Write the rows kept in memory: all of them (``rewrite``) or those after ``n_disk``."""
+def load_lazy(f: h5py.File) -> Optional[Tuple[np.ndarray, Callable[[Optional[List[int]]],
+                                                                   List[PayRow]]]]:
+    """``(checksum column, fetch)`` of the index on disk, or None without an index:
+    ``fetch(indices)`` reads those rows, ``fetch(None)`` all (see pending.PayRows)."""
+    ds = _checked(f)
+    if ds is None:
+        return None
+
+    def fetch(idx: Optional[List[int]]) -> List[PayRow]:
+        d = f[N_PAYLOAD_INDEX]
+        rows = d[...] if idx is None else [d[i] for i in idx]
+        return [(bytes(r["sha256"]), _str(r["ctype"]), int(r["tsbegin"]), int(r["tsend"]),
+                 int(r["version"])) for r in rows]
+    return np.asarray(ds.fields("sha256")[...], dtype="S64"), fetch
+
+
+def store(f: h5py.File, rows: List[PayRow], start: int, total: int) -> None:
+    """Write ``rows`` from row ``start`` on, the index then holding ``total`` rows."""
     ds = f.get(N_PAYLOAD_INDEX)
     if ds is None:
+        if start:
+            raise ValueError("internal error: appending to a payload index that is absent")
         ds = f.create_dataset(N_PAYLOAD_INDEX, shape=(0,), maxshape=(None,),
                               chunks=(_CHUNK,), dtype=PAYINDEX_DTYPE)
-        rewrite = True
-    start = 0 if rewrite else n_disk
-    ds.resize((len(rows),))
-    if len(rows) > start:
-        ds[start:] = np.array(rows[start:], dtype=PAYINDEX_DTYPE)
+    ds.resize((total,))
+    if rows:
+        ds[start:start + len(rows)] = np.array(rows, dtype=PAYINDEX_DTYPE)
 
 
 def _str(x) -> str:

@@ -10,7 +10,7 @@ and a read-modify-write per add: ``docs/design/engine-bookkeeping.rst``).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -101,51 +101,114 @@ class RangeRows:
 
 
 class PayRows:
-    """The payload index (``/_payloads``), changed in memory and written at commit."""
+    """The payload index (``/_payloads``), changed in memory and written at commit.
 
-    __slots__ = ("rows", "n_disk", "rewrite", "_by_sha", "_have")
+    Rows already on disk are read lazily: a transaction that only adds versions reads the
+    checksum column once (one numpy comparison per lookup) and decodes only the rows whose
+    checksum matches, so an add costs the same in a store of ten versions and of ten
+    thousand. Dropping rows (deletions) loads them all.
+    """
 
-    def __init__(self, rows: List[PayRow], on_disk: bool):
-        self.rows = list(rows)
-        self.n_disk = len(rows) if on_disk else 0
+    __slots__ = ("_rows", "n_disk", "rewrite", "_by_sha", "_have", "_disk_sha", "_fetch",
+                 "_new")
+
+    def __init__(self, rows: List[PayRow], on_disk: bool,
+                 disk_sha: Optional[np.ndarray] = None,
+                 fetch: Optional[Callable[[Optional[List[int]]], List[PayRow]]] = None):
+        """``rows`` (all of them), or ``disk_sha`` (the checksum column on disk) with
+        ``fetch(indices)`` to read rows on demand (``fetch(None)``: every row)."""
+        self._disk_sha = disk_sha
+        self._fetch = fetch
+        self._new: List[PayRow] = []  # rows added since the disk rows (lazy mode)
+        self._rows: List[PayRow] = list(rows)
+        self.n_disk = len(disk_sha) if disk_sha is not None else len(rows) if on_disk else 0
         #: True when rows on disk must be replaced (rows were dropped, or no index yet)
         self.rewrite = not on_disk
         self._by_sha: Dict[bytes, List[int]] = {}
-        self._have: Set[PayRow] = set(self.rows)
-        self._index()
+        self._have: Set[PayRow] = set()
+        if disk_sha is None:
+            self._have = set(self._rows)
+            self._index()
+
+    @property
+    def lazy(self) -> bool:
+        return self._disk_sha is not None
+
+    def _materialize(self) -> None:
+        if self._disk_sha is not None:
+            assert self._fetch is not None
+            self._rows = list(self._fetch(None)) + self._new
+            self._disk_sha, self._fetch, self._new = None, None, []
+            self._have = set(self._rows)
+            self._index()
+
+    @property
+    def rows(self) -> List[PayRow]:
+        """Every row (reads the rows on disk in lazy mode)."""
+        self._materialize()
+        return self._rows
 
     def _index(self) -> None:
         self._by_sha = {}
-        for i, r in enumerate(self.rows):
+        for i, r in enumerate(self._rows):
             self._by_sha.setdefault(r[0], []).append(i)
 
     def candidates(self, sha256: bytes) -> List[PayRow]:
-        return [self.rows[i] for i in self._by_sha.get(sha256, [])]
+        if self._disk_sha is not None:
+            assert self._fetch is not None
+            hits = np.nonzero(self._disk_sha == sha256)[0].tolist()
+            return (self._fetch(hits) if hits else []) + \
+                [r for r in self._new if r[0] == sha256]
+        return [self._rows[i] for i in self._by_sha.get(sha256, [])]
 
     def add(self, row: PayRow) -> None:
+        if self._disk_sha is not None:
+            if row not in self.candidates(row[0]):
+                self._new.append(row)
+            return
         if row in self._have:  # an index just built by a walk already holds it
             return
         self._have.add(row)
-        self._by_sha.setdefault(row[0], []).append(len(self.rows))
-        self.rows.append(row)
+        self._by_sha.setdefault(row[0], []).append(len(self._rows))
+        self._rows.append(row)
 
     def forget(self, ctype: str, tsbegin: Optional[int], tsend: Optional[int],
                version: Optional[int]) -> int:
         def gone(r: PayRow) -> bool:
             return (r[1] == ctype and (tsbegin is None or (r[2], r[3]) == (tsbegin, tsend))
                     and (version is None or r[4] == version))
-        keep = [r for r in self.rows if not gone(r)]
-        n = len(self.rows) - len(keep)
+        self._materialize()
+        keep = [r for r in self._rows if not gone(r)]
+        n = len(self._rows) - len(keep)
         if n:
-            self.rows = keep
+            self._rows = keep
             self._have = set(keep)
             self.rewrite = True
             self._index()
         return n
 
+    def __len__(self) -> int:
+        return self.n_disk + len(self._new) if self._disk_sha is not None else len(self._rows)
+
     def changed(self) -> bool:
-        return self.rewrite or len(self.rows) != self.n_disk
+        return self.rewrite or len(self) != self.n_disk
+
+    def to_write(self) -> Tuple[List[PayRow], int]:
+        """``(rows, start)``: the rows to write from row ``start`` on (all of them when the
+        index is rewritten), and the dataset's new length is ``len(self)``."""
+        if self.rewrite:
+            return self.rows, 0
+        if self._disk_sha is not None:
+            return self._new, self.n_disk
+        return self._rows[self.n_disk:], self.n_disk
 
     def written(self) -> None:
-        self.n_disk = len(self.rows)
+        if self._disk_sha is not None:
+            # the rows written are on disk now (``fetch`` reads the dataset as it is)
+            self._disk_sha = np.concatenate(
+                [self._disk_sha, np.array([r[0] for r in self._new], dtype="S64")])
+            self.n_disk += len(self._new)
+            self._new = []
+        else:
+            self.n_disk = len(self._rows)
         self.rewrite = False

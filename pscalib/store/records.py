@@ -22,7 +22,7 @@ import numpy as np
 __all__ = ["N_CHANGELOG", "N_VERSIONLOG", "N_TAGS", "CHANGELOG_DTYPE", "VERSIONLOG_DTYPE",
            "TAG_DTYPE", "LogRow", "VersionRow", "TagRow", "read_changelog",
            "append_changelog", "read_versionlog", "append_versionlog", "read_tags",
-           "write_tags"]
+           "write_tags", "LogTail", "read_log_tails", "tail_of"]
 
 N_CHANGELOG = "_changelog"
 N_VERSIONLOG = "_versionlog"
@@ -104,7 +104,10 @@ def _s(x) -> str:
 def _rows(ds, cls, dtype) -> list:
     if ds is None or not isinstance(ds, h5py.Dataset) or ds.shape[0] == 0:
         return []
-    data = ds[...]
+    return _rows_of(ds[...], cls, dtype)
+
+
+def _rows_of(data: np.ndarray, cls, dtype) -> list:
     # column by column (tolist converts a whole column at once): long logs and a thousand
     # tag rows (read on every cold GUI page of a tagged store) decode several times faster
     cols = [[_s(x) for x in data[n].tolist()] if dtype[n].kind in "OS"
@@ -117,6 +120,45 @@ def _read_log(f: h5py.File, name: str, cls, dtype) -> Tuple[Optional[int], list]
     if ds is None:
         return None, []
     return int(ds.attrs[A_START]), _rows(ds, cls, dtype)
+
+
+#: ``(start, rows, fixed-length fields of the last row)`` of one log: what a cached replay
+#: of it is checked against.
+LogTail = Tuple[Optional[int], int, Optional[tuple]]
+
+
+def _fixed(dtype: np.dtype) -> List[str]:
+    """Fields of fixed length (read without touching the global heap)."""
+    return [n for n in dtype.names or () if dtype[n].kind != "O"]
+
+
+def _tail(f: h5py.File, name: str, dtype) -> LogTail:
+    ds = f.get(name)
+    if ds is None or not isinstance(ds, h5py.Dataset):
+        return None, 0, None
+    n = int(ds.shape[0])
+    if not n:
+        return int(ds.attrs[A_START]), 0, None
+    row = ds.fields(_fixed(dtype))[n - 1]
+    last = tuple(_s(x) if isinstance(x, bytes) else int(x) for x in row.tolist())
+    return int(ds.attrs[A_START]), n, last
+
+
+def read_log_tails(f: h5py.File) -> Tuple[LogTail, LogTail]:
+    """The tails of ``/_changelog`` and ``/_versionlog``: start, row count and the fixed-
+    length fields of the last row (times, range, version, state, sha256 of the version log).
+
+    Both logs are append-only and every row written carries a new, strictly increasing
+    ``tsns``; so a log with the same start, row count and last row as when it was replayed
+    holds the same rows, and the replay can be reused (pscalib.store.changelog).
+    """
+    return (_tail(f, N_CHANGELOG, CHANGELOG_DTYPE), _tail(f, N_VERSIONLOG, VERSIONLOG_DTYPE))
+
+
+def tail_of(row: tuple, dtype: np.dtype) -> tuple:
+    """The part of a row (LogRow or VersionRow) that :func:`read_log_tails` reads back."""
+    keep = set(_fixed(dtype))
+    return tuple(x for n, x in zip(dtype.names or (), row) if n in keep)
 
 
 def _append_log(f: h5py.File, name: str, dtype, rows: list, start: Optional[int]) -> int:

@@ -133,7 +133,7 @@ def store_transaction(store: S) -> Iterator[S]:
             raise err
         # the change log of what get selects (docs/reproducibility.rst); its space is
         # checked first like every other write (a failed HDF5 write can crash at exit)
-        record_changes(be, reserve=txn.check_space)
+        record_changes(be, reserve=txn.check_space, cache=str(store.path))
         if convert:
             be.set_format_inplace()  # the compacting rewrite adds the engine block
         try:
