@@ -358,3 +358,49 @@ def test_in_place_readers_answer_every_backend_method_from_the_file(tmp_path, in
         out = np.empty((4, 4))
         assert cs.get("pedestals", B0 + 250, out=out) is out
         np.testing.assert_array_equal(out, np.full((4, 4), 2.0))
+
+
+EXIT_SCRIPT = textwrap.dedent('''
+    import collections, sys, time
+    import numpy as np
+    import pscalib.txn.transaction as FT
+    from pscalib import DCStore
+    acc = collections.defaultdict(float)
+
+    def wrap(obj, name):  # a timing wrapper, as a user's profiling script has
+        f = getattr(obj, name)
+        def w(*a, **k):
+            t = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                acc[name] += time.perf_counter() - t
+        setattr(obj, name, w)
+    wrap(FT.FileTransaction, "begin")
+    T0 = 1_600_000_000
+    with DCStore(sys.argv[1], mode="a") as cs, cs.transaction():
+        for i in range(10):
+            cs.add_constants("pixel_status", np.full((4, 4), i, np.uint32), T0 + 3600 * i,
+                             T0 + 3600 * (i + 1))
+    for i in range(40):  # the closed store reopens itself and stays open at exit
+        cs.add_constants("common_mode", np.full((4, 4), i, np.float64), T0 + 3600 * i)
+    print(cs.get("common_mode", T0 + 3600 * 39 + 1)[0, 0])
+''')
+
+
+def test_store_left_open_at_exit_exits_cleanly(tmp_path, inplace):
+    """HDF5 closes files left open from a C atexit handler, after Python is gone: a file
+    on a Python file object (the in-place engine's) then crashed the process with SIGSEGV
+    (pscalib.store.h5fileobj closes them from a Python atexit handler first)."""
+    path = _store(tmp_path, 2)
+    with DCStore(path, mode="a") as cs:
+        cs.add_constants("pedestals", np.zeros((4, 4)), B0 + 7)
+    assert read_block(path) is not None
+    script = tmp_path / "leave_open.py"
+    script.write_text(EXIT_SCRIPT)
+    for _ in range(2):
+        r = subprocess.run([sys.executable, str(script), str(path)], capture_output=True,
+                           text=True, timeout=120, cwd=ROOT)
+        assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+        assert r.stdout.strip() == "39.0"
+    assert verify(path).ok

@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import h5py
-from h5py import h5f, h5fd, h5p
+from h5py import h5f, h5p
 
 from ..errors import CorruptStoreError
+from .h5fileobj import open_fileobj_file
 
 __all__ = ["check_head", "check_file", "HEAD_BYTES", "HeapGuard", "GuardedFile",
            "open_guarded", "StringHandle", "reads_strings", "WriteGuard"]
@@ -236,9 +237,8 @@ class GuardedFile:
     def __init__(self, fd: int, name: Any, view: Any = None):
         self.guard = HeapGuard(fd, name, view)
         try:
-            fapl = h5p.create(h5p.FILE_ACCESS)
-            fapl.set_fileobj_driver(h5fd.fileobj_driver, self.guard)
-            self.f = h5py.File(h5f.open(os.fsencode(str(name)), h5f.ACC_RDONLY, fapl=fapl))
+            self.f = open_fileobj_file(os.fsencode(str(name)), h5f.ACC_RDONLY,
+                                       h5p.create(h5p.FILE_ACCESS), self.guard)
         except BaseException:
             self.guard.close()
             raise

@@ -37,6 +37,7 @@ from .records import (LogRow, LogTail, TagRow, VersionRow, append_changelog,
                       append_versionlog, read_changelog, read_log_tails, read_tags,
                       read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
+from .h5fileobj import open_fileobj_file
 from .fastread import is_string_dataset, raw_fd, read_id, read_into, root_attr
 from .values import decode_par, encode_par, write_ascii_attr, write_int_attr
 from .heapcheck import StringHandle, reads_strings as _strings
@@ -359,9 +360,9 @@ class NativeBackend(WritableBackend):
         fapl.set_sieve_buf_size(0)  # see open_for_write
         if fileobj is None:
             fapl.set_file_locking(False, True)
+            f = h5py.File(h5py.h5f.open(name, mode, fapl=fapl))
         else:
-            fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, fileobj)
-        f = h5py.File(h5py.h5f.open(name, mode, fapl=fapl))
+            f = open_fileobj_file(name, mode, fapl, fileobj)
         try:
             return cls(f)
         except BaseException:
