@@ -18,11 +18,13 @@ from . import layout as L
 from .backend import Backend, WritableBackend
 from ..txn.engineblock import read_block
 from ..txn.overlay import JournalView
-from .fastread import is_lock_error, open_readonly
+from .fastread import is_lock_error, open_readonly, raw_fd
+from .filefacts import facts_for
 from .guarded import GuardedBackend
 from .heapcheck import check_head
 from .legacy import LegacyBackend, is_legacy
 from .native import NativeBackend, is_native
+from .safety import file_identity
 
 __all__ = ["open_backend", "open_failure", "HDF5_FORMATS", "WRITABLE"]
 
@@ -94,7 +96,15 @@ def _open_plain(path: Path) -> Backend:
     except OSError as exc:
         raise open_failure(path, exc) from None
     try:
-        check_head(path)  # before HDF5 reads any string: a damaged heap would hang it
+        facts = facts_for(file_identity(f))  # an unchanged file was checked already
+        if facts is None or not facts.head_ok:
+            # before HDF5 reads any string: a damaged heap would hang it; the bytes of the
+            # file HDF5 has open (its descriptor), not of whatever the path names now
+            check_head(path, fd=raw_fd(f))
+            if facts is not None:
+                facts.head_ok = True
+        if facts is not None and facts.root is not None:
+            return NativeBackend(f)  # read as native before (root attributes kept)
         for probe, backend in HDF5_FORMATS:
             if probe(f):
                 return backend(f)  # type: ignore[call-arg]

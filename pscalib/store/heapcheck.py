@@ -379,17 +379,21 @@ def _confirm(path: Union[str, Path], name: Any, pos: int,
 
 
 # ------------------------------------------------------------------ scans
-def check_head(path: Union[str, Path], head: int = HEAD_BYTES) -> None:
+def check_head(path: Union[str, Path], head: int = HEAD_BYTES,
+               fd: Optional[int] = None) -> None:
     """Raise CorruptStoreError if a heap collection in the first ``head`` bytes would hang HDF5.
 
     Reads at most ``head`` bytes plus the rest of a collection that starts there; a
     signature whose collection would spin is confirmed by a guarded read of the root
-    attributes (bytes of a small payload there may look like one).
+    attributes (bytes of a small payload there may look like one). ``fd``: read the file
+    open on this descriptor (HDF5's own: the very file it will parse) instead of ``path``.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # unreadable: opening the file reports that properly
+    own = fd is None
+    if fd is None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return  # unreadable: opening the file reports that properly
     try:
         buf = os.pread(fd, head, 0)
         pos = buf.find(_SIG)
@@ -406,7 +410,8 @@ def check_head(path: Union[str, Path], head: int = HEAD_BYTES) -> None:
     except OSError:
         return
     finally:
-        os.close(fd)
+        if own:
+            os.close(fd)
 
 
 def check_file(path: Union[str, Path], chunk: int = 8 << 20,

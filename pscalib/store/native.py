@@ -37,6 +37,7 @@ from .records import (LogRow, LogTail, TagRow, VersionRow, append_changelog,
                       append_versionlog, read_changelog, read_log_tails, read_tags,
                       read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
+from .filefacts import facts_for
 from .h5fileobj import open_fileobj_file
 from .fastread import is_string_dataset, raw_fd, read_id, read_into, root_attr
 from .values import decode_par, encode_par, write_ascii_attr, write_int_attr
@@ -105,11 +106,17 @@ class NativeBackend(WritableBackend):
         self.filename = f.filename
         self.writable = f.mode == "r+"
         self.touched: Set[tuple] = set()  # every change goes through its methods
-        try:
-            fmt = root_attr(f, L.A_FORMAT)  # low-level: opening a store is a hot path
-            ver = root_attr(f, L.A_FORMAT_VERSION)
-        except Exception as exc:
-            raise CorruptStoreError(f"{self.filename}: cannot read root attributes: {exc}") from exc
+        # read-only: what this unchanged file said before (pscalib.store.filefacts)
+        self._facts = None if self.writable else facts_for(safety.file_identity(f))
+        root = self._facts.root if self._facts is not None else None
+        if root is None:
+            try:
+                root = (root_attr(f, L.A_FORMAT),  # low-level: opening a store is a hot path
+                        root_attr(f, L.A_FORMAT_VERSION))
+            except Exception as exc:
+                raise CorruptStoreError(f"{self.filename}: cannot read root attributes: "
+                                        f"{exc}") from exc
+        fmt, ver = root
         if fmt != L.FORMAT_NAME:
             raise StoreFormatError(f"{self.filename}: root attribute {L.A_FORMAT}={fmt!r}, "
                                    f"expected {L.FORMAT_NAME!r}")
@@ -125,9 +132,11 @@ class NativeBackend(WritableBackend):
         if ver < 1:
             raise CorruptStoreError(f"{self.filename}: invalid format version {ver}")
         self.format_version = ver
+        if self._facts is not None:
+            self._facts.root = root  # only a file that passed these checks
         self._strings = StringHandle(f, self.filename, self.writable)  # see _sf
         # paths whose links (and datasets) passed the safety checks
-        self._safe: set = set() if self.writable else safety.known_safe(f)
+        self._safe: set = set() if self._facts is None else self._facts.safe
         # writable: bookkeeping held until flush() (pscalib.store.pending)
         self._ranges: Dict[str, RangeRows] = {}
         self._rattrs: Dict[Tuple[str, int, int], Dict[str, int]] = {}
@@ -189,7 +198,16 @@ class NativeBackend(WritableBackend):
     def range_table(self, ctype: str) -> RangeTable:
         if self.writable:
             return self._rrows(ctype).table()
-        return self._read_range_table(ctype)
+        facts = self._facts
+        if facts is None:
+            return self._read_range_table(ctype)
+        tab = facts.tables.get(ctype)
+        if tab is None:
+            tab = self._read_range_table(ctype)
+            for a in tab:  # shared by every reader of this file: nobody may change it
+                a.flags.writeable = False
+            facts.tables[ctype] = tab
+        return tab
 
     def _read_range_table(self, ctype: str) -> RangeTable:
         dsid = self._dataset(f"{ctype}/{L.N_RANGE_INDEX}")

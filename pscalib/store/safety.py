@@ -22,13 +22,13 @@ file) and raises :class:`~pscalib.errors.CorruptStoreError`. :func:`check_links`
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from typing import List, Optional, Set, Tuple
 
 import h5py
 from h5py import h5d, h5l, h5o
 
 from ..errors import CorruptStoreError
+from .filefacts import facts_for
 
 __all__ = ["check_links", "check_dataset", "dataset_problem", "scan_file", "check_file",
            "file_identity", "stat_identity", "known_safe",
@@ -77,24 +77,11 @@ def stat_identity(st: os.stat_result) -> Tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-#: identity of a file opened read-only -> paths already found safe in it. Opening a store
-#: is a hot path (open + one get): the checks run once per file content, not per open.
-#: ctime (which no user can set) changes with every modification of the file.
-_KNOWN: "OrderedDict[Tuple[int, ...], Set[str]]" = OrderedDict()
-_KNOWN_MAX = 64
-
-
 def known_safe(f: h5py.File) -> Set[str]:
-    """The (shared, growing) set of paths found safe in this unchanged file."""
-    ident = file_identity(f)
-    if ident is None:
-        return set()
-    hit = _KNOWN.get(ident)
-    if hit is None:
-        hit = _KNOWN[ident] = set()
-        while len(_KNOWN) > _KNOWN_MAX:
-            _KNOWN.popitem(last=False)
-    return hit
+    """The (shared, growing) set of paths found safe in this unchanged file (the checks
+    run once per file content, not per open: pscalib.store.filefacts)."""
+    facts = facts_for(file_identity(f))
+    return facts.safe if facts is not None else set()
 
 
 def check_links(f: h5py.File, path: str, seen: Optional[Set[str]] = None) -> None:
