@@ -167,6 +167,12 @@ class Backend:
         reading the payload's dataset (the change log asks it for every changed range)."""
         return self.version_info(key).sha256
 
+    def version_stamp(self, key: Key) -> Tuple[int, Optional[str]]:
+        """``(tsprod, sha256)`` of a version (the version log records them for each new
+        version; a writer answers for the versions it created without reading them)."""
+        info = self.version_info(key)
+        return info.tsprod, info.sha256
+
     def payload(self, key: Key) -> Payload:
         raise NotImplementedError
 

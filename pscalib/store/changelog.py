@@ -138,8 +138,8 @@ def _version_rows(be: WritableBackend, new_log: bool, last: Versions, t: int,
     for k in sorted(cur):
         old = last.get(k)
         if old is None:
-            info = be.version_info(k)
-            new.append(VersionRow(t, *k, cur[k], info.tsprod, info.sha256 or "", user))
+            tsprod, sha = be.version_stamp(k)
+            new.append(VersionRow(t, *k, cur[k], tsprod, sha or "", user))
         elif old[0] != cur[k]:
             new.append(VersionRow(t, *k, cur[k], old[1], old[2], user))
     for k in sorted(set(last) - set(cur)):

@@ -225,6 +225,9 @@ class GuardedBackend(Backend):
     def payload_into(self, *a: Any, **k: Any) -> Any:
         return self._call("payload_into", *a, **k)
 
+    def version_stamp(self, *a: Any, **k: Any) -> Any:
+        return self._call("version_stamp", *a, **k)
+
     def close(self) -> None:
         if self._inner is not None:
             self._inner.close()

@@ -144,6 +144,7 @@ class NativeBackend(WritableBackend):
         self._hist: List[Tuple[str, HistoryRecord]] = []
         self._hist_all: Optional[Dict[str, List[HistoryRecord]]] = None  # reader's cache
         self._sha: Dict[Key, str] = {}  # versions created by this transaction
+        self._made: Dict[Key, int] = {}  # and their tsprod
 
     @property
     def table_history(self) -> bool:
@@ -265,6 +266,12 @@ class NativeBackend(WritableBackend):
             return held
         a = self._sf()[self._path(h5path(key))].attrs
         return decode_par(a[L.A_SHA256]) if L.A_SHA256 in a else None
+
+    def version_stamp(self, key: Key) -> Tuple[int, Optional[str]]:
+        made = self._made.get(key)
+        if made is not None:  # created by this transaction: no read of the file
+            return made, self._sha[key]
+        return super().version_stamp(key)
 
     @_guard
     @_strings
@@ -567,6 +574,7 @@ class NativeBackend(WritableBackend):
         else:
             write_payload(g, data, compact=self.table_history)
         self._sha[key] = sha256
+        self._made[key] = tsprod
         if version > self.last_version(ctype, tsbegin, tsend):
             self._range_attrs(ctype, tsbegin, tsend)[L.A_LASTV] = version
 
@@ -575,6 +583,7 @@ class NativeBackend(WritableBackend):
         self.touched.add(key[:3])
         del self.f[h5path(key)]
         self._sha.pop(key, None)
+        self._made.pop(key, None)
         self._forget_pending(h5path(key))
 
     @_guard_write
