@@ -77,10 +77,15 @@ def root_attr(f: h5py.File, name: str) -> Optional[Any]:
     strings (what pscalib writes) are read straight into prebuilt memory types: every h5py
     type property costs microseconds, and this runs each time a store is opened.
     """
+    return object_attr(f.id, name)
+
+
+def object_attr(oid: Any, name: str) -> Optional[Any]:
+    """:func:`root_attr` of any open object (group or dataset id)."""
     bname = name.encode()
-    if not h5a.exists(f.id, bname):
+    if not h5a.exists(oid, bname):
         return None
-    aid = h5a.open(f.id, bname)
+    aid = h5a.open(oid, bname)
     tid = aid.get_type()
     cls = tid.get_class()
     scalar = aid.get_space().get_simple_extent_type() == h5s.SCALAR  # else: overflow

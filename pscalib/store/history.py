@@ -22,6 +22,7 @@ from ..errors import CorruptStoreError, InvalidInputError
 from ..identity import hostname, whoami
 from ..timestamps import format_ns, now_ns
 from .layout import HISTORY_CHUNK, N_HISTORY, TABLE_CHUNK
+from .rowio import append_rows
 
 __all__ = ["HistoryRecord", "HISTORY_DTYPE", "TABLE_DTYPE", "append_history", "read_history",
            "make_record", "append_table", "read_table", "read_table_all", "purge_table",
@@ -110,10 +111,7 @@ def append_table(f: h5py.File, rows: List[Tuple[str, HistoryRecord]]) -> None:
                               chunks=(TABLE_CHUNK,), dtype=TABLE_DTYPE)
     if not rows:
         return
-    n = ds.shape[0]
-    arr = np.array([tuple(rec) + (path,) for path, rec in rows], dtype=TABLE_DTYPE)
-    ds.resize((n + len(rows),))
-    ds[n:] = arr
+    append_rows(ds, [tuple(rec) + (path,) for path, rec in rows], TABLE_DTYPE)
 
 
 def check_lengths(ds: h5py.Dataset, limit: int) -> None:

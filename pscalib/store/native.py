@@ -39,6 +39,7 @@ from .records import (LogRow, LogTail, TagRow, VersionRow, append_changelog,
 from .payload import Payload, read_payload, write_payload
 from .filefacts import facts_for
 from .h5fileobj import open_fileobj_file
+from .rowio import write_rows_at
 from .fastread import is_string_dataset, raw_fd, read_id, read_into, root_attr
 from .values import decode_par, encode_par, write_ascii_attr, write_int_attr
 from .heapcheck import StringHandle, reads_strings as _strings
@@ -419,9 +420,9 @@ class NativeBackend(WritableBackend):
             if rr.changed():
                 ds = self.f[ctype][L.N_RANGE_INDEX]
                 cur = rr.current()
-                ds.resize((rr.n,))
+                ds.id.set_extent((rr.n,))
                 for a, b in rr.to_write():
-                    ds[a:b] = cur[a:b]
+                    write_rows_at(ds.id, a, cur[a:b])
                 rr.written()
         for rkey, attrs in self._rattrs.items():
             gid = h5py.h5o.open(self.f.id, h5path(rkey).encode())

@@ -25,6 +25,7 @@ from . import layout as L
 from . import safety
 from .layout import h5path
 from .payload import Payload, payloads_equal, read_payload
+from .rowio import write_rows_at
 
 __all__ = ["PAYINDEX_DTYPE", "N_PAYLOAD_INDEX", "ensure_index", "add_row", "find_identical",
            "forget", "rebuild", "read_rows", "iter_versions", "holds", "load", "store"]
@@ -225,9 +226,8 @@ def store(f: h5py.File, rows: List[PayRow], start: int, total: int) -> None:
             raise ValueError("internal error: appending to a payload index that is absent")
         ds = f.create_dataset(N_PAYLOAD_INDEX, shape=(0,), maxshape=(None,),
                               chunks=(_CHUNK,), dtype=PAYINDEX_DTYPE)
-    ds.resize((total,))
-    if rows:
-        ds[start:start + len(rows)] = np.array(rows, dtype=PAYINDEX_DTYPE)
+    ds.id.set_extent((total,))
+    write_rows_at(ds.id, start, np.array(rows, dtype=PAYINDEX_DTYPE))
 
 
 def _str(x) -> str:
