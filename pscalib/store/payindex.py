@@ -25,7 +25,7 @@ from . import layout as L
 from . import safety
 from .layout import h5path
 from .payload import Payload, payloads_equal, read_payload
-from .rowio import write_rows_at
+from .rowio import read_rows_at, write_rows_at
 
 __all__ = ["PAYINDEX_DTYPE", "N_PAYLOAD_INDEX", "ensure_index", "add_row", "find_identical",
            "forget", "rebuild", "read_rows", "iter_versions", "holds", "load", "store"]
@@ -35,6 +35,7 @@ _STR = h5py.string_dtype("utf-8")
 PAYINDEX_DTYPE = np.dtype([("sha256", "S64"), ("ctype", _STR), ("tsbegin", "<i8"),
                            ("tsend", "<i8"), ("version", "<i8")])
 _CHUNK = 1024
+_SHA_ONLY = np.dtype([("sha256", "S64")])
 
 Key = Tuple[str, int, int, int]
 #: One row: (sha256 as bytes, ctype, tsbegin, tsend, version).
@@ -215,7 +216,8 @@ def load_lazy(f: h5py.File) -> Optional[Tuple[np.ndarray, Callable[[Optional[Lis
         rows = d[...] if idx is None else [d[i] for i in idx]
         return [(bytes(r["sha256"]), _str(r["ctype"]), int(r["tsbegin"]), int(r["tsend"]),
                  int(r["version"])) for r in rows]
-    return np.asarray(ds.fields("sha256")[...], dtype="S64"), fetch
+    # the checksum column only, through a prebuilt memory type (no dtype conversion)
+    return read_rows_at(ds.id, 0, ds.id.shape[0], _SHA_ONLY)["sha256"], fetch
 
 
 def store(f: h5py.File, rows: List[PayRow], start: int, total: int) -> None:
