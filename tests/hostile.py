@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,23 @@ NOBODY = 65534
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def spinning_first_heap(data: bytes) -> bytes:
+    """``data`` (a store file's bytes) with the free-space record of its first global heap
+    collection set to size 0: HDF5 spins forever walking that heap (found by
+    scripts/fuzz_files.py), so a reader must refuse the file before HDF5 reads it."""
+    out = bytearray(data)
+    g = out.find(b"GCOL")
+    assert 0 < g < 8192
+    p = g + 16
+    while True:  # walk the heap objects to the free-space record (index 0)
+        idx, _, _, size = struct.unpack_from("<HHIQ", out, p)
+        if idx == 0:
+            break
+        p += 16 + ((size + 7) & ~7)
+    struct.pack_into("<Q", out, p + 8, 0)
+    return bytes(out)
+
 def snapshot(folder: Path) -> dict:
     """sha256 of every file under ``folder`` (lock files excluded: they are never data)."""
     out = {}

@@ -21,7 +21,8 @@ import pytest
 from pscalib import DCStore, errors as E
 from pscalib.store import layout as L
 
-from hostile import INSIDE, NOBODY, T0, check_rejected, make_store, on_store, snapshot
+from hostile import (INSIDE, NOBODY, T0, check_rejected, make_store, on_store, snapshot,
+                     spinning_first_heap)
 from hostile import store_fixture, template_fixture  # noqa: F401 (fixtures)
 
 
@@ -287,18 +288,8 @@ def test_full_disk_when_copying(tmp_path):
 def test_damaged_global_heap_does_not_hang(tmp_path, template):
     """A free-space record of size 0 in the heap holding the root attributes makes HDF5
     spin forever (found by scripts/fuzz_files.py); opening must refuse the file instead."""
-    data = bytearray(template.read_bytes())
-    g = data.find(b"GCOL")
-    assert 0 < g < 8192
-    p = g + 16
-    while True:  # walk the heap objects to the free-space record (index 0)
-        idx, _, _, size = struct.unpack_from("<HHIQ", data, p)
-        if idx == 0:
-            break
-        p += 16 + ((size + 7) & ~7)
-    struct.pack_into("<Q", data, p + 8, 0)
     bad = tmp_path / "cspad-0001.h5"
-    bad.write_bytes(bytes(data))
+    bad.write_bytes(spinning_first_heap(template.read_bytes()))
     before = snapshot(tmp_path)
     r = _run_child(_CHILD_PROLOGUE + f"""
     for mode in ("r", "a"):
