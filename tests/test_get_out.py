@@ -179,3 +179,35 @@ def test_remote_get_fills_out(tmp_path):
             cs.get("geometry", "2024-02-01", out=np.zeros(16))
     finally:
         srv.stop()
+
+
+def test_repeated_reads_into_out_stay_exact_and_checked(tmp_path):
+    """The second read of a version goes straight to its bytes (their place is kept per
+    open handle); it must still check ``out``, read what the version holds, and follow a
+    newer file after refresh()."""
+    path = tmp_path / "jungfrau-0001.h5"
+    a, b = _array("float32", (3, 4, 5), 1), _array("float32", (3, 4, 5), 2)
+    with DCStore(path, mode="x") as cs:
+        cs.add_constants("pixel_gain", a, "2024-01-01")
+    out = np.empty_like(a)
+    with DCStore(path) as reader:
+        for _ in range(3):
+            out.fill(0)
+            assert reader.get("pixel_gain", "2024-02-01", out=out) is out
+            np.testing.assert_array_equal(out, a)
+        with pytest.raises(OutArrayError, match="shape"):
+            reader.get("pixel_gain", "2024-02-01", out=np.empty((3, 4, 6), np.float32))
+        with pytest.raises(OutArrayError, match="read-only"):
+            ro = np.empty_like(a)
+            ro.flags.writeable = False
+            reader.get("pixel_gain", "2024-02-01", out=ro)
+        swapped = np.empty(a.shape, a.dtype.newbyteorder())  # converted by HDF5
+        reader.get("pixel_gain", "2024-02-01", out=swapped)
+        np.testing.assert_array_equal(swapped, a)
+        with DCStore(path, mode="a") as w:  # another handle commits a new default
+            w.add_constants("pixel_gain", b, "2024-01-01")
+        reader.get("pixel_gain", "2024-02-01", out=out)
+        np.testing.assert_array_equal(out, a)  # the snapshot it has open
+        assert reader.refresh()
+        reader.get("pixel_gain", "2024-02-01", out=out)
+        np.testing.assert_array_equal(out, b)

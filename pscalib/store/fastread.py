@@ -148,18 +148,36 @@ def read_into(dsid: h5d.DatasetID, out: Any, fd: Optional[int], what: str) -> np
     check_out(out, dsid.shape, dtype, what)
     if out.size == 0:
         return out
-    offset = dsid.get_offset() if fd is not None else None
-    if (offset is not None and out.dtype == dtype and dtype.kind in _RAW_KINDS
-            and dsid.get_storage_size() == out.nbytes):
-        buf = memoryview(out.reshape(-1).view(np.uint8))
-        done = 0
-        while done < out.nbytes:  # a regular file returns it all at once; loop for safety
-            n = os.preadv(fd, [buf[done:]], offset + done)  # type: ignore[arg-type]
-            if n <= 0:
-                raise OSError(f"unexpected end of file reading {what}")
-            done += n
-        return out
+    offset = direct_offset(dsid, out.dtype) if fd is not None else None
+    if offset is not None and fd is not None:
+        return pread_into(fd, out, offset, what)
     dsid.read(h5s.ALL, h5s.ALL, out, mtype=h5t.py_create(out.dtype))
+    return out
+
+
+def direct_offset(dsid: h5d.DatasetID, dtype: np.dtype) -> Optional[int]:
+    """File offset of the bytes of ``dsid`` if they are exactly an array of ``dtype`` in
+    C order (contiguous, unfiltered, that dtype and byte order, a raw numeric kind), else
+    None: such a dataset can be read with ``preadv``."""
+    stored = dsid.dtype
+    if stored != dtype or stored.kind not in _RAW_KINDS:
+        return None
+    offset = dsid.get_offset()
+    nbytes = int(np.prod(dsid.shape, dtype=np.int64)) * stored.itemsize
+    if offset is None or dsid.get_storage_size() != nbytes:
+        return None
+    return int(offset)
+
+
+def pread_into(fd: int, out: np.ndarray, offset: int, what: str) -> np.ndarray:
+    """Fill the C-contiguous ``out`` with its ``nbytes`` from ``fd`` at ``offset``."""
+    buf = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+    done = 0
+    while done < out.nbytes:  # a regular file returns it all at once; loop for safety
+        n = os.preadv(fd, [buf[done:]], offset + done)
+        if n <= 0:
+            raise OSError(f"unexpected end of file reading {what}")
+        done += n
     return out
 
 

@@ -19,6 +19,10 @@ __all__ = ["check_out", "copy_into"]
 
 def check_out(out: Any, shape: Tuple[int, ...], dtype: np.dtype, what: str) -> None:
     """Raise OutArrayError unless ``out`` can take the payload of ``shape`` and ``dtype``."""
+    if (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.flags.c_contiguous
+            and out.flags.writeable and (out.dtype == dtype or out.dtype.newbyteorder("=")
+                                         == np.dtype(dtype).newbyteorder("="))):
+        return  # the common case, checked without building the message (a hot path)
     want = (f"a writable C-contiguous numpy array of shape {tuple(shape)} and dtype "
             f"{np.dtype(dtype).name} (those of {what})")
     if not isinstance(out, np.ndarray):
