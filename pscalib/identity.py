@@ -4,8 +4,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import getpass
 import os
-import pwd
 import socket
 from typing import Iterator, Optional
 
@@ -39,21 +39,18 @@ def whoami() -> str:
     user = env_value("PSCALIB_USER")
     if user:
         return user
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # getpass.getuser()'s order
-        user = os.environ.get(name)
-        if user:
-            return user
-    return _login_of(os.getuid())
+    return _login()
 
 
-@functools.lru_cache(maxsize=8)
-def _login_of(uid: int) -> str:
-    """The passwd name of ``uid``: one lookup per process, not one per history record (a
-    10,000-range transaction writes 20,000 records)."""
+@functools.lru_cache(maxsize=1)
+def _login() -> str:
+    """The login name (getpass: LOGNAME/USER/... else the passwd entry), looked up once per
+    process rather than once per history record (a 10,000-range transaction writes 20,000
+    records); ``PSCALIB_USER`` and :func:`acting_user` are still read on every call."""
     try:
-        return pwd.getpwuid(uid).pw_name
+        return getpass.getuser()
     except Exception:  # no passwd entry in some containers
-        return f"uid{uid}"
+        return f"uid{os.getuid()}"
 
 
 def hostname() -> str:

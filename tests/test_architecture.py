@@ -13,7 +13,10 @@ H5PY_MODULES = {"store/backends.py", "store/native.py", "store/payindex.py",
                 "store/nativecheck.py", "store/legacy.py", "store/legacy_fields.py",
                 "store/history.py", "store/tombstones.py", "store/records.py", "store/payload.py",
                 "store/values.py", "store/fastread.py", "store/compact.py", "store/heapcheck.py",
-                "store/safety.py"}
+                "store/safety.py",
+                # HDF5 I/O helpers of the native backend: files on Python file objects,
+                # table rows through prebuilt memory types
+                "store/h5fileobj.py", "store/rowio.py"}
 
 
 def _sources():

@@ -34,7 +34,7 @@ def test_another_processes_commit_is_seen_on_the_next_open(tmp_path):
     path = tmp_path / "cspad-0001.h5"
     with DCStore(path, mode="x") as cs:
         cs.add_constants("pedestals", np.zeros(4), T0)
-    for i in range(1, 6):
+    for i in range(1, 4):
         with DCStore(path) as cs:  # cached facts of the file as it is now
             assert cs.get("pedestals", T0 + 10**6)[0] == i - 1
             assert len(cs["pedestals"].ranges()) == i
@@ -43,8 +43,8 @@ def test_another_processes_commit_is_seen_on_the_next_open(tmp_path):
                 f"    cs.add_constants('pedestals', np.full(4, {i}.0), {T0 + i})\n")
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     with DCStore(path) as cs:
-        assert cs.get("pedestals", T0 + 10**6)[0] == 5
-        assert len(cs["pedestals"].ranges()) == 6
+        assert cs.get("pedestals", T0 + 10**6)[0] == 3
+        assert len(cs["pedestals"].ranges()) == 4
 
 
 def test_same_size_edit_of_the_range_index_is_seen(tmp_path):
@@ -95,7 +95,7 @@ def test_open_in_a_loop_during_commits_never_answers_from_an_older_file(tmp_path
     path = tmp_path / "cspad-0004.h5"
     with DCStore(path, mode="x") as cs:
         cs.add_constants("pedestals", np.zeros(4), T0)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "3"])
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "2"])
     last, opens = -1.0, 0
     try:
         time.sleep(0.3)
