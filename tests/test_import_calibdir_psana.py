@@ -135,7 +135,7 @@ def test_random_directories_agree_with_psana1_rule(ram_dir):
     rnd = random.Random(14)
     ident = [0]
     checked = disagreements = 0
-    for case in range(200):
+    for case in range(120):  # 200 took 25 s of the suite's 5 minutes
         root = tmp_path / f"c{case}" / "calib"
         content = random_calibdir(root, rnd, ident)
         listed = sorted(rnd.sample(range(0, 50), rnd.randint(5, 30)))  # gaps in the table
