@@ -130,10 +130,6 @@ class PayRows:
             self._have = set(self._rows)
             self._index()
 
-    @property
-    def lazy(self) -> bool:
-        return self._disk_sha is not None
-
     def _materialize(self) -> None:
         if self._disk_sha is not None:
             assert self._fetch is not None
