@@ -104,9 +104,11 @@ def _open_plain(path: Path) -> Backend:
             if facts is not None:
                 facts.head_ok = True
         if facts is not None and facts.root is not None:
-            return NativeBackend(f)  # read as native before (root attributes kept)
+            return NativeBackend(f, facts)  # read as native before (root attributes kept)
         for probe, backend in HDF5_FORMATS:
             if probe(f):
+                if backend is NativeBackend:
+                    return NativeBackend(f, facts)  # the facts just looked up
                 return backend(f)  # type: ignore[call-arg]
     except PscalibError:
         f.close()

@@ -135,23 +135,15 @@ def read_id(dsid: h5d.DatasetID, dtype: Optional[np.dtype] = None,
 _RAW_KINDS = frozenset("iufc")
 
 
-def read_into(dsid: h5d.DatasetID, out: Any, fd: Optional[int], what: str) -> np.ndarray:
-    """Read the numeric dataset ``dsid`` into the caller's array ``out`` (no allocation).
-
-    ``out`` is checked first (:func:`pscalib.store.outarray.check_out`). A contiguous
-    dataset stored in exactly ``out``'s dtype is read with ``preadv`` from ``fd`` (the
-    file's descriptor) at its offset, straight into ``out``'s memory; anything else
-    (chunked or filtered storage, another byte order, bool, no ``fd``) is read by HDF5,
-    which also fills the caller's buffer in place (converting if needed).
-    """
-    dtype = dsid.dtype
-    check_out(out, dsid.shape, dtype, what)
-    if out.size == 0:
-        return out
-    offset = direct_offset(dsid, out.dtype) if fd is not None else None
-    if offset is not None and fd is not None:
-        return pread_into(fd, out, offset, what)
-    dsid.read(h5s.ALL, h5s.ALL, out, mtype=h5t.py_create(out.dtype))
+def read_into(dsid: h5d.DatasetID, out: Any, what: str) -> np.ndarray:
+    """Read the numeric dataset ``dsid`` into the caller's array ``out`` through HDF5,
+    which fills the buffer in place (converting the byte order if needed); ``out`` is
+    checked first (:func:`pscalib.store.outarray.check_out`). A dataset whose bytes are
+    exactly ``out``'s is read with :func:`direct_offset` and :func:`pread_into` instead
+    (``NativeBackend.payload_into``)."""
+    check_out(out, dsid.shape, dsid.dtype, what)
+    if out.size:
+        dsid.read(h5s.ALL, h5s.ALL, out, mtype=h5t.py_create(out.dtype))
     return out
 
 

@@ -300,7 +300,7 @@ class LegacyBackend(Backend):
         if F.is_string(ds):
             return copy_into(self.payload(key), out, describe_key(key))  # says: text
         # HDF5 reads into the caller's buffer, chunked and compressed storage included
-        return read_into(ds.id, out, None, describe_key(key))
+        return read_into(ds.id, out, describe_key(key))
 
     @_guard
     def dictpars(self, key: Key) -> Dict[str, Any]:

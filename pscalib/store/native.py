@@ -37,7 +37,7 @@ from .records import (LogRow, LogTail, TagRow, VersionRow, append_changelog,
                       append_versionlog, read_changelog, read_log_tails, read_tags,
                       read_versionlog, write_tags)
 from .payload import Payload, read_payload, write_payload
-from .filefacts import facts_for
+from .filefacts import FileFacts, facts_for
 from .h5fileobj import open_fileobj_file
 from .rowio import write_rows_at
 from .fastread import (direct_offset, is_string_dataset, pread_into, raw_fd, read_id,
@@ -49,6 +49,7 @@ from . import safety
 
 __all__ = ["NativeBackend", "INDEX_DTYPE", "is_native", "h5path", "store_error", "H5_ERRORS"]
 
+_FIND = object()  # NativeBackend(f): look the file's facts up
 _INDEX_MTYPE = h5py.h5t.py_create(INDEX_DTYPE)  # built once: py_create costs ~20 us
 
 
@@ -104,13 +105,20 @@ class NativeBackend(WritableBackend):
     def format_description(self) -> str:  # type: ignore[override]
         return f"{L.FORMAT_NAME} v{self.format_version}"
 
-    def __init__(self, f: h5py.File):
+    def __init__(self, f: h5py.File, facts: Any = _FIND):
+        """``facts``: the file's :class:`~pscalib.store.filefacts.FileFacts` when the
+        caller has looked them up already (None: it has no identity); by default they are
+        looked up here for a read-only file."""
         self.f = f
         self.filename = f.filename
         self.writable = f.mode == "r+"
         self.touched: Set[tuple] = set()  # every change goes through its methods
         # read-only: what this unchanged file said before (pscalib.store.filefacts)
-        self._facts = None if self.writable else facts_for(safety.file_identity(f))
+        if self.writable:
+            facts = None
+        elif facts is _FIND:
+            facts = facts_for(safety.file_identity(f))
+        self._facts: Optional[FileFacts] = facts
         root = self._facts.root if self._facts is not None else None
         if root is None:
             try:
@@ -291,24 +299,25 @@ class NativeBackend(WritableBackend):
     @_guard
     def payload_into(self, key: Key, out: Any) -> np.ndarray:
         hit = self._extents.get(key)
-        if hit is not None:  # read before through this (unchanging, read-only) handle
-            fd, offset, dtype, shape, what = hit
-            check_out(out, shape, dtype, what)
-            if out.dtype == dtype and out.size:
-                return pread_into(fd, out, offset, what)
-        dsid = self._dataset(h5path(key) + "/" + L.N_DATA)
-        if is_string_dataset(dsid):
-            raise OutArrayError(f"{describe_key(key)} is text: out= takes arrays only; call "
-                                f"get without it")
-        rfd = None if self.writable else raw_fd(self.f)
-        if rfd is not None:
-            # where the bytes are, for the next read of this version: after a 50 MB copy
-            # the caches are cold and opening the dataset again costs ~0.25 ms (5 %)
-            at = direct_offset(dsid, dsid.dtype)
-            if at is not None:
-                self._extents[key] = (rfd, at, dsid.dtype, tuple(dsid.shape),
-                                      describe_key(key))
-        return read_into(dsid, out, rfd, describe_key(key))
+        if hit is None:
+            dsid = self._dataset(h5path(key) + "/" + L.N_DATA)
+            if is_string_dataset(dsid):
+                raise OutArrayError(f"{describe_key(key)} is text: out= takes arrays only; "
+                                    f"call get without it")
+            rfd = None if self.writable else raw_fd(self.f)
+            at = direct_offset(dsid, dsid.dtype) if rfd is not None else None
+            if rfd is None or at is None:  # HDF5 reads it (chunked, filtered, a writer)
+                return read_into(dsid, out, describe_key(key))
+            # where the bytes are, kept for the next read of this version: after a 50 MB
+            # copy the caches are cold and opening the dataset again costs ~0.25 ms (5 %)
+            hit = self._extents[key] = (rfd, at, dsid.dtype, tuple(dsid.shape),
+                                        describe_key(key))
+        fd, offset, dtype, shape, what = hit
+        check_out(out, shape, dtype, what)
+        if out.dtype == dtype and out.size:
+            return pread_into(fd, out, offset, what)
+        # another byte order (HDF5 converts) or nothing to read
+        return read_into(self._dataset(h5path(key) + "/" + L.N_DATA), out, what)
 
     @_guard
     @_strings
@@ -480,9 +489,8 @@ class NativeBackend(WritableBackend):
             lazy = payindex.load_lazy(self.f)
             if lazy is not None:  # rows read on demand (an add costs O(1), not O(index))
                 self._pay = PayRows([], True, disk_sha=lazy[0], fetch=lazy[1])
-            else:
-                rows, on_disk = payindex.load(self.f)
-                self._pay = PayRows(rows, on_disk)
+            else:  # a file written before the index: rows from a walk, written at commit
+                self._pay = PayRows(payindex.walk_rows(self.f), False)
         return self._pay
 
     def find_identical(self, sha256: str, payload: Payload) -> Optional[Key]:

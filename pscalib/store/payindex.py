@@ -28,7 +28,8 @@ from .payload import Payload, payloads_equal, read_payload
 from .rowio import read_rows_at, write_rows_at
 
 __all__ = ["PAYINDEX_DTYPE", "N_PAYLOAD_INDEX", "ensure_index", "add_row", "find_identical",
-           "forget", "rebuild", "read_rows", "iter_versions", "holds", "load", "store"]
+           "forget", "rebuild", "read_rows", "iter_versions", "holds", "walk_rows", "load_lazy",
+           "store"]
 
 N_PAYLOAD_INDEX = L.N_PAYLOAD_INDEX
 _STR = h5py.string_dtype("utf-8")
@@ -191,16 +192,11 @@ def holds(f: h5py.File, key: Key, sha256: str, payload: Payload) -> bool:
         return False
 
 
-def load(f: h5py.File) -> Tuple[List[PayRow], bool]:
-    """All rows as tuples, and whether the file has an index (without one the rows come
-    from a walk over the version groups, as :func:`rebuild` makes them)."""
-    ds = _checked(f)
-    if ds is None:
-        return [(sha.encode(), key[0], key[1], key[2], key[3])
-                for key, g in iter_versions(f) if (sha := _sha_of(g))], False
-    rows = ds[...]
-    return [(bytes(r["sha256"]), _str(r["ctype"]), int(r["tsbegin"]), int(r["tsend"]),
-             int(r["version"])) for r in rows], True
+def walk_rows(f: h5py.File) -> List[PayRow]:
+    """The rows of a file without an index, from a walk over the version groups (as
+    :func:`rebuild` makes them); a file with one is read by :func:`load_lazy`."""
+    return [(sha.encode(), key[0], key[1], key[2], key[3])
+            for key, g in iter_versions(f) if (sha := _sha_of(g))]
 
 
 def load_lazy(f: h5py.File) -> Optional[Tuple[np.ndarray, Callable[[Optional[List[int]]],
@@ -213,11 +209,14 @@ def load_lazy(f: h5py.File) -> Optional[Tuple[np.ndarray, Callable[[Optional[Lis
 
     def fetch(idx: Optional[List[int]]) -> List[PayRow]:
         d = f[N_PAYLOAD_INDEX]
-        rows = d[...] if idx is None else [d[i] for i in idx]
-        return [(bytes(r["sha256"]), _str(r["ctype"]), int(r["tsbegin"]), int(r["tsend"]),
-                 int(r["version"])) for r in rows]
+        return [_payrow(r) for r in (d[...] if idx is None else [d[i] for i in idx])]
     # the checksum column only, through a prebuilt memory type (no dtype conversion)
     return read_rows_at(ds.id, 0, ds.id.shape[0], _SHA_ONLY)["sha256"], fetch
+
+
+def _payrow(r: np.void) -> PayRow:
+    return (bytes(r["sha256"]), _str(r["ctype"]), int(r["tsbegin"]), int(r["tsend"]),
+            int(r["version"]))
 
 
 def store(f: h5py.File, rows: List[PayRow], start: int, total: int) -> None:
@@ -237,8 +236,4 @@ def _str(x) -> str:
 
 
 def keys_of(rows: np.ndarray) -> List[Key]:
-    out = []
-    for r in rows:
-        c = r["ctype"].decode() if isinstance(r["ctype"], bytes) else str(r["ctype"])
-        out.append((c, int(r["tsbegin"]), int(r["tsend"]), int(r["version"])))
-    return out
+    return [_payrow(r)[1:] for r in rows]

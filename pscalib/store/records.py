@@ -138,7 +138,7 @@ def _read_log(f: h5py.File, name: str, cls, dtype) -> Tuple[Optional[int], list]
 LogTail = Tuple[Optional[int], int, Optional[tuple]]
 
 
-def _tail(f: h5py.File, name: str, dtype) -> LogTail:
+def _tail(f: h5py.File, name: str) -> LogTail:
     # low-level: a commit reads both tails (the high-level calls cost ~0.1 ms each)
     bname = name.encode()
     if not f.id.links.exists(bname):
@@ -167,7 +167,7 @@ def read_log_tails(f: h5py.File) -> Tuple[LogTail, LogTail]:
     ``tsns``; so a log with the same start, row count and last row as when it was replayed
     holds the same rows, and the replay can be reused (pscalib.store.changelog).
     """
-    return (_tail(f, N_CHANGELOG, CHANGELOG_DTYPE), _tail(f, N_VERSIONLOG, VERSIONLOG_DTYPE))
+    return _tail(f, N_CHANGELOG), _tail(f, N_VERSIONLOG)
 
 
 def tail_of(row: tuple, dtype: np.dtype) -> tuple:

@@ -28,10 +28,9 @@ import h5py
 from h5py import h5d, h5l, h5o
 
 from ..errors import CorruptStoreError
-from .filefacts import facts_for
 
 __all__ = ["check_links", "check_dataset", "dataset_problem", "scan_file", "check_file",
-           "file_identity", "stat_identity", "known_safe",
+           "file_identity", "stat_identity",
            "MAX_RATIO"]
 
 #: Largest plausible ratio of claimed to stored bytes of a filtered (compressed) chunked
@@ -75,13 +74,6 @@ def file_identity(f: h5py.File) -> Optional[Tuple[int, ...]]:
 def stat_identity(st: os.stat_result) -> Tuple[int, ...]:
     """The identity :func:`file_identity` gives, from a stat result."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def known_safe(f: h5py.File) -> Set[str]:
-    """The (shared, growing) set of paths found safe in this unchanged file (the checks
-    run once per file content, not per open: pscalib.store.filefacts)."""
-    facts = facts_for(file_identity(f))
-    return facts.safe if facts is not None else set()
 
 
 def check_links(f: h5py.File, path: str, seen: Optional[Set[str]] = None) -> None:
